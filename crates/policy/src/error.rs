@@ -1,0 +1,244 @@
+//! The policy error type.
+
+use core::fmt;
+
+use time::OffsetDateTime;
+
+use crate::{CredentialRole, KeyAlgorithm, PublicKeyKind};
+
+/// Why a name, duration, policy or CSR was refused.
+///
+/// Messages of the CSR checks are Linkerd's where Linkerd has one, so logs and gRPC statuses
+/// read the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An issuer certificate or trust anchor has expired: nothing can be issued under it.
+    CredentialExpired {
+        /// Which credential.
+        role: CredentialRole,
+        /// Its NotAfter.
+        not_after: OffsetDateTime,
+        /// The time of the request.
+        now: OffsetDateTime,
+    },
+    /// An issuer certificate or trust anchor is not valid yet.
+    CredentialNotYetValid {
+        /// Which credential.
+        role: CredentialRole,
+        /// Its NotBefore.
+        not_before: OffsetDateTime,
+        /// The time of the request.
+        now: OffsetDateTime,
+    },
+    /// The CSR's subject CN is neither empty nor the requested identity.
+    CsrCommonName {
+        /// The CN(s) found.
+        found: String,
+    },
+    /// The CSR does not carry the expected number of DNS SANs.
+    CsrDnsNameCount {
+        /// How many the SAN mode requires (0 or 1).
+        expected: usize,
+        /// How many the CSR has.
+        found: usize,
+    },
+    /// The CSR has email SANs.
+    CsrEmailAddresses,
+    /// The CSR has IP SANs.
+    CsrIpAddresses,
+    /// The CSR's DNS SAN is not the requested identity.
+    CsrNameMismatch {
+        /// The name in the CSR.
+        csr: String,
+        /// The identity requested.
+        requested: String,
+    },
+    /// The CSR has SANs of a kind meshid never certifies (otherName, directoryName, …).
+    CsrOtherNames {
+        /// The kind of the first such name.
+        kind: String,
+    },
+    /// The CSR's URI SAN is not the SPIFFE ID of the requested identity.
+    CsrSpiffeIdMismatch {
+        /// The URI in the CSR.
+        csr: String,
+        /// The SPIFFE ID expected.
+        requested: String,
+    },
+    /// The SAN mode requires exactly one URI SAN (the SPIFFE ID).
+    CsrUriCount {
+        /// How many the CSR has.
+        found: usize,
+    },
+    /// The CSR has URI SANs and the SAN mode has none.
+    CsrUris,
+    /// An identity name would exceed 253 characters.
+    IdentityTooLong {
+        /// The name that would result.
+        identity: String,
+    },
+    /// A duration is not valid Go syntax, is negative, or overflows.
+    InvalidDuration {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A string is not an identity name of this mesh.
+    InvalidIdentity {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key algorithm name is unknown.
+    InvalidKeyAlgorithm {
+        /// The text given.
+        input: String,
+    },
+    /// A namespace is not a DNS-1123 label.
+    InvalidNamespace {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The issuance policy's fields do not fit together.
+    InvalidPolicy {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A SAN mode name is unknown.
+    InvalidSanMode {
+        /// The text given.
+        input: String,
+    },
+    /// A ServiceAccount name is not a DNS-1123 subdomain.
+    InvalidServiceAccount {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A username is not `system:serviceaccount:<ns>:<sa>`.
+    InvalidServiceAccountUsername {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A string is not a SPIFFE ID of this mesh.
+    InvalidSpiffeId {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A trust domain is not a DNS-1123 subdomain.
+    InvalidTrustDomain {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The CSR's key is ECDSA but its curve is not allowed by the policy.
+    KeyAlgorithmNotAllowed {
+        /// The key found.
+        found: PublicKeyKind,
+        /// The algorithms the policy allows.
+        allowed: Vec<KeyAlgorithm>,
+    },
+    /// The CSR's key is not an ECDSA key.
+    KeyNotEcdsa {
+        /// The key found.
+        found: PublicKeyKind,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CredentialExpired { role, not_after, now } => {
+                write!(f, "{role} expired at {not_after} (now {now}); rotate it")
+            }
+            Self::CredentialNotYetValid { role, not_before, now } => write!(
+                f,
+                "{role} is not valid until {not_before} (now {now}); check the clocks"
+            ),
+            Self::CsrCommonName { found } => write!(f, "invalid CommonName: {found}"),
+            Self::CsrDnsNameCount { expected: 1, .. } => {
+                f.write_str("CSR must have exactly one DNSName")
+            }
+            Self::CsrDnsNameCount { expected, found } => write!(
+                f,
+                "CSR must have {expected} DNSName(s) in this SAN mode, found {found}"
+            ),
+            Self::CsrEmailAddresses => f.write_str("cannot validate email addresses"),
+            Self::CsrIpAddresses => f.write_str("cannot validate IP addresses"),
+            Self::CsrNameMismatch { csr, requested } => write!(
+                f,
+                "CSR name does not match requested identity: csr={csr}; req={requested}"
+            ),
+            Self::CsrOtherNames { kind } => write!(f, "cannot validate {kind} names"),
+            Self::CsrSpiffeIdMismatch { csr, requested } => write!(
+                f,
+                "CSR SPIFFE ID does not match requested identity: csr={csr}; req={requested}"
+            ),
+            Self::CsrUriCount { found } => write!(
+                f,
+                "CSR must have exactly one URI (the SPIFFE ID), found {found}"
+            ),
+            Self::CsrUris => f.write_str("cannot validate URIs"),
+            Self::IdentityTooLong { identity } => write!(
+                f,
+                "identity name '{identity}' is longer than 253 characters; use a shorter ServiceAccount, namespace or trust domain"
+            ),
+            Self::InvalidDuration { input, reason } => {
+                write!(f, "invalid duration '{input}': {reason}")
+            }
+            Self::InvalidIdentity { input, reason } => {
+                write!(f, "invalid identity '{input}': {reason}")
+            }
+            Self::InvalidKeyAlgorithm { input } => write!(
+                f,
+                "unknown key algorithm '{input}' (expected p256 or p384)"
+            ),
+            Self::InvalidNamespace { input, reason } => {
+                write!(f, "invalid namespace '{input}': {reason}")
+            }
+            Self::InvalidPolicy { reason } => write!(f, "invalid issuance policy: {reason}"),
+            Self::InvalidSanMode { input } => write!(
+                f,
+                "unknown SAN mode '{input}' (expected dns, dns+spiffe or spiffe)"
+            ),
+            Self::InvalidServiceAccount { input, reason } => {
+                write!(f, "invalid ServiceAccount name '{input}': {reason}")
+            }
+            Self::InvalidServiceAccountUsername { input, reason } => {
+                write!(f, "invalid ServiceAccount username '{input}': {reason}")
+            }
+            Self::InvalidSpiffeId { input, reason } => {
+                write!(f, "invalid SPIFFE ID '{input}': {reason}")
+            }
+            Self::InvalidTrustDomain { input, reason } => {
+                write!(f, "invalid trust domain '{input}': {reason}")
+            }
+            Self::KeyAlgorithmNotAllowed { found, allowed } => {
+                write!(f, "CSR key algorithm {found} is not allowed (allowed: ")?;
+                for (i, alg) in allowed.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    alg.fmt(f)?;
+                }
+                f.write_str(")")
+            }
+            Self::KeyNotEcdsa { found } => {
+                write!(f, "CSR must contain an ECDSA public key (found {found})")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}
