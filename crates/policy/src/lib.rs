@@ -64,6 +64,8 @@ mod error;
 mod key;
 mod names;
 mod policy;
+#[cfg(feature = "x509")]
+pub mod x509;
 
 pub use duration::{GoDuration, MAX_GO_DURATION, format_go_duration, parse_go_duration};
 pub use error::Error;
