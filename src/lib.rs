@@ -1,1 +1,52 @@
-//! placeholder
+//! meshid: workload identity and mTLS PKI for a service mesh, as reusable crates.
+//!
+//! This facade re-exports the workspace crates under short names:
+//!
+//! | module | crate | job |
+//! |---|---|---|
+//! | [`policy`] | `meshid-policy` | pure: names, identities, SPIFFE IDs, Go durations, issuance policy |
+//! | [`csr`] | `meshid-csr` | key pairs; CSR build (proxy side), parse + verify (CA side) |
+//! | [`verify`] | `meshid-verify` | trust bundles, chain verification, identity match |
+//! | [`ca`] | `meshid-ca` | in-process CA: validated, hot-swappable issuer; certify |
+//!
+//! # Example
+//!
+//! ```
+//! use meshid::ca::bootstrap::{CaOptions, create_intermediate, create_root};
+//! use meshid::ca::Ca;
+//! use meshid::csr::{Csr, CsrParams, KeyPair};
+//! use meshid::policy::{IssuancePolicy, KeyAlgorithm, Mesh, SanMode, ServiceAccount};
+//! use meshid::verify::{TrustBundle, Usage, VerifyOptions};
+//! use std::time::Duration;
+//! use time::macros::datetime;
+//!
+//! let now = datetime!(2026-11-26 12:00 UTC);
+//! let day = Duration::from_secs(86_400);
+//! let root = create_root(&CaOptions::root("root.linkerd.cluster.local", now, 3650 * day))?;
+//! let issuer = create_intermediate(&root, &CaOptions::issuer("identity.linkerd.cluster.local", now, 2 * day))?;
+//! let bundle = TrustBundle::from_pem(root.pem().as_bytes())?;
+//! let ca = Ca::new(Mesh::default(), IssuancePolicy::default(), bundle.clone())?;
+//! ca.load_issuer_pem(&issuer.pem(), &issuer.key_pem(), now)?;
+//!
+//! let sa = ServiceAccount::new("emojivoto", "web")?;
+//! let key = KeyPair::generate(KeyAlgorithm::EcdsaP256)?;
+//! let csr = Csr::build(&key, &CsrParams::for_service_account(ca.mesh(), &sa, SanMode::Dns)?)?;
+//! let leaf = ca.certify(&sa, csr.der(), now)?;
+//! let peer = meshid::verify::verify_identity(
+//!     &bundle, &leaf.leaf, &leaf.chain, now, Usage::Server,
+//!     "web.emojivoto.serviceaccount.identity.linkerd.cluster.local", &VerifyOptions::default(),
+//! )?;
+//! assert_eq!(peer.not_after(), leaf.not_after);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+pub use meshid_ca as ca;
+pub use meshid_csr as csr;
+pub use meshid_policy as policy;
+pub use meshid_verify as verify;
+
+#[doc(hidden)]
+pub mod fuzzing;

@@ -18,7 +18,10 @@ pub struct CsrParams {
 impl CsrParams {
     /// `CN=<identity>` with a DNS SAN of the identity: what a Linkerd proxy sends.
     pub fn new(identity: &str) -> Self {
-        Self { common_name: Some(identity.to_owned()), sans: vec![San::Dns(identity.to_owned())] }
+        Self {
+            common_name: Some(identity.to_owned()),
+            sans: vec![San::Dns(identity.to_owned())],
+        }
     }
 
     /// The CSR a workload running as `sa` sends in `mode`: `CN=<identity>` and exactly the SANs
@@ -28,9 +31,16 @@ impl CsrParams {
         sa: &ServiceAccount,
         mode: SanMode,
     ) -> Result<Self, Error> {
-        let identity = mesh.identity(sa).map_err(|e| Error::CsrBuild { reason: e.to_string() })?;
-        let sans = mesh.sans(sa, mode).map_err(|e| Error::CsrBuild { reason: e.to_string() })?;
-        Ok(Self { common_name: Some(identity.to_string()), sans })
+        let identity = mesh.identity(sa).map_err(|e| Error::CsrBuild {
+            reason: e.to_string(),
+        })?;
+        let sans = mesh.sans(sa, mode).map_err(|e| Error::CsrBuild {
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            common_name: Some(identity.to_string()),
+            sans,
+        })
     }
 }
 
@@ -65,8 +75,12 @@ impl Csr {
             .collect::<Result<_, Error>>()?;
         let request = cert_params
             .serialize_request(key)
-            .map_err(|e| Error::CsrBuild { reason: e.to_string() })?;
-        Ok(Self { der: request.der().to_vec() })
+            .map_err(|e| Error::CsrBuild {
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            der: request.der().to_vec(),
+        })
     }
 
     /// Wraps DER bytes (not checked; the CA parses and verifies).

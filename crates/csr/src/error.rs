@@ -18,7 +18,9 @@ pub enum Error {
     },
     /// The CSR's signature does not verify with its own public key: the requester does not
     /// hold the private key, or the CSR was altered.
-    #[error("CSR signature does not verify: the requester must sign the CSR with the key being certified")]
+    #[error(
+        "CSR signature does not verify: the requester must sign the CSR with the key being certified"
+    )]
     CsrSignatureInvalid,
     /// The CSR is larger than the configured limit.
     #[error("certificate signing request is {size} bytes; the limit is {max} bytes")]

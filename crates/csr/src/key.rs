@@ -44,10 +44,14 @@ impl KeyPair {
             reason: e.to_string(),
         })?;
         if info.algorithm.oid == OID_RSA {
-            return Err(Error::UnsupportedKey { found: "RSA".to_owned() });
+            return Err(Error::UnsupportedKey {
+                found: "RSA".to_owned(),
+            });
         }
         if info.algorithm.oid != OID_EC_PUBLIC_KEY {
-            return Err(Error::UnsupportedKey { found: format!("key algorithm {}", info.algorithm.oid) });
+            return Err(Error::UnsupportedKey {
+                found: format!("key algorithm {}", info.algorithm.oid),
+            });
         }
         let curve = info
             .algorithm
@@ -66,7 +70,10 @@ impl KeyPair {
     /// The key must carry its curve (or the curve must be implied by the key length) and its
     /// public key, as OpenSSL writes them by default.
     pub fn from_sec1_der(der: &[u8]) -> Result<Self, Error> {
-        let bad = |reason: String| Error::KeyEncoding { format: "SEC1", reason };
+        let bad = |reason: String| Error::KeyEncoding {
+            format: "SEC1",
+            reason,
+        };
         let key = EcPrivateKey::from_der(der).map_err(|e| bad(e.to_string()))?;
         if key.version != 1 {
             return Err(bad(format!("unsupported version {}", key.version)));
@@ -93,20 +100,32 @@ impl KeyPair {
     /// `EC PARAMETERS` blocks (as `openssl ecparam -genkey` writes) are skipped. RSA and
     /// encrypted keys are refused with an error that says so.
     pub fn from_pem(pem_text: &str) -> Result<Self, Error> {
-        let blocks = pem::parse_many(pem_text).map_err(|e| Error::Pem { reason: e.to_string() })?;
+        let blocks = pem::parse_many(pem_text).map_err(|e| Error::Pem {
+            reason: e.to_string(),
+        })?;
         for block in &blocks {
             match block.tag() {
                 "EC PARAMETERS" => continue,
                 "PRIVATE KEY" => return Self::from_pkcs8_der(block.contents()),
                 "EC PRIVATE KEY" => return Self::from_sec1_der(block.contents()),
                 "RSA PRIVATE KEY" => {
-                    return Err(Error::UnsupportedKey { found: "RSA".to_owned() });
+                    return Err(Error::UnsupportedKey {
+                        found: "RSA".to_owned(),
+                    });
                 }
                 "ENCRYPTED PRIVATE KEY" => return Err(Error::EncryptedKey),
-                other => return Err(Error::Pem { reason: format!("unexpected PEM block '{other}' where a private key was expected") }),
+                other => {
+                    return Err(Error::Pem {
+                        reason: format!(
+                            "unexpected PEM block '{other}' where a private key was expected"
+                        ),
+                    });
+                }
             }
         }
-        Err(Error::Pem { reason: "no private key block found".to_owned() })
+        Err(Error::Pem {
+            reason: "no private key block found".to_owned(),
+        })
     }
 
     fn from_pkcs8_parts(
@@ -114,9 +133,18 @@ impl KeyPair {
         pkcs8: Zeroizing<Vec<u8>>,
         rng: SystemRandom,
     ) -> Result<Self, Error> {
-        let ring = EcdsaKeyPair::from_pkcs8(signing_algorithm(algorithm), &pkcs8, &rng)
-            .map_err(|e| Error::KeyRejected { reason: e.to_string() })?;
-        Ok(Self { algorithm, pkcs8, ring, rng })
+        let ring =
+            EcdsaKeyPair::from_pkcs8(signing_algorithm(algorithm), &pkcs8, &rng).map_err(|e| {
+                Error::KeyRejected {
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(Self {
+            algorithm,
+            pkcs8,
+            ring,
+            rng,
+        })
     }
 
     /// The key's algorithm.
@@ -208,7 +236,9 @@ fn algorithm_for_curve(curve: ObjectIdentifier) -> Result<KeyAlgorithm, Error> {
     } else if curve == OID_P384 {
         Ok(KeyAlgorithm::EcdsaP384)
     } else {
-        Err(Error::UnsupportedKey { found: format!("ECDSA on curve {curve}") })
+        Err(Error::UnsupportedKey {
+            found: format!("ECDSA on curve {curve}"),
+        })
     }
 }
 
@@ -226,7 +256,10 @@ fn encode_pkcs8(
     private: &[u8],
     public: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let bad = |e: der::Error| Error::KeyEncoding { format: "SEC1", reason: e.to_string() };
+    let bad = |e: der::Error| Error::KeyEncoding {
+        format: "SEC1",
+        reason: e.to_string(),
+    };
     let inner = EcPrivateKey {
         version: 1,
         private_key: OctetStringRef::new(private).map_err(bad)?,
@@ -310,7 +343,12 @@ mod tests {
         // Re-encode the PKCS#8 key's inner ECPrivateKey as a SEC1 PEM with curve parameters.
         let info = PrivateKeyInfo::from_der(key.pkcs8_der()).unwrap();
         let inner = EcPrivateKey::from_der(info.private_key.as_bytes()).unwrap();
-        let sec1 = EcPrivateKey { parameters: Some(OID_P256), ..inner }.to_der().unwrap();
+        let sec1 = EcPrivateKey {
+            parameters: Some(OID_P256),
+            ..inner
+        }
+        .to_der()
+        .unwrap();
         let text = pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1));
         let loaded = KeyPair::from_pem(&text).unwrap();
         assert_eq!(loaded.public_key_raw(), key.public_key_raw());

@@ -32,7 +32,9 @@ pub struct CsrLimits {
 
 impl Default for CsrLimits {
     fn default() -> Self {
-        Self { max_size: DEFAULT_MAX_CSR_SIZE }
+        Self {
+            max_size: DEFAULT_MAX_CSR_SIZE,
+        }
     }
 }
 
@@ -54,13 +56,20 @@ impl ParsedCsr {
     /// constraints, unknown critical extensions).
     pub fn from_der(der: &[u8], limits: &CsrLimits) -> Result<Self, Error> {
         if der.is_empty() {
-            return Err(Error::CsrMalformed { reason: "empty input".to_owned() });
+            return Err(Error::CsrMalformed {
+                reason: "empty input".to_owned(),
+            });
         }
         if der.len() > limits.max_size {
-            return Err(Error::CsrTooLarge { size: der.len(), max: limits.max_size });
+            return Err(Error::CsrTooLarge {
+                size: der.len(),
+                max: limits.max_size,
+            });
         }
-        let (rest, csr) = X509CertificationRequest::from_der(der)
-            .map_err(|e| Error::CsrMalformed { reason: e.to_string() })?;
+        let (rest, csr) =
+            X509CertificationRequest::from_der(der).map_err(|e| Error::CsrMalformed {
+                reason: format!("not a DER-encoded PKCS#10 request ({e})"),
+            })?;
         if !rest.is_empty() {
             return Err(Error::CsrMalformed {
                 reason: format!("{} trailing bytes after the CSR", rest.len()),
@@ -115,7 +124,13 @@ impl ParsedCsr {
 
     /// The public key to certify, when it is a supported ECDSA key.
     pub fn certifiable_key(&self) -> Option<CertifiableKey<'_>> {
-        self.content.key.algorithm().map(|algorithm| CertifiableKey { algorithm, point: &self.public_key })
+        self.content
+            .key
+            .algorithm()
+            .map(|algorithm| CertifiableKey {
+                algorithm,
+                point: &self.public_key,
+            })
     }
 }
 
@@ -130,6 +145,11 @@ impl CertifiableKey<'_> {
     /// The key's algorithm.
     pub fn algorithm(&self) -> KeyAlgorithm {
         self.algorithm
+    }
+
+    /// The key as an uncompressed EC point.
+    pub fn point(&self) -> &[u8] {
+        self.point
     }
 }
 

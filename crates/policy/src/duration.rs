@@ -22,7 +22,10 @@ const NANOS_PER_HOUR: u128 = 60 * NANOS_PER_MINUTE;
 /// floating point), so `parse_go_duration(&format_go_duration(d)) == Ok(d)` for every `d` up to
 /// [`MAX_GO_DURATION`].
 pub fn parse_go_duration(input: &str) -> Result<Duration, Error> {
-    let bad = |reason: &'static str| Error::InvalidDuration { input: input.to_owned(), reason };
+    let bad = |reason: &'static str| Error::InvalidDuration {
+        input: input.to_owned(),
+        reason,
+    };
     let mut s = input;
     if let Some(rest) = s.strip_prefix('+') {
         s = rest;
@@ -52,7 +55,9 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, Error> {
             return Err(bad("expected a number"));
         }
         // [a-zµμ]+ : everything up to the next digit or '.'
-        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         let (unit_text, rest) = s.split_at(unit_len);
         s = rest;
         let unit = match unit_text {
@@ -196,9 +201,18 @@ mod tests {
             ("5d", "unknown unit (expected one of ns, us, ms, s, m, h)"),
             ("h", "expected a number"),
             (".s", "expected a number"),
-            ("1h 30m", "unknown unit (expected one of ns, us, ms, s, m, h)"),
-            ("2562047h47m16.854775808s", "overflows the largest duration (2562047h47m16.854775807s)"),
-            ("99999999999999999999999h", "overflows the largest duration (2562047h47m16.854775807s)"),
+            (
+                "1h 30m",
+                "unknown unit (expected one of ns, us, ms, s, m, h)",
+            ),
+            (
+                "2562047h47m16.854775808s",
+                "overflows the largest duration (2562047h47m16.854775807s)",
+            ),
+            (
+                "99999999999999999999999h",
+                "overflows the largest duration (2562047h47m16.854775807s)",
+            ),
         ];
         for (input, reason) in cases {
             let err = parse_go_duration(input).unwrap_err();

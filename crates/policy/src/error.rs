@@ -159,12 +159,27 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::CredentialExpired { role, not_after, now } => {
-                write!(f, "{role} expired at {not_after} (now {now}); rotate it")
+            Self::CredentialExpired {
+                role,
+                not_after,
+                now,
+            } => {
+                write!(
+                    f,
+                    "{role} expired at {} (now {}); rotate it",
+                    rfc3339(*not_after),
+                    rfc3339(*now)
+                )
             }
-            Self::CredentialNotYetValid { role, not_before, now } => write!(
+            Self::CredentialNotYetValid {
+                role,
+                not_before,
+                now,
+            } => write!(
                 f,
-                "{role} is not valid until {not_before} (now {now}); check the clocks"
+                "{role} is not valid until {} (now {}); check the clocks",
+                rfc3339(*not_before),
+                rfc3339(*now)
             ),
             Self::CsrCommonName { found } => write!(f, "invalid CommonName: {found}"),
             Self::CsrDnsNameCount { expected: 1, .. } => {
@@ -200,10 +215,9 @@ impl fmt::Display for Error {
             Self::InvalidIdentity { input, reason } => {
                 write!(f, "invalid identity '{input}': {reason}")
             }
-            Self::InvalidKeyAlgorithm { input } => write!(
-                f,
-                "unknown key algorithm '{input}' (expected p256 or p384)"
-            ),
+            Self::InvalidKeyAlgorithm { input } => {
+                write!(f, "unknown key algorithm '{input}' (expected p256 or p384)")
+            }
             Self::InvalidNamespace { input, reason } => {
                 write!(f, "invalid namespace '{input}': {reason}")
             }
@@ -242,3 +256,9 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// Formats a time as RFC 3339 (`2026-06-01T12:00:00Z`), the way every meshid message shows time.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}

@@ -36,7 +36,9 @@ impl FromStr for KeyAlgorithm {
         match s.to_ascii_lowercase().as_str() {
             "p256" | "p-256" | "ecdsa-p256" | "ecdsa p-256" => Ok(Self::EcdsaP256),
             "p384" | "p-384" | "ecdsa-p384" | "ecdsa p-384" => Ok(Self::EcdsaP384),
-            _ => Err(Error::InvalidKeyAlgorithm { input: s.to_owned() }),
+            _ => Err(Error::InvalidKeyAlgorithm {
+                input: s.to_owned(),
+            }),
         }
     }
 }

@@ -68,7 +68,7 @@ mod policy;
 pub mod x509;
 
 pub use duration::{GoDuration, MAX_GO_DURATION, format_go_duration, parse_go_duration};
-pub use error::Error;
+pub use error::{Error, rfc3339};
 pub use key::{KeyAlgorithm, PublicKeyKind};
 pub use names::{
     Identity, Mesh, Namespace, San, SanMode, ServiceAccount, SpiffeId, TrustDomain,

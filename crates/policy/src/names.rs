@@ -69,7 +69,10 @@ impl TrustDomain {
         let name = name.into();
         match dns1123_subdomain_problem(&name) {
             None => Ok(Self(name)),
-            Some(reason) => Err(Error::InvalidTrustDomain { input: name, reason }),
+            Some(reason) => Err(Error::InvalidTrustDomain {
+                input: name,
+                reason,
+            }),
         }
     }
 
@@ -110,7 +113,10 @@ impl Namespace {
         let name = name.into();
         match dns1123_label_problem(&name) {
             None => Ok(Self(name)),
-            Some(reason) => Err(Error::InvalidNamespace { input: name, reason }),
+            Some(reason) => Err(Error::InvalidNamespace {
+                input: name,
+                reason,
+            }),
         }
     }
 
@@ -150,9 +156,15 @@ impl ServiceAccount {
     pub fn new(namespace: &str, name: &str) -> Result<Self, Error> {
         let namespace = Namespace::new(namespace)?;
         if let Some(reason) = dns1123_subdomain_problem(name) {
-            return Err(Error::InvalidServiceAccount { input: name.to_owned(), reason });
+            return Err(Error::InvalidServiceAccount {
+                input: name.to_owned(),
+                reason,
+            });
         }
-        Ok(Self { namespace, name: name.to_owned() })
+        Ok(Self {
+            namespace,
+            name: name.to_owned(),
+        })
     }
 
     /// Parses a Kubernetes username of the form `system:serviceaccount:<ns>:<sa>`.
@@ -164,9 +176,9 @@ impl ServiceAccount {
         let rest = username
             .strip_prefix(SA_USERNAME_PREFIX)
             .ok_or_else(|| invalid("must start with 'system:serviceaccount:'"))?;
-        let (namespace, name) = rest
-            .split_once(':')
-            .ok_or_else(|| invalid("must have the form system:serviceaccount:<namespace>:<name>"))?;
+        let (namespace, name) = rest.split_once(':').ok_or_else(|| {
+            invalid("must have the form system:serviceaccount:<namespace>:<name>")
+        })?;
         Self::new(namespace, name)
     }
 
@@ -306,7 +318,9 @@ impl FromStr for SanMode {
             "dns" => Ok(Self::Dns),
             "dns+spiffe" | "dns-and-spiffe" => Ok(Self::DnsAndSpiffe),
             "spiffe" => Ok(Self::Spiffe),
-            _ => Err(Error::InvalidSanMode { input: s.to_owned() }),
+            _ => Err(Error::InvalidSanMode {
+                input: s.to_owned(),
+            }),
         }
     }
 }
@@ -338,9 +352,12 @@ pub struct Mesh {
 impl Mesh {
     /// A mesh with this trust domain and control-plane namespace.
     pub fn new(trust_domain: TrustDomain, control_plane_namespace: Namespace) -> Self {
-        let identity_suffix =
-            format!("{IDENTITY_MARKER}{control_plane_namespace}.{trust_domain}");
-        Self { trust_domain, control_plane_namespace, identity_suffix }
+        let identity_suffix = format!("{IDENTITY_MARKER}{control_plane_namespace}.{trust_domain}");
+        Self {
+            trust_domain,
+            control_plane_namespace,
+            identity_suffix,
+        }
     }
 
     /// The trust domain.
@@ -366,16 +383,21 @@ impl Mesh {
 
     /// Parses an identity name of this mesh back into its ServiceAccount.
     pub fn parse_identity(&self, name: &str) -> Result<ServiceAccount, Error> {
-        let invalid = |reason: String| Error::InvalidIdentity { input: name.to_owned(), reason };
+        let invalid = |reason: String| Error::InvalidIdentity {
+            input: name.to_owned(),
+            reason,
+        };
         if name.len() > MAX_DNS_NAME_LEN {
             return Err(invalid("longer than 253 characters".to_owned()));
         }
-        let head = name.strip_suffix(self.identity_suffix.as_str()).ok_or_else(|| {
-            invalid(format!(
-                "does not end with '{}' (the identity suffix of this mesh)",
-                self.identity_suffix
-            ))
-        })?;
+        let head = name
+            .strip_suffix(self.identity_suffix.as_str())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "does not end with '{}' (the identity suffix of this mesh)",
+                    self.identity_suffix
+                ))
+            })?;
         let (sa, ns) = head
             .rsplit_once('.')
             .ok_or_else(|| invalid("must have the form <sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>".to_owned()))?;
@@ -384,17 +406,24 @@ impl Mesh {
 
     /// The SPIFFE ID of `sa`: `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
     pub fn spiffe_id(&self, sa: &ServiceAccount) -> SpiffeId {
-        SpiffeId(format!("spiffe://{}/ns/{}/sa/{}", self.trust_domain, sa.namespace, sa.name))
+        SpiffeId(format!(
+            "spiffe://{}/ns/{}/sa/{}",
+            self.trust_domain, sa.namespace, sa.name
+        ))
     }
 
     /// Parses a SPIFFE ID of this mesh's trust domain back into its ServiceAccount.
     pub fn parse_spiffe_id(&self, id: &str) -> Result<ServiceAccount, Error> {
-        let invalid = |reason: String| Error::InvalidSpiffeId { input: id.to_owned(), reason };
+        let invalid = |reason: String| Error::InvalidSpiffeId {
+            input: id.to_owned(),
+            reason,
+        };
         let rest = id
             .strip_prefix("spiffe://")
             .ok_or_else(|| invalid("must start with 'spiffe://'".to_owned()))?;
-        let (domain, path) =
-            rest.split_once('/').ok_or_else(|| invalid("has no path".to_owned()))?;
+        let (domain, path) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid("has no path".to_owned()))?;
         if domain != self.trust_domain.as_str() {
             return Err(invalid(format!(
                 "trust domain '{domain}' is not this mesh's trust domain '{}'",
@@ -402,8 +431,13 @@ impl Mesh {
             )));
         }
         let mut segments = path.split('/');
-        match (segments.next(), segments.next(), segments.next(), segments.next(), segments.next())
-        {
+        match (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) {
             (Some("ns"), Some(ns), Some("sa"), Some(sa), None) => {
                 ServiceAccount::new(ns, sa).map_err(|e| invalid(e.to_string()))
             }
@@ -440,7 +474,10 @@ mod tests {
         let mesh = Mesh::default();
         let sa = ServiceAccount::new("emojivoto", "web.v2").unwrap();
         let id = mesh.identity(&sa).unwrap();
-        assert_eq!(id.as_str(), "web.v2.emojivoto.serviceaccount.identity.linkerd.cluster.local");
+        assert_eq!(
+            id.as_str(),
+            "web.v2.emojivoto.serviceaccount.identity.linkerd.cluster.local"
+        );
         assert_eq!(mesh.parse_identity(id.as_str()).unwrap(), sa);
     }
 
@@ -469,11 +506,27 @@ mod tests {
                 "web",
                 "invalid namespace 'Emoji': must consist of lower case alphanumeric characters or '-'",
             ),
-            ("a.b", "web", "invalid namespace 'a.b': must consist of lower case alphanumeric characters or '-'"),
+            (
+                "a.b",
+                "web",
+                "invalid namespace 'a.b': must consist of lower case alphanumeric characters or '-'",
+            ),
             ("", "web", "invalid namespace '': must not be empty"),
-            ("ns", "-web", "invalid ServiceAccount name '-web': must start and end with an alphanumeric character"),
-            ("ns", "web..x", "invalid ServiceAccount name 'web..x': must not be empty"),
-            ("ns", "web_x", "invalid ServiceAccount name 'web_x': must consist of lower case alphanumeric characters or '-'"),
+            (
+                "ns",
+                "-web",
+                "invalid ServiceAccount name '-web': must start and end with an alphanumeric character",
+            ),
+            (
+                "ns",
+                "web..x",
+                "invalid ServiceAccount name 'web..x': must not be empty",
+            ),
+            (
+                "ns",
+                "web_x",
+                "invalid ServiceAccount name 'web_x': must consist of lower case alphanumeric characters or '-'",
+            ),
         ];
         for (ns, name, want) in cases {
             let err = ServiceAccount::new(ns, name).unwrap_err();

@@ -109,7 +109,11 @@ impl IssuancePolicy {
                 clamped_by = Some(bound.role);
             }
         }
-        Ok(ValidityWindow { not_before: now - self.clock_skew, not_after, clamped_by })
+        Ok(ValidityWindow {
+            not_before: now - self.clock_skew,
+            not_after,
+            clamped_by,
+        })
     }
 
     /// Decides whether a CSR's content may be certified for `sa` in `mesh`.
@@ -129,22 +133,29 @@ impl IssuancePolicy {
         // DNS SANs.
         let expected_dns = usize::from(self.san_mode.has_dns());
         if csr.dns_names.len() != expected_dns {
-            return Err(Error::CsrDnsNameCount { expected: expected_dns, found: csr.dns_names.len() });
+            return Err(Error::CsrDnsNameCount {
+                expected: expected_dns,
+                found: csr.dns_names.len(),
+            });
         }
-        if let Some(found) = csr.dns_names.first() {
-            if found != identity.as_str() {
-                return Err(Error::CsrNameMismatch {
-                    csr: found.clone(),
-                    requested: identity.to_string(),
-                });
-            }
+        if let Some(found) = csr.dns_names.first()
+            && found != identity.as_str()
+        {
+            return Err(Error::CsrNameMismatch {
+                csr: found.clone(),
+                requested: identity.to_string(),
+            });
         }
         // Subject CN: absent or the identity.
         match csr.common_names.as_slice() {
             [] => {}
             [cn] if cn == identity.as_str() => {}
             [cn] => return Err(Error::CsrCommonName { found: cn.clone() }),
-            many => return Err(Error::CsrCommonName { found: many.join(", ") }),
+            many => {
+                return Err(Error::CsrCommonName {
+                    found: many.join(", "),
+                });
+            }
         }
         if !csr.email_addresses.is_empty() {
             return Err(Error::CsrEmailAddresses);
@@ -176,7 +187,11 @@ impl IssuancePolicy {
                     allowed: self.key_algorithms.clone(),
                 });
             }
-            other => return Err(Error::KeyNotEcdsa { found: other.clone() }),
+            other => {
+                return Err(Error::KeyNotEcdsa {
+                    found: other.clone(),
+                });
+            }
         };
         if !self.allows(alg) {
             return Err(Error::KeyAlgorithmNotAllowed {
@@ -191,7 +206,11 @@ impl IssuancePolicy {
         if let Some(spiffe) = spiffe {
             sans.push(San::Uri(spiffe.to_string()));
         }
-        Ok(Decision { identity, sans, key_algorithm: alg })
+        Ok(Decision {
+            identity,
+            sans,
+            key_algorithm: alg,
+        })
     }
 }
 
@@ -284,8 +303,16 @@ pub struct ValidityBound {
 
 impl ValidityBound {
     /// A bound for `role` valid from `not_before` to `not_after`.
-    pub fn new(role: CredentialRole, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Self {
-        Self { role, not_before, not_after }
+    pub fn new(
+        role: CredentialRole,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Self {
+        Self {
+            role,
+            not_before,
+            not_after,
+        }
     }
 }
 

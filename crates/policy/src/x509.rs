@@ -23,7 +23,11 @@ const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 pub fn public_key_kind(spki: &SubjectPublicKeyInfo<'_>) -> PublicKeyKind {
     let alg = spki.algorithm.algorithm.as_bytes();
     if alg == OID_EC_PUBLIC_KEY {
-        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
         let point = spki.subject_public_key.data.as_ref();
         return match curve {
             Some(oid) if oid.as_bytes() == OID_P256 && is_uncompressed(point, 32) => {

@@ -1,0 +1,177 @@
+//! The CA error type.
+
+use core::fmt;
+
+use meshid_policy::{CredentialRole, PublicKeyKind, rfc3339};
+use time::OffsetDateTime;
+
+/// Why the CA refused a request or an issuer.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The CSR could not be parsed or its signature does not verify.
+    #[error(transparent)]
+    Csr(meshid_csr::Error),
+    /// Issuer credentials were refused; the previous issuer (if any) keeps serving.
+    #[error("invalid issuer: {0}")]
+    InvalidIssuer(IssuerProblem),
+    /// The issuance policy is invalid.
+    #[error(transparent)]
+    InvalidPolicy(meshid_policy::Error),
+    /// No issuer has been loaded yet.
+    #[error("cert issuer not ready yet")]
+    IssuerNotReady,
+    /// The loaded issuer can no longer issue: it, a certificate of its chain or its trust
+    /// anchor has expired (or is not yet valid) since it was loaded.
+    #[error("issuer cannot issue: {0}")]
+    IssuerUnusable(meshid_policy::Error),
+    /// The policy refused the CSR for this identity.
+    #[error(transparent)]
+    Policy(meshid_policy::Error),
+    /// The issuer key failed to sign.
+    #[error("signing failed: {reason}")]
+    Signing {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A new trust bundle would orphan the current issuer.
+    #[error(
+        "trust bundle refused: the current issuer does not chain to it ({0}); add the new anchor next to the old one first, then rotate the issuer, then remove the old anchor"
+    )]
+    TrustBundleOrphansIssuer(IssuerProblem),
+}
+
+/// What is wrong with issuer credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssuerProblem {
+    /// The certificate file holds no certificate.
+    EmptyChain,
+    /// The issuer's EKU excludes a usage its leaves need.
+    Eku {
+        /// The usage(s) missing.
+        missing: &'static str,
+    },
+    /// A certificate of the chain has expired.
+    Expired {
+        /// Which certificate.
+        role: CredentialRole,
+        /// Its NotAfter.
+        not_after: OffsetDateTime,
+        /// The time of the check.
+        now: OffsetDateTime,
+    },
+    /// The key could not be loaded.
+    Key(meshid_csr::Error),
+    /// The key does not belong to the issuer certificate.
+    KeyMismatch,
+    /// A certificate of the chain does not parse.
+    Malformed {
+        /// Its position in the file.
+        position: usize,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// The issuer certificate may not sign certificates (no keyCertSign key usage).
+    NoKeyCertSign,
+    /// The issuer certificate is not a CA (basicConstraints CA:TRUE missing).
+    NotCa,
+    /// The chain does not verify to any trust anchor of the bundle.
+    NotChained {
+        /// The verifier's reason.
+        reason: String,
+    },
+    /// A certificate of the chain is not valid yet.
+    NotYetValid {
+        /// Which certificate.
+        role: CredentialRole,
+        /// Its NotBefore.
+        not_before: OffsetDateTime,
+        /// The time of the check.
+        now: OffsetDateTime,
+    },
+    /// The certificate file is not valid PEM.
+    Pem {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Signing the verification probe failed.
+    Signing {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The trust anchor the chain ends in has expired.
+    TrustAnchorExpired {
+        /// The verifier's message.
+        reason: String,
+    },
+    /// The trust anchor the chain ends in is not valid yet.
+    TrustAnchorNotYetValid {
+        /// The verifier's message.
+        reason: String,
+    },
+    /// The issuer certificate's key is not ECDSA P-256 or P-384.
+    UnsupportedKey {
+        /// The key found.
+        found: PublicKeyKind,
+    },
+}
+
+impl IssuerProblem {
+    pub(crate) fn from_verify(e: meshid_verify::Error) -> Self {
+        match e {
+            meshid_verify::Error::AnchorExpired { .. } => Self::TrustAnchorExpired {
+                reason: e.to_string(),
+            },
+            meshid_verify::Error::AnchorNotYetValid { .. } => Self::TrustAnchorNotYetValid {
+                reason: e.to_string(),
+            },
+            other => Self::NotChained {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for IssuerProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyChain => f.write_str("the certificate file holds no certificate"),
+            Self::Eku { missing } => write!(
+                f,
+                "the issuer's extended key usage lacks {missing}; its EKU must be absent or include both serverAuth and clientAuth"
+            ),
+            Self::Expired { role, not_after, now } => {
+                write!(f, "{role} expired at {} (now {})", rfc3339(*not_after), rfc3339(*now))
+            }
+            Self::Key(e) => write!(f, "issuer key: {e}"),
+            Self::KeyMismatch => {
+                f.write_str("the private key does not match the issuer certificate's public key")
+            }
+            Self::Malformed { position, reason } => {
+                write!(f, "certificate #{position} of the issuer file does not parse: {reason}")
+            }
+            Self::NoKeyCertSign => f.write_str(
+                "the issuer certificate lacks the keyCertSign key usage, so it may not sign certificates",
+            ),
+            Self::NotCa => f.write_str(
+                "the issuer certificate is not a CA (basicConstraints CA:TRUE is missing)",
+            ),
+            Self::NotChained { reason } => {
+                write!(f, "the issuer does not chain to the trust anchors: {reason}")
+            }
+            Self::NotYetValid { role, not_before, now } => {
+                write!(f, "{role} is not valid until {} (now {})", rfc3339(*not_before), rfc3339(*now))
+            }
+            Self::Pem { reason } => write!(f, "the certificate file is not valid PEM: {reason}"),
+            Self::Signing { reason } => write!(f, "the issuer key cannot sign: {reason}"),
+            Self::TrustAnchorExpired { reason } | Self::TrustAnchorNotYetValid { reason } => {
+                f.write_str(reason)
+            }
+            Self::UnsupportedKey { found } => write!(
+                f,
+                "the issuer key is {found}; meshid issuers sign with ECDSA P-256 or P-384"
+            ),
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Issuer credentials: the intermediate CA certificate chain and its key, validated at load.
+
+use core::fmt;
+use std::sync::Arc;
+
+use meshid_policy::{CredentialRole, KeyAlgorithm, PublicKeyKind, San, ValidityBound};
+use meshid_verify::{TrustBundle, Usage, VerifyOptions};
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::leaf::{LeafFields, LeafTemplate};
+use crate::signer::Signer;
+use crate::{Error, IssuerProblem};
+
+/// A validated issuer: its certificate chain (issuer first), its signing key, and the validity
+/// bounds that clamp every leaf it signs.
+///
+/// Construction checks, each failure its own [`IssuerProblem`]: the chain parses; the key
+/// matches the issuer certificate and is ECDSA P-256/P-384; the issuer is a CA with keyCertSign;
+/// its EKU is absent or includes both serverAuth and clientAuth; every certificate of the chain
+/// is within its validity period; and the chain verifies to the trust bundle at `now` (by
+/// verifying a throwaway leaf signed with the issuer key through it, for both usages, with
+/// rustls-webpki).
+pub struct IssuerCredentials {
+    chain: Arc<[CertificateDer<'static>]>,
+    signer: Arc<dyn Signer>,
+    template: LeafTemplate,
+    bounds: Vec<ValidityBound>,
+    subject: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    anchor_index: usize,
+    anchor: CertificateDer<'static>,
+}
+
+impl IssuerCredentials {
+    /// Loads an issuer from PEM: `chain_pem` holds the issuer certificate first, then any
+    /// further intermediates; `key_pem` holds its key (`EC PRIVATE KEY` or `PRIVATE KEY`).
+    pub fn from_pem(
+        chain_pem: &str,
+        key_pem: &str,
+        bundle: &TrustBundle,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        let chain = parse_chain_pem(chain_pem)?;
+        let key = meshid_csr::KeyPair::from_pem(key_pem)
+            .map_err(|e| Error::InvalidIssuer(IssuerProblem::Key(e)))?;
+        Self::new(chain, Arc::new(key), bundle, now)
+    }
+
+    /// Builds and validates an issuer from DER certificates (issuer first) and a signer.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        signer: Arc<dyn Signer>,
+        bundle: &TrustBundle,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        validate(chain, signer, bundle, now).map_err(Error::InvalidIssuer)
+    }
+
+    /// The chain sent with every leaf: the issuer certificate, then the rest of its file.
+    pub fn chain(&self) -> &Arc<[CertificateDer<'static>]> {
+        &self.chain
+    }
+
+    /// The issuer certificate.
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        // `validate` refuses an empty chain.
+        &self.chain[0]
+    }
+
+    /// The issuer's subject, for logs.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The issuer certificate's NotBefore.
+    pub fn not_before(&self) -> OffsetDateTime {
+        self.not_before
+    }
+
+    /// The issuer certificate's NotAfter.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// The position, in the trust bundle it was validated against, of the anchor it chains to.
+    pub fn anchor_index(&self) -> usize {
+        self.anchor_index
+    }
+
+    /// The trust anchor the chain verified to.
+    pub fn anchor(&self) -> &CertificateDer<'static> {
+        &self.anchor
+    }
+
+    /// The validity periods that bound a leaf: each chain certificate, then the trust anchor.
+    pub fn validity_bounds(&self) -> &[ValidityBound] {
+        &self.bounds
+    }
+
+    /// The signing key's algorithm.
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
+        self.signer.algorithm()
+    }
+
+    /// Encodes and signs a leaf with the issuer key.
+    pub(crate) fn sign_leaf(&self, fields: &LeafFields<'_>) -> Result<Vec<u8>, Error> {
+        let tbs = self.template.tbs(fields)?;
+        let signature = self.signer.sign(&tbs).map_err(|e| Error::Signing {
+            reason: e.to_string(),
+        })?;
+        Ok(self.template.certificate(&tbs, &signature))
+    }
+
+    /// Re-checks this issuer against another trust bundle (for anchor rotation): the result
+    /// carries that bundle's anchor bound.
+    pub fn revalidate(&self, bundle: &TrustBundle, now: OffsetDateTime) -> Result<Self, Error> {
+        Self::new(self.chain.to_vec(), Arc::clone(&self.signer), bundle, now)
+    }
+}
+
+impl fmt::Debug for IssuerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerCredentials")
+            .field("subject", &self.subject)
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .field("chain_len", &self.chain.len())
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Splits a PEM file into certificates; anything but `CERTIFICATE` blocks is an error.
+pub fn parse_chain_pem(chain_pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let bad = |reason: String| Error::InvalidIssuer(IssuerProblem::Pem { reason });
+    let blocks = pem::parse_many(chain_pem).map_err(|e| bad(e.to_string()))?;
+    if blocks.len() != chain_pem.matches("-----BEGIN ").count() {
+        return Err(bad(
+            "a PEM block is incomplete or corrupt (is the file half-written?)".to_owned(),
+        ));
+    }
+    if blocks.is_empty() {
+        return Err(Error::InvalidIssuer(IssuerProblem::EmptyChain));
+    }
+    blocks
+        .into_iter()
+        .enumerate()
+        .map(|(i, block)| {
+            if block.tag() == "CERTIFICATE" {
+                Ok(CertificateDer::from(block.into_contents()))
+            } else {
+                Err(bad(format!(
+                    "block #{i} is '{}', expected 'CERTIFICATE'",
+                    block.tag()
+                )))
+            }
+        })
+        .collect()
+}
+
+fn validate(
+    chain: Vec<CertificateDer<'static>>,
+    signer: Arc<dyn Signer>,
+    bundle: &TrustBundle,
+    now: OffsetDateTime,
+) -> Result<IssuerCredentials, IssuerProblem> {
+    if chain.is_empty() {
+        return Err(IssuerProblem::EmptyChain);
+    }
+    let mut bounds = Vec::with_capacity(chain.len() + 1);
+    let mut parsed = Vec::with_capacity(chain.len());
+    for (position, der) in chain.iter().enumerate() {
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| IssuerProblem::Malformed {
+                position,
+                reason: e.to_string(),
+            })?;
+        if !rest.is_empty() {
+            return Err(IssuerProblem::Malformed {
+                position,
+                reason: "trailing bytes after the certificate".to_owned(),
+            });
+        }
+        let not_before = cert.validity().not_before.to_datetime();
+        let not_after = cert.validity().not_after.to_datetime();
+        bounds.push(ValidityBound::new(
+            CredentialRole::Issuer { position },
+            not_before,
+            not_after,
+        ));
+        parsed.push(cert);
+    }
+    let issuer = &parsed[0];
+
+    // The key: a supported algorithm, and the issuer certificate's.
+    let cert_key = meshid_policy::x509::public_key_kind(issuer.public_key());
+    match cert_key {
+        PublicKeyKind::Ecdsa(_) => {}
+        other => return Err(IssuerProblem::UnsupportedKey { found: other }),
+    }
+    if cert_key != PublicKeyKind::Ecdsa(signer.algorithm())
+        || issuer.public_key().subject_public_key.data.as_ref() != signer.public_key_raw()
+    {
+        return Err(IssuerProblem::KeyMismatch);
+    }
+
+    // A CA that may sign certificates.
+    let is_ca = issuer
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca);
+    if !is_ca {
+        return Err(IssuerProblem::NotCa);
+    }
+    let cert_sign = issuer
+        .key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|ku| ku.value.key_cert_sign());
+    if !cert_sign {
+        return Err(IssuerProblem::NoKeyCertSign);
+    }
+    if let Ok(Some(eku)) = issuer.extended_key_usage() {
+        let eku = eku.value;
+        if !(eku.server_auth && eku.client_auth) {
+            let missing = if eku.server_auth {
+                "clientAuth"
+            } else if eku.client_auth {
+                "serverAuth"
+            } else {
+                "serverAuth and clientAuth"
+            };
+            return Err(IssuerProblem::Eku { missing });
+        }
+    }
+
+    // Every certificate of the chain within its validity period.
+    for bound in &bounds {
+        if now < bound.not_before {
+            return Err(IssuerProblem::NotYetValid {
+                role: bound.role,
+                not_before: bound.not_before,
+                now,
+            });
+        }
+        if now >= bound.not_after {
+            return Err(IssuerProblem::Expired {
+                role: bound.role,
+                not_after: bound.not_after,
+                now,
+            });
+        }
+    }
+
+    let subject = issuer.subject().to_string();
+    let not_before = bounds[0].not_before;
+    let not_after = bounds[0].not_after;
+    let template = LeafTemplate::new(issuer, signer.algorithm());
+    drop(parsed);
+
+    // Chains to the bundle at `now`: a probe leaf signed by the issuer key must verify through
+    // the chain for both usages (webpki also checks the issuer's EKU and the signatures). The
+    // probe goes through the same encoder as every leaf.
+    let probe = probe_leaf(&template, signer.as_ref(), now, not_after)?;
+    let mut anchor_index = 0;
+    for usage in [Usage::Server, Usage::Client] {
+        let peer = meshid_verify::verify_chain(
+            bundle,
+            &probe,
+            &chain,
+            now,
+            usage,
+            &VerifyOptions::default(),
+        )
+        .map_err(IssuerProblem::from_verify)?;
+        anchor_index = peer.anchor_index();
+    }
+    let anchor = bundle
+        .anchors()
+        .nth(anchor_index)
+        .ok_or_else(|| IssuerProblem::NotChained {
+            reason: "the trust anchor vanished".to_owned(),
+        })?;
+    bounds.push(ValidityBound::new(
+        CredentialRole::TrustAnchor {
+            position: anchor_index,
+        },
+        anchor.not_before(),
+        anchor.not_after(),
+    ));
+    let anchor = CertificateDer::from(anchor.der().to_vec());
+
+    Ok(IssuerCredentials {
+        chain: chain.into(),
+        signer,
+        template,
+        bounds,
+        subject,
+        not_before,
+        not_after,
+        anchor_index,
+        anchor,
+    })
+}
+
+/// A short-lived leaf signed by the issuer, used only to prove the chain verifies.
+fn probe_leaf(
+    template: &LeafTemplate,
+    signer: &dyn Signer,
+    now: OffsetDateTime,
+    issuer_not_after: OffsetDateTime,
+) -> Result<CertificateDer<'static>, IssuerProblem> {
+    let failed = |reason: String| IssuerProblem::Signing { reason };
+    let key = meshid_csr::KeyPair::generate(KeyAlgorithm::EcdsaP256)
+        .map_err(|e| failed(e.to_string()))?;
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let fields = LeafFields {
+        serial: &[0x40; 16],
+        not_before: now - time::Duration::minutes(1),
+        not_after: (now + time::Duration::minutes(1)).min(issuer_not_after),
+        common_name: "meshid issuer probe",
+        sans: &[San::Dns("probe.meshid.invalid".to_owned())],
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        public_key: key.public_key_raw(),
+    };
+    let tbs = template.tbs(&fields).map_err(|e| failed(e.to_string()))?;
+    let signature = signer.sign(&tbs).map_err(|e| failed(e.to_string()))?;
+    Ok(CertificateDer::from(template.certificate(&tbs, &signature)))
+}
