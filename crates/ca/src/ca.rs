@@ -1,5 +1,6 @@
 //! The CA: a policy, a trust bundle and a hot-swappable issuer.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -13,8 +14,37 @@ use time::OffsetDateTime;
 use crate::leaf::LeafFields;
 use crate::{Error, IssuerCredentials};
 
-/// Serial numbers are 16 random bytes with the top bit cleared: positive, 127 bits of entropy.
+/// Serial numbers are 16 random bytes, forced positive and full length: 126 bits of entropy.
 const SERIAL_LEN: usize = 16;
+/// Serials drawn from the system random source per refill of a thread's pool.
+const SERIALS_PER_REFILL: usize = 256;
+
+thread_local! {
+    /// Random bytes for serials, drawn in batches: a `getrandom` call on every certify cost
+    /// more than the encoding of the whole certificate.
+    static SERIAL_POOL: RefCell<(Box<[u8; SERIAL_LEN * SERIALS_PER_REFILL]>, usize)> =
+        RefCell::new((Box::new([0; SERIAL_LEN * SERIALS_PER_REFILL]), SERIALS_PER_REFILL));
+}
+
+/// The next random serial of this thread's pool, refilled from `rng` when empty.
+fn next_serial(rng: &SystemRandom) -> Result<[u8; SERIAL_LEN], Error> {
+    SERIAL_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (bytes, used) = &mut *pool;
+        if *used == SERIALS_PER_REFILL {
+            rng.fill(&mut bytes[..]).map_err(|_| Error::Signing {
+                reason: "the system random source failed".to_owned(),
+            })?;
+            *used = 0;
+        }
+        let mut serial = [0u8; SERIAL_LEN];
+        serial.copy_from_slice(&bytes[*used * SERIAL_LEN..(*used + 1) * SERIAL_LEN]);
+        *used += 1;
+        // Positive (top bit clear) and exactly 16 bytes long in DER (second bit set).
+        serial[0] = (serial[0] & 0x7f) | 0x40;
+        Ok(serial)
+    })
+}
 
 /// An in-process identity CA.
 ///
@@ -143,7 +173,7 @@ impl Ca {
     /// verifies; the issuer chain and anchor are still valid; the CSR's names and key pass the
     /// policy; the leaf is signed. The leaf carries only `CN=<identity>`, the policy's SANs,
     /// KeyUsage digitalSignature + keyEncipherment (critical), EKU serverAuth + clientAuth,
-    /// BasicConstraints CA:FALSE, SKI, AKI and a random 128-bit positive serial; nothing from the
+    /// BasicConstraints CA:FALSE, SKI, AKI and a random positive 16-byte serial; nothing from the
     /// CSR but its public key.
     pub fn certify(
         &self,
@@ -170,13 +200,7 @@ impl Ca {
             })
         })?;
 
-        let mut serial = [0u8; SERIAL_LEN];
-        self.rng.fill(&mut serial).map_err(|_| Error::Signing {
-            reason: "the system random source failed".to_owned(),
-        })?;
-        serial[0] &= 0x7f;
-        serial[0] |= 0x40; // keep the encoding at full length: exactly 16 bytes, positive.
-
+        let serial = next_serial(&self.rng)?;
         let leaf = issuer.sign_leaf(&LeafFields {
             serial: &serial,
             not_before: window.not_before,
