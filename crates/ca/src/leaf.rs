@@ -52,7 +52,6 @@ const SPKI_ALG_P384: &[u8] = &[
 /// Extension headers (SEQUENCE contents up to the OCTET STRING).
 const EXT_AKI: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x23];
 const EXT_SAN: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x11];
-const EXT_SKI: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x0e];
 /// KeyUsage, critical: digitalSignature + keyEncipherment.
 const EXT_KU: &[u8] = &[
     0x30, 0x0e, 0x06, 0x03, 0x55, 0x1d, 0x0f, 0x01, 0x01, 0xff, 0x04, 0x04, 0x03, 0x02, 0x05, 0xa0,
@@ -62,6 +61,11 @@ const EXT_EKU: &[u8] = &[
     0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x25, 0x04, 0x16, 0x30, 0x14, 0x06, 0x08, 0x2b, 0x06, 0x01,
     0x05, 0x05, 0x07, 0x03, 0x01, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02,
 ];
+/// SubjectKeyIdentifier up to its 20-byte key identifier.
+const SKI_EXTENSION_PREFIX: &[u8] = &[
+    0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04, 0x14,
+];
+const SKI_EXTENSION_LEN: usize = SKI_EXTENSION_PREFIX.len() + 20;
 /// BasicConstraints, critical: CA:FALSE.
 const EXT_BC: &[u8] = &[
     0x30, 0x0c, 0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff, 0x04, 0x02, 0x30, 0x00,
@@ -116,101 +120,177 @@ impl LeafTemplate {
         }
     }
 
-    /// The DER TBSCertificate of a leaf.
+    /// The DER TBSCertificate of a leaf, written in one pass into one buffer of exact size.
     pub(crate) fn tbs(&self, f: &LeafFields<'_>) -> Result<Vec<u8>, Error> {
-        let mut body = Vec::with_capacity(512);
-        body.extend_from_slice(VERSION_3);
-        tlv(&mut body, INTEGER, f.serial);
-        body.extend_from_slice(self.signature_algorithm);
-        body.extend_from_slice(&self.issuer_name);
-
-        let mut validity = Vec::with_capacity(34);
-        time_value(&mut validity, f.not_before)?;
-        time_value(&mut validity, f.not_after)?;
-        tlv(&mut body, SEQUENCE, &validity);
-
-        // Subject: SEQUENCE { SET { SEQUENCE { commonName, UTF8String } } }
-        let mut atv = Vec::with_capacity(f.common_name.len() + 10);
-        atv.extend_from_slice(OID_CN);
-        tlv(&mut atv, UTF8_STRING, f.common_name.as_bytes());
-        let mut rdn = Vec::with_capacity(atv.len() + 4);
-        tlv(&mut rdn, SEQUENCE, &atv);
-        let mut name = Vec::with_capacity(rdn.len() + 4);
-        tlv(&mut name, SET, &rdn);
-        tlv(&mut body, SEQUENCE, &name);
-
-        let spki = spki(f.key_algorithm, f.public_key);
-        body.extend_from_slice(&spki);
-
-        // Extensions, in rcgen's order: AKI, SAN, KU, EKU, SKI, BC.
-        let mut exts = Vec::with_capacity(256);
-        exts.extend_from_slice(&self.aki_extension);
-        let mut names = Vec::with_capacity(128);
+        let (alg_id, point_len) = match f.key_algorithm {
+            KeyAlgorithm::EcdsaP384 => (SPKI_ALG_P384, 97),
+            _ => (SPKI_ALG_P256, 65),
+        };
+        if f.public_key.len() != point_len {
+            return Err(Error::Signing {
+                reason: format!(
+                    "a {} public key of {} bytes",
+                    f.key_algorithm,
+                    f.public_key.len()
+                ),
+            });
+        }
         for san in f.sans {
-            let tag = match san {
-                San::Uri(_) => SAN_URI,
-                _ => SAN_DNS,
-            };
             if !san.as_str().is_ascii() {
                 return Err(Error::Signing {
                     reason: format!("SAN {san} is not ASCII"),
                 });
             }
-            tlv(&mut names, tag, san.as_str().as_bytes());
         }
-        let mut general_names = Vec::with_capacity(names.len() + 4);
-        tlv(&mut general_names, SEQUENCE, &names);
-        exts.extend_from_slice(&extension(EXT_SAN, &general_names));
-        exts.extend_from_slice(EXT_KU);
-        exts.extend_from_slice(EXT_EKU);
-        let mut ski = Vec::with_capacity(22);
-        tlv(&mut ski, OCTET_STRING, &key_identifier(&spki));
-        exts.extend_from_slice(&extension(EXT_SKI, &ski));
-        exts.extend_from_slice(EXT_BC);
-        let mut ext_seq = Vec::with_capacity(exts.len() + 4);
-        tlv(&mut ext_seq, SEQUENCE, &exts);
-        tlv(&mut body, CONTEXT_3, &ext_seq);
+        let not_before = Time::new(f.not_before)?;
+        let not_after = Time::new(f.not_after)?;
 
-        let mut tbs = Vec::with_capacity(body.len() + 4);
-        tlv(&mut tbs, SEQUENCE, &body);
-        Ok(tbs)
+        // Lengths, inside out.
+        let validity = not_before.tlv_len() + not_after.tlv_len();
+        let atv = OID_CN.len() + tlv_len(f.common_name.len());
+        let name = tlv_len(tlv_len(atv));
+        let spki_content = alg_id.len() + tlv_len(point_len + 1);
+        let spki = tlv_len(spki_content);
+        let names: usize = f.sans.iter().map(|san| tlv_len(san.as_str().len())).sum();
+        let san_ext = EXT_SAN.len() + tlv_len(tlv_len(names));
+        let exts = self.aki_extension.len()
+            + tlv_len(san_ext)
+            + EXT_KU.len()
+            + EXT_EKU.len()
+            + SKI_EXTENSION_LEN
+            + EXT_BC.len();
+        let body = VERSION_3.len()
+            + tlv_len(f.serial.len())
+            + self.signature_algorithm.len()
+            + self.issuer_name.len()
+            + tlv_len(validity)
+            + tlv_len(name)
+            + spki
+            + tlv_len(tlv_len(exts));
+
+        let mut out = Vec::with_capacity(tlv_len(body));
+        header(&mut out, SEQUENCE, body);
+        out.extend_from_slice(VERSION_3);
+        tlv(&mut out, INTEGER, f.serial);
+        out.extend_from_slice(self.signature_algorithm);
+        out.extend_from_slice(&self.issuer_name);
+        header(&mut out, SEQUENCE, validity);
+        not_before.write(&mut out);
+        not_after.write(&mut out);
+        // Subject: SEQUENCE { SET { SEQUENCE { commonName, UTF8String } } }
+        header(&mut out, SEQUENCE, name);
+        header(&mut out, SET, tlv_len(atv));
+        header(&mut out, SEQUENCE, atv);
+        out.extend_from_slice(OID_CN);
+        tlv(&mut out, UTF8_STRING, f.common_name.as_bytes());
+        // SubjectPublicKeyInfo, remembered for the subject key identifier.
+        let spki_start = out.len();
+        header(&mut out, SEQUENCE, spki_content);
+        out.extend_from_slice(alg_id);
+        header(&mut out, BIT_STRING, point_len + 1);
+        out.push(0);
+        out.extend_from_slice(f.public_key);
+        let ski = digest::digest(&digest::SHA256, &out[spki_start..]);
+        // Extensions, in rcgen's order: AKI, SAN, KU, EKU, SKI, BC.
+        header(&mut out, CONTEXT_3, tlv_len(exts));
+        header(&mut out, SEQUENCE, exts);
+        out.extend_from_slice(&self.aki_extension);
+        header(&mut out, SEQUENCE, san_ext);
+        out.extend_from_slice(EXT_SAN);
+        header(&mut out, OCTET_STRING, tlv_len(names));
+        header(&mut out, SEQUENCE, names);
+        for san in f.sans {
+            let tag = match san {
+                San::Uri(_) => SAN_URI,
+                _ => SAN_DNS,
+            };
+            tlv(&mut out, tag, san.as_str().as_bytes());
+        }
+        out.extend_from_slice(EXT_KU);
+        out.extend_from_slice(EXT_EKU);
+        out.extend_from_slice(SKI_EXTENSION_PREFIX);
+        out.extend_from_slice(&ski.as_ref()[..20]);
+        out.extend_from_slice(EXT_BC);
+        debug_assert_eq!(out.len(), tlv_len(body));
+        Ok(out)
     }
 
     /// The DER Certificate: `tbs`, the signature algorithm and the signature.
     pub(crate) fn certificate(&self, tbs: &[u8], signature: &[u8]) -> Vec<u8> {
-        let mut body =
-            Vec::with_capacity(tbs.len() + self.signature_algorithm.len() + signature.len() + 8);
-        body.extend_from_slice(tbs);
-        body.extend_from_slice(self.signature_algorithm);
-        let mut bits = Vec::with_capacity(signature.len() + 1);
-        bits.push(0);
-        bits.extend_from_slice(signature);
-        tlv(&mut body, BIT_STRING, &bits);
-        let mut cert = Vec::with_capacity(body.len() + 4);
-        tlv(&mut cert, SEQUENCE, &body);
+        let body = tbs.len() + self.signature_algorithm.len() + tlv_len(signature.len() + 1);
+        let mut cert = Vec::with_capacity(tlv_len(body));
+        header(&mut cert, SEQUENCE, body);
+        cert.extend_from_slice(tbs);
+        cert.extend_from_slice(self.signature_algorithm);
+        header(&mut cert, BIT_STRING, signature.len() + 1);
+        cert.push(0);
+        cert.extend_from_slice(signature);
         cert
+    }
+}
+
+/// A validity time: UTCTime for 1950..2050 (RFC 5280 §4.1.2.5), GeneralizedTime otherwise;
+/// whole seconds, UTC.
+struct Time {
+    tag: u8,
+    digits: [u8; 15],
+    len: usize,
+}
+
+impl Time {
+    fn new(t: OffsetDateTime) -> Result<Self, Error> {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        let year = t.year();
+        let Ok(year4) = u16::try_from(year) else {
+            return Err(Error::Signing {
+                reason: format!("year {year} cannot be encoded in a certificate"),
+            });
+        };
+        if year4 > 9999 {
+            return Err(Error::Signing {
+                reason: format!("year {year} cannot be encoded in a certificate"),
+            });
+        }
+        let mut digits = [0u8; 15];
+        let mut len = 0;
+        let mut push2 = |v: u8| {
+            digits[len] = b'0' + v / 10;
+            digits[len + 1] = b'0' + v % 10;
+            len += 2;
+        };
+        let utc = (1950..2050).contains(&year);
+        // Both values fit in u8: a century (< 100) and a year within it (< 100).
+        let (century, year2) = ((year4 / 100) as u8, (year4 % 100) as u8);
+        if !utc {
+            push2(century);
+        }
+        push2(year2);
+        push2(u8::from(t.month()));
+        push2(t.day());
+        push2(t.hour());
+        push2(t.minute());
+        push2(t.second());
+        digits[len] = b'Z';
+        len += 1;
+        Ok(Self {
+            tag: if utc { UTC_TIME } else { GENERALIZED_TIME },
+            digits,
+            len,
+        })
+    }
+
+    fn tlv_len(&self) -> usize {
+        2 + self.len
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        tlv(out, self.tag, &self.digits[..self.len]);
     }
 }
 
 /// rcgen's key identifier method: the first 20 bytes of SHA-256 over the SubjectPublicKeyInfo.
 fn key_identifier(spki: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA256, spki).as_ref()[..20].to_vec()
-}
-
-fn spki(alg: KeyAlgorithm, point: &[u8]) -> Vec<u8> {
-    let alg_id = match alg {
-        KeyAlgorithm::EcdsaP384 => SPKI_ALG_P384,
-        _ => SPKI_ALG_P256,
-    };
-    let mut body = Vec::with_capacity(alg_id.len() + point.len() + 4);
-    body.extend_from_slice(alg_id);
-    body.push(BIT_STRING);
-    push_len(&mut body, point.len() + 1);
-    body.push(0);
-    body.extend_from_slice(point);
-    let mut out = Vec::with_capacity(body.len() + 4);
-    tlv(&mut out, SEQUENCE, &body);
-    out
 }
 
 /// A non-critical Extension: SEQUENCE { extnID, OCTET STRING { value } }.
@@ -223,49 +303,25 @@ fn extension(oid: &[u8], value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// UTCTime for 1950..2050 (RFC 5280 §4.1.2.5), GeneralizedTime otherwise; whole seconds, UTC.
-fn time_value(out: &mut Vec<u8>, t: OffsetDateTime) -> Result<(), Error> {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        return Err(Error::Signing {
-            reason: format!("year {year} cannot be encoded in a certificate"),
-        });
-    }
-    let (tag, text) = if (1950..2050).contains(&year) {
-        (
-            UTC_TIME,
-            format!(
-                "{:02}{:02}{:02}{:02}{:02}{:02}Z",
-                year % 100,
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            ),
-        )
-    } else {
-        (
-            GENERALIZED_TIME,
-            format!(
-                "{year:04}{:02}{:02}{:02}{:02}{:02}Z",
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            ),
-        )
-    };
-    tlv(out, tag, text.as_bytes());
-    Ok(())
+fn tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    header(out, tag, content.len());
+    out.extend_from_slice(content);
 }
 
-fn tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+fn header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
-    push_len(out, content.len());
-    out.extend_from_slice(content);
+    push_len(out, len);
+}
+
+/// The encoded size of an element with `len` content bytes.
+fn tlv_len(len: usize) -> usize {
+    1 + len
+        + match len {
+            0..=0x7f => 1,
+            0x80..=0xff => 2,
+            0x100..=0xffff => 3,
+            _ => 4,
+        }
 }
 
 fn push_len(out: &mut Vec<u8>, len: usize) {

@@ -77,24 +77,24 @@ fn cases() -> Vec<Case> {
         (
             "garbage DER",
             Box::new(|pki| certify_err(pki, &web(), b"\x30\x03\x02\x01")),
-            "malformed certificate signing request: CertificationRequest: ASN.1 DER message is incomplete: expected 5, actual 4 at DER byte 2",
+            "malformed certificate signing request: CertificationRequest: truncated DER: 3 content bytes announced, 2 present",
         ),
         (
             "not DER at all",
             Box::new(|pki| certify_err(pki, &web(), b"hello, CA")),
-            "malformed certificate signing request: CertificationRequest: ASN.1 DER message is incomplete: expected 103, actual 9 at DER byte 2",
+            "malformed certificate signing request: CertificationRequest: truncated DER: 101 content bytes announced, 7 present",
         ),
         (
             "truncated CSR",
             Box::new(|pki| {
-                // A real CSR cut after 175 bytes, its header fixed to say 350 content bytes (an
+                // A real CSR cut after 175 bytes, its header set to announce 350 content bytes (an
                 // ECDSA signature's length varies by a byte or two from key to key).
                 let csr = good_csr();
                 let mut truncated = vec![0x30, 0x82, 0x01, 0x5e];
                 truncated.extend_from_slice(&csr[4..175]);
                 certify_err(pki, &web(), &truncated)
             }),
-            "malformed certificate signing request: CertificationRequest: ASN.1 DER message is incomplete: expected 354, actual 175 at DER byte 4",
+            "malformed certificate signing request: CertificationRequest: truncated DER: 350 content bytes announced, 171 present",
         ),
         (
             "trailing bytes",

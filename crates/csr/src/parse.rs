@@ -2,8 +2,6 @@
 
 use core::net::IpAddr;
 
-use der::asn1::AnyRef;
-use der::{Reader, SliceReader, Tag, Tagged};
 use meshid_policy::{CsrContent, KeyAlgorithm, PublicKeyKind};
 use ring::signature::{self, VerificationAlgorithm};
 use x509_parser::prelude::FromDer;
@@ -215,42 +213,30 @@ impl<'a> RawCsr<'a> {
     /// CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm,
     /// signature BIT STRING } (RFC 2986 §4).
     fn parse(der: &'a [u8]) -> Result<Self, String> {
-        let outer = only(der, Tag::Sequence, "CertificationRequest")?;
-        let mut r = reader(outer)?;
-        let info = r
-            .tlv_bytes()
-            .map_err(|e| format!("certificationRequestInfo: {e}"))?;
-        let info_any = only(info, Tag::Sequence, "certificationRequestInfo")?;
-        let sig_alg = next(&mut r, Tag::Sequence, "signatureAlgorithm")?;
-        let signature = bit_string(next(&mut r, Tag::BitString, "signature")?, "signature")?;
-        end(&r, "CertificationRequest")?;
-        let signature_algorithm = next(
-            &mut reader(sig_alg)?,
-            Tag::ObjectIdentifier,
-            "signatureAlgorithm",
-        )?;
+        let outer = only(der, SEQUENCE, "CertificationRequest")?;
+        let mut r = Der::new(outer);
+        let (info, info_any) = r.next_tlv(SEQUENCE, "certificationRequestInfo")?;
+        let sig_alg = r.next(SEQUENCE, "signatureAlgorithm")?;
+        let signature = bit_string(r.next(BIT_STRING, "signature")?, "signature")?;
+        r.end("CertificationRequest")?;
+        let signature_algorithm = Der::new(sig_alg).next(OID, "signatureAlgorithm")?;
 
-        let mut r = reader(info_any)?;
-        let version = next(&mut r, Tag::Integer, "version")?;
-        if version != [0] {
+        let mut r = Der::new(info_any);
+        if r.next(INTEGER, "version")? != [0] {
             return Err("unsupported CSR version (only v1 exists)".to_owned());
         }
-        let subject = next(&mut r, Tag::Sequence, "subject")?;
-        let spki = r.tlv_bytes().map_err(|e| format!("subjectPKInfo: {e}"))?;
-        let spki_content = only(spki, Tag::Sequence, "subjectPKInfo")?;
-        let mut k = reader(spki_content)?;
-        next(&mut k, Tag::Sequence, "subjectPKInfo algorithm")?;
-        let public_key = bit_string(
-            next(&mut k, Tag::BitString, "subjectPublicKey")?,
-            "subjectPublicKey",
-        )?;
-        end(&k, "subjectPKInfo")?;
-        let attributes = if r.is_finished() {
+        let subject = r.next(SEQUENCE, "subject")?;
+        let (spki, spki_content) = r.next_tlv(SEQUENCE, "subjectPKInfo")?;
+        let mut k = Der::new(spki_content);
+        k.next(SEQUENCE, "subjectPKInfo algorithm")?;
+        let public_key = bit_string(k.next(BIT_STRING, "subjectPublicKey")?, "subjectPublicKey")?;
+        k.end("subjectPKInfo")?;
+        let attributes = if r.is_empty() {
             &[][..]
         } else {
-            next(&mut r, context(0, true), "attributes")?
+            r.next(CONTEXT_0_CONSTRUCTED, "attributes")?
         };
-        end(&r, "certificationRequestInfo")?;
+        r.end("certificationRequestInfo")?;
         Ok(Self {
             info,
             subject,
@@ -265,51 +251,51 @@ impl<'a> RawCsr<'a> {
     /// Fills `content` with the subject CNs and the requested SANs, refusing requested
     /// extensions that would change the leaf profile.
     fn collect(&self, content: &mut CsrContent) -> Result<(), Error> {
-        let malformed = |reason: String| Error::CsrMalformed { reason };
-        // Name ::= SEQUENCE OF RelativeDistinguishedName (SET OF AttributeTypeAndValue).
-        let mut rdns = reader(self.subject).map_err(malformed)?;
-        while !rdns.is_finished() {
-            let rdn = next(&mut rdns, Tag::Set, "subject RDN").map_err(malformed)?;
-            let mut atvs = reader(rdn).map_err(malformed)?;
-            while !atvs.is_finished() {
-                let atv = next(&mut atvs, Tag::Sequence, "subject attribute").map_err(malformed)?;
-                let mut a = reader(atv).map_err(malformed)?;
-                let oid = next(&mut a, Tag::ObjectIdentifier, "subject attribute type")
-                    .map_err(malformed)?;
-                let value: AnyRef<'_> = a
-                    .decode()
-                    .map_err(|e| malformed(format!("subject attribute value: {e}")))?;
-                if oid == OID_COMMON_NAME {
-                    let text = match value.tag() {
-                        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => {
-                            core::str::from_utf8(value.value()).ok()
-                        }
-                        _ => None,
-                    }
-                    .ok_or_else(|| malformed("the subject CommonName is not a UTF8String, PrintableString or IA5String".to_owned()))?;
-                    content.common_names.push(text.to_owned());
-                }
-            }
-        }
+        self.collect_names(content)
+            .map_err(|reason| Error::CsrMalformed { reason })?;
         // Attributes: SET OF Attribute { type, SET OF value }; only extensionRequest matters.
         let mut seen_san = false;
-        let mut attrs = reader(self.attributes).map_err(malformed)?;
-        while !attrs.is_finished() {
-            let attr = next(&mut attrs, Tag::Sequence, "attribute").map_err(malformed)?;
-            let mut a = reader(attr).map_err(malformed)?;
-            let oid = next(&mut a, Tag::ObjectIdentifier, "attribute type").map_err(malformed)?;
-            let values = next(&mut a, Tag::Set, "attribute values").map_err(malformed)?;
+        let malformed = |reason: String| Error::CsrMalformed { reason };
+        let mut attrs = Der::new(self.attributes);
+        while !attrs.is_empty() {
+            let mut a = Der::new(attrs.next(SEQUENCE, "attribute").map_err(malformed)?);
+            let oid = a.next(OID, "attribute type").map_err(malformed)?;
+            let values = a.next(SET, "attribute values").map_err(malformed)?;
             if oid != OID_EXTENSION_REQUEST {
                 continue;
             }
-            let mut v = reader(values).map_err(malformed)?;
-            while !v.is_finished() {
-                let extensions =
-                    next(&mut v, Tag::Sequence, "extensionRequest").map_err(malformed)?;
-                let mut exts = reader(extensions).map_err(malformed)?;
-                while !exts.is_finished() {
-                    let ext = next(&mut exts, Tag::Sequence, "extension").map_err(malformed)?;
+            let mut v = Der::new(values);
+            while !v.is_empty() {
+                let mut exts = Der::new(v.next(SEQUENCE, "extensionRequest").map_err(malformed)?);
+                while !exts.is_empty() {
+                    let ext = exts.next(SEQUENCE, "extension").map_err(malformed)?;
                     check_extension(ext, content, &mut seen_san)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Name ::= SEQUENCE OF RelativeDistinguishedName (SET OF AttributeTypeAndValue): the CNs.
+    fn collect_names(&self, content: &mut CsrContent) -> Result<(), String> {
+        let mut rdns = Der::new(self.subject);
+        while !rdns.is_empty() {
+            let mut atvs = Der::new(rdns.next(SET, "subject RDN")?);
+            while !atvs.is_empty() {
+                let mut a = Der::new(atvs.next(SEQUENCE, "subject attribute")?);
+                let oid = a.next(OID, "subject attribute type")?;
+                let (tag, value) = a.any("subject attribute value")?;
+                if oid == OID_COMMON_NAME {
+                    let text = match tag {
+                        UTF8_STRING | PRINTABLE_STRING | IA5_STRING => {
+                            core::str::from_utf8(value).ok()
+                        }
+                        _ => None,
+                    }
+                    .ok_or(
+                        "the subject CommonName is not a UTF8String, PrintableString or IA5String",
+                    )?;
+                    content.common_names.push(text.to_owned());
                 }
             }
         }
@@ -325,15 +311,17 @@ fn check_extension(ext: &[u8], content: &mut CsrContent, seen_san: &mut bool) ->
             reason: reason.to_owned(),
         })
     };
-    let mut r = reader(ext).map_err(malformed)?;
-    let oid = next(&mut r, Tag::ObjectIdentifier, "extension id").map_err(malformed)?;
+    let mut r = Der::new(ext);
+    let oid = r.next(OID, "extension id").map_err(malformed)?;
     let mut critical = false;
-    if Tag::peek(&r).ok() == Some(Tag::Boolean) {
-        critical =
-            next(&mut r, Tag::Boolean, "extension criticality").map_err(malformed)? == [0xff];
+    if r.peek() == Some(BOOLEAN) {
+        critical = r
+            .next(BOOLEAN, "extension criticality")
+            .map_err(malformed)?
+            == [0xff];
     }
-    let value = next(&mut r, Tag::OctetString, "extension value").map_err(malformed)?;
-    end(&r, "extension").map_err(malformed)?;
+    let value = r.next(OCTET_STRING, "extension value").map_err(malformed)?;
+    r.end("extension").map_err(malformed)?;
     let bad_value = |e: String| {
         malformed(format!(
             "requested extension {} does not parse: {e}",
@@ -347,23 +335,17 @@ fn check_extension(ext: &[u8], content: &mut CsrContent, seen_san: &mut bool) ->
                     "more than one subjectAltName extension".to_owned(),
                 ));
             }
-            let names = only(value, Tag::Sequence, "subjectAltName").map_err(bad_value)?;
-            let mut r = reader(names).map_err(bad_value)?;
-            while !r.is_finished() {
-                let name: AnyRef<'_> = r
-                    .decode()
-                    .map_err(|e: der::Error| bad_value(e.to_string()))?;
-                collect_name(name, content)?;
+            let mut names = Der::new(only(value, SEQUENCE, "subjectAltName").map_err(bad_value)?);
+            while !names.is_empty() {
+                let (tag, name) = names.any("GeneralName").map_err(bad_value)?;
+                collect_name(tag, name, content)?;
             }
             Ok(())
         }
         OID_BASIC_CONSTRAINTS => {
             // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen INTEGER OPTIONAL }
-            let bc = only(value, Tag::Sequence, "basicConstraints").map_err(bad_value)?;
-            let mut r = reader(bc).map_err(bad_value)?;
-            if Tag::peek(&r).ok() == Some(Tag::Boolean)
-                && next(&mut r, Tag::Boolean, "cA").map_err(bad_value)? == [0xff]
-            {
+            let mut r = Der::new(only(value, SEQUENCE, "basicConstraints").map_err(bad_value)?);
+            if r.peek() == Some(BOOLEAN) && r.next(BOOLEAN, "cA").map_err(bad_value)? == [0xff] {
                 return refuse(
                     "the CSR asks for a CA certificate (basicConstraints CA:TRUE); meshid issues only leaf certificates",
                 );
@@ -371,7 +353,7 @@ fn check_extension(ext: &[u8], content: &mut CsrContent, seen_san: &mut bool) ->
             Ok(())
         }
         OID_KEY_USAGE => {
-            let bits = only(value, Tag::BitString, "keyUsage").map_err(bad_value)?;
+            let bits = only(value, BIT_STRING, "keyUsage").map_err(bad_value)?;
             // bits[0] is the unused-bit count; keyCertSign is bit 5, cRLSign bit 6.
             if bits.get(1).is_some_and(|b| b & 0x06 != 0) {
                 return refuse(
@@ -381,11 +363,9 @@ fn check_extension(ext: &[u8], content: &mut CsrContent, seen_san: &mut bool) ->
             Ok(())
         }
         OID_EXT_KEY_USAGE => {
-            let purposes = only(value, Tag::Sequence, "extKeyUsage").map_err(bad_value)?;
-            let mut r = reader(purposes).map_err(bad_value)?;
-            while !r.is_finished() {
-                let purpose =
-                    next(&mut r, Tag::ObjectIdentifier, "key purpose").map_err(bad_value)?;
+            let mut r = Der::new(only(value, SEQUENCE, "extKeyUsage").map_err(bad_value)?);
+            while !r.is_empty() {
+                let purpose = r.next(OID, "key purpose").map_err(bad_value)?;
                 if purpose != OID_SERVER_AUTH && purpose != OID_CLIENT_AUTH {
                     return refuse(
                         "the CSR asks for extended key usages other than serverAuth and clientAuth",
@@ -409,9 +389,9 @@ fn check_extension(ext: &[u8], content: &mut CsrContent, seen_san: &mut bool) ->
 }
 
 /// GeneralName (RFC 5280 §4.2.1.6), by its context tag.
-fn collect_name(name: AnyRef<'_>, content: &mut CsrContent) -> Result<(), Error> {
+fn collect_name(tag: u8, value: &[u8], content: &mut CsrContent) -> Result<(), Error> {
     let text = |what: &str| {
-        core::str::from_utf8(name.value())
+        core::str::from_utf8(value)
             .ok()
             .filter(|s| s.is_ascii())
             .map(str::to_owned)
@@ -419,52 +399,39 @@ fn collect_name(name: AnyRef<'_>, content: &mut CsrContent) -> Result<(), Error>
                 reason: format!("a {what} SAN is not ASCII"),
             })
     };
-    let kind = match name.tag() {
-        Tag::ContextSpecific {
-            constructed: false,
-            number,
-        } => match number.value() {
-            1 => {
-                content.email_addresses.push(text("email")?);
-                return Ok(());
+    let kind = match tag {
+        0x81 => {
+            content.email_addresses.push(text("email")?);
+            return Ok(());
+        }
+        0x82 => {
+            content.dns_names.push(text("DNS")?);
+            return Ok(());
+        }
+        0x86 => {
+            content.uris.push(text("URI")?);
+            return Ok(());
+        }
+        0x87 => {
+            let ip = match value.len() {
+                4 => <[u8; 4]>::try_from(value).map(IpAddr::from).ok(),
+                16 => <[u8; 16]>::try_from(value).map(IpAddr::from).ok(),
+                _ => None,
             }
-            2 => {
-                content.dns_names.push(text("DNS")?);
-                return Ok(());
-            }
-            6 => {
-                content.uris.push(text("URI")?);
-                return Ok(());
-            }
-            7 => {
-                let bytes = name.value();
-                let ip = match bytes.len() {
-                    4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from).ok(),
-                    16 => <[u8; 16]>::try_from(bytes).map(IpAddr::from).ok(),
-                    _ => None,
-                }
-                .ok_or_else(|| Error::CsrMalformed {
-                    reason: format!("an IP address SAN of {} bytes", bytes.len()),
-                })?;
-                content.ip_addresses.push(ip);
-                return Ok(());
-            }
-            8 => "registeredID",
-            _ => "unknown",
-        },
-        Tag::ContextSpecific {
-            constructed: true,
-            number,
-        } => match number.value() {
-            0 => "otherName",
-            3 => "x400Address",
-            4 => "directoryName",
-            5 => "ediPartyName",
-            _ => "unknown",
-        },
+            .ok_or_else(|| Error::CsrMalformed {
+                reason: format!("an IP address SAN of {} bytes", value.len()),
+            })?;
+            content.ip_addresses.push(ip);
+            return Ok(());
+        }
+        0x88 => "registeredID",
+        0xa0 => "otherName",
+        0xa3 => "x400Address",
+        0xa4 => "directoryName",
+        0xa5 => "ediPartyName",
         _ => {
             return Err(Error::CsrMalformed {
-                reason: "a subjectAltName entry is not a GeneralName".to_owned(),
+                reason: format!("a subjectAltName entry with tag 0x{tag:02x} is not a GeneralName"),
             });
         }
     };
@@ -492,48 +459,114 @@ fn oid_string(contents: &[u8]) -> String {
         .unwrap_or_else(|_| "(invalid OID)".to_owned())
 }
 
-fn reader(bytes: &[u8]) -> Result<SliceReader<'_>, String> {
-    SliceReader::new(bytes).map_err(|e| e.to_string())
+// DER tags (single-octet identifiers: every tag in a CSR is one).
+const BOOLEAN: u8 = 0x01;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const OCTET_STRING: u8 = 0x04;
+const OID: u8 = 0x06;
+const UTF8_STRING: u8 = 0x0c;
+const PRINTABLE_STRING: u8 = 0x13;
+const IA5_STRING: u8 = 0x16;
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const CONTEXT_0_CONSTRUCTED: u8 = 0xa0;
+
+/// A minimal DER reader over a byte slice: definite lengths, single-octet tags. On the certify
+/// hot path it is several times cheaper than a general ASN.1 library, which matters next to
+/// the ECDSA operations.
+struct Der<'a> {
+    rest: &'a [u8],
 }
 
-fn context(number: u32, constructed: bool) -> Tag {
-    Tag::ContextSpecific {
-        constructed,
-        number: der::TagNumber(number),
+impl<'a> Der<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
     }
-}
 
-/// The next element, which must have `tag`: its contents.
-fn next<'a>(r: &mut SliceReader<'a>, tag: Tag, what: &str) -> Result<&'a [u8], String> {
-    let any: AnyRef<'a> = r.decode().map_err(|e| format!("{what}: {e}"))?;
-    if any.tag() != tag {
-        return Err(format!("{what}: expected {tag}, found {}", any.tag()));
+    fn is_empty(&self) -> bool {
+        self.rest.is_empty()
     }
-    Ok(any.value())
+
+    fn peek(&self) -> Option<u8> {
+        self.rest.first().copied()
+    }
+
+    /// The next element: its whole encoding, tag and contents.
+    fn element(&mut self, what: &str) -> Result<(&'a [u8], u8, &'a [u8]), String> {
+        let input = self.rest;
+        let truncated = || format!("{what}: truncated DER ({} bytes left)", input.len());
+        let (&tag, after_tag) = input.split_first().ok_or_else(truncated)?;
+        if tag & 0x1f == 0x1f {
+            return Err(format!("{what}: multi-byte DER tags do not occur in a CSR"));
+        }
+        let (&first, after_len) = after_tag.split_first().ok_or_else(truncated)?;
+        let (len, body) = match first {
+            0..=0x7f => (usize::from(first), after_len),
+            0x81..=0x83 => {
+                let n = usize::from(first & 0x7f);
+                let (bytes, body) = after_len.split_at_checked(n).ok_or_else(truncated)?;
+                let len = bytes
+                    .iter()
+                    .fold(0usize, |len, &b| (len << 8) | usize::from(b));
+                if len < 0x80 || bytes[0] == 0 {
+                    return Err(format!("{what}: non-minimal DER length"));
+                }
+                (len, body)
+            }
+            0x80 => return Err(format!("{what}: indefinite length (BER) is not DER")),
+            _ => return Err(format!("{what}: DER length too large")),
+        };
+        if body.len() < len {
+            return Err(format!(
+                "{what}: truncated DER: {len} content bytes announced, {} present",
+                body.len()
+            ));
+        }
+        let (contents, rest) = body.split_at(len);
+        let whole = &input[..input.len() - rest.len()];
+        self.rest = rest;
+        Ok((whole, tag, contents))
+    }
+
+    /// The next element, whatever its tag: tag and contents.
+    fn any(&mut self, what: &str) -> Result<(u8, &'a [u8]), String> {
+        self.element(what).map(|(_, tag, contents)| (tag, contents))
+    }
+
+    /// The next element, which must have `tag`: its contents.
+    fn next(&mut self, tag: u8, what: &str) -> Result<&'a [u8], String> {
+        self.next_tlv(tag, what).map(|(_, contents)| contents)
+    }
+
+    /// The next element, which must have `tag`: its whole encoding and its contents.
+    fn next_tlv(&mut self, tag: u8, what: &str) -> Result<(&'a [u8], &'a [u8]), String> {
+        match self.element(what)? {
+            (whole, found, contents) if found == tag => Ok((whole, contents)),
+            (_, found, _) => Err(format!(
+                "{what}: expected tag 0x{tag:02x}, found 0x{found:02x}"
+            )),
+        }
+    }
+
+    fn end(&self, what: &str) -> Result<(), String> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} trailing bytes after the {what}",
+                self.rest.len()
+            ))
+        }
+    }
 }
 
 /// `bytes` is exactly one element with `tag`: its contents.
-fn only<'a>(bytes: &'a [u8], tag: Tag, what: &str) -> Result<&'a [u8], String> {
-    let mut r = reader(bytes)?;
-    let content = next(&mut r, tag, what)?;
-    if !r.is_finished() {
-        return Err(format!(
-            "{} trailing bytes after the {what}",
-            u32::from(r.remaining_len())
-        ));
-    }
-    Ok(content)
-}
-
-fn end(r: &SliceReader<'_>, what: &str) -> Result<(), String> {
-    if r.is_finished() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} unexpected trailing bytes in the {what}",
-            u32::from(r.remaining_len())
-        ))
-    }
+fn only<'a>(bytes: &'a [u8], tag: u8, what: &str) -> Result<&'a [u8], String> {
+    let mut r = Der::new(bytes);
+    let contents = r.next(tag, what)?;
+    r.end(what)?;
+    Ok(contents)
 }
 
 /// The bits of a BIT STRING with no unused bits.
