@@ -5,9 +5,12 @@
 //! | module | crate | job |
 //! |---|---|---|
 //! | [`policy`] | `meshid-policy` | pure: names, identities, SPIFFE IDs, Go durations, issuance policy |
+//! | [`rotation`] | `meshid-rotation` | pure: jittered refresh times, failure backoff, issuer renewal |
 //! | [`csr`] | `meshid-csr` | key pairs; CSR build (proxy side), parse + verify (CA side) |
 //! | [`verify`] | `meshid-verify` | trust bundles, chain verification, identity match |
 //! | [`ca`] | `meshid-ca` | in-process CA: validated, hot-swappable issuer; certify |
+//! | [`client`] | `meshid-client` | proxy identity client: certify loop, rustls mTLS resolvers and verifiers |
+//! | [`check`] | `meshid-check` | Linkerd-style identity health checks: anchors, issuer, proxies |
 //!
 //! # Example
 //!
@@ -44,8 +47,11 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub use meshid_ca as ca;
+pub use meshid_check as check;
+pub use meshid_client as client;
 pub use meshid_csr as csr;
 pub use meshid_policy as policy;
+pub use meshid_rotation as rotation;
 pub use meshid_verify as verify;
 
 #[doc(hidden)]

@@ -1,0 +1,272 @@
+//! The certify loop: certify, validate, install, sleep until the refresh point; back off on
+//! failure, keeping the current certificate.
+
+use core::future::Future;
+use core::time::Duration;
+use std::sync::Arc;
+
+use meshid_csr::{Csr, KeyPair};
+use meshid_rotation::{Backoff, JitterSource, SeededJitter};
+use meshid_verify::{Usage, VerifyOptions};
+use ring::rand::SecureRandom;
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use time::OffsetDateTime;
+
+use crate::store::Installed;
+use crate::{
+    Certifier, CertifyRequest, CertifyResponse, ClientConfig, Clock, Credentials, Error, Metrics,
+};
+
+/// The proxy identity client: it owns the key, talks to the CA, and keeps [`Credentials`]
+/// current.
+pub struct Client<C, K> {
+    config: ClientConfig,
+    certifier: C,
+    clock: K,
+    jitter: Box<dyn JitterSource + Send>,
+    credentials: Arc<Credentials>,
+    metrics: Option<Metrics>,
+    provider: Arc<CryptoProvider>,
+    backoff: Backoff,
+    key: Option<KeyPair>,
+}
+
+impl<C: Certifier, K: Clock> Client<C, K> {
+    /// A client for `config` that certifies with `certifier` and reads time from `clock`.
+    ///
+    /// Jitter is seeded from the operating system; see [`Client::with_jitter`].
+    pub fn new(config: ClientConfig, certifier: C, clock: K) -> Result<Self, Error> {
+        config.refresh.validate().map_err(|e| Error::Config {
+            reason: e.to_string(),
+        })?;
+        if !config
+            .csr
+            .sans
+            .iter()
+            .any(|san| san.as_str() == config.identity)
+        {
+            return Err(Error::Config {
+                reason: format!(
+                    "the CSR does not request the local identity {} among its SANs",
+                    config.identity
+                ),
+            });
+        }
+        let mut seed = [0u8; 8];
+        ring::rand::SystemRandom::new()
+            .fill(&mut seed)
+            .map_err(|_| Error::Config {
+                reason: "the system random source failed".to_owned(),
+            })?;
+        let credentials = Arc::new(Credentials::new(
+            config.identity.clone(),
+            config.trust_bundle.clone(),
+        ));
+        let backoff = Backoff::new(config.backoff.clone()).map_err(|e| Error::Config {
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            backoff,
+            config,
+            certifier,
+            clock,
+            jitter: Box::new(SeededJitter::new(u64::from_le_bytes(seed))),
+            credentials,
+            metrics: None,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            key: None,
+        })
+    }
+
+    /// Uses `jitter` for refresh and backoff jitter (tests use a seeded one).
+    pub fn with_jitter(mut self, jitter: impl JitterSource + Send + 'static) -> Self {
+        self.jitter = Box::new(jitter);
+        self
+    }
+
+    /// Records metrics into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The credentials this client keeps current: hand them to the TLS side.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        Arc::clone(&self.credentials)
+    }
+
+    /// Runs until `shutdown` completes: certify, then renew at the refresh point, forever.
+    /// Errors are logged and retried with backoff; the current certificate keeps serving until
+    /// it expires.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        tracing::info!("Waiting for identity to be initialized...");
+        loop {
+            let now = self.clock.now();
+            let wake = match self.certify_once().await {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::warn!(%error, "Failed to certify identity");
+                    self.retry_at(now)
+                }
+            };
+            // Sleep until `wake`, but also wake when the current certificate expires.
+            loop {
+                let now = self.clock.now();
+                let expiry = self.credentials.validity().map(|(_, not_after)| not_after);
+                if let Some(not_after) = expiry
+                    && now >= not_after
+                {
+                    tracing::warn!(identity = %self.config.identity, "Certificate expired");
+                    self.credentials.expire(not_after);
+                    continue;
+                }
+                if now >= wake {
+                    break;
+                }
+                let until = expiry.map_or(wake, |e| e.min(wake));
+                let sleep = tokio::time::sleep(duration_between(now, until));
+                tokio::select! {
+                    () = sleep => {}
+                    () = &mut shutdown => return,
+                }
+            }
+        }
+    }
+
+    /// One attempt: certify, validate, install. Returns when to refresh.
+    pub async fn certify_once(&mut self) -> Result<OffsetDateTime, Error> {
+        match self.attempt().await {
+            Ok((installed_at, not_before, not_after)) => {
+                self.backoff.reset();
+                if let Some(metrics) = &self.metrics {
+                    metrics.refreshed(installed_at, not_after);
+                }
+                tracing::info!(id = %self.config.identity, "Certified identity id={}", self.config.identity);
+                self.config
+                    .refresh
+                    .refresh_at(not_before, not_after, installed_at, &mut *self.jitter)
+                    .map_err(|e| Error::Config {
+                        reason: e.to_string(),
+                    })
+            }
+            Err(error) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.failed();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// When to try again after a failure at `now`: backoff capped by the current certificate.
+    fn retry_at(&mut self, now: OffsetDateTime) -> OffsetDateTime {
+        let valid = self
+            .credentials
+            .validity()
+            .map(|(_, not_after)| not_after)
+            .filter(|not_after| *not_after > now);
+        now + self.backoff.next_delay(now, valid, &mut *self.jitter)
+    }
+
+    async fn attempt(&mut self) -> Result<(OffsetDateTime, OffsetDateTime, OffsetDateTime), Error> {
+        let token = self.config.token.read()?;
+        if self.config.rekey || self.key.is_none() {
+            self.key = Some(KeyPair::generate(self.config.key_algorithm).map_err(Error::Key)?);
+        }
+        let Some(key) = self.key.as_ref() else {
+            return Err(Error::Config {
+                reason: "no key".to_owned(),
+            });
+        };
+        let csr = Csr::build(key, &self.config.csr).map_err(Error::Key)?;
+        let request = CertifyRequest::new(self.config.identity.clone(), token, csr.into_der());
+        let response = self
+            .certifier
+            .certify(request)
+            .await
+            .map_err(Error::Certify)?;
+        let now = self.clock.now();
+        let installed = validate(
+            &response,
+            key,
+            &self.config.identity,
+            &self.credentials.trust_bundle(),
+            now,
+            &self.provider,
+        )?;
+        let window = (now, installed.not_before, installed.not_after);
+        self.credentials.install(installed);
+        Ok(window)
+    }
+}
+
+/// Checks a CA's answer before it is installed: `valid_until` present, in the future and equal
+/// to the leaf's NotAfter; the chain verifies to the bundle at `now`; the local identity is
+/// among the leaf's SANs; the leaf's key is ours.
+pub(crate) fn validate(
+    response: &CertifyResponse,
+    key: &KeyPair,
+    identity: &str,
+    bundle: &meshid_verify::TrustBundle,
+    now: OffsetDateTime,
+    provider: &CryptoProvider,
+) -> Result<Installed, Error> {
+    let invalid = |reason: String| Error::InvalidResponse { reason };
+    let valid_until = response
+        .valid_until
+        .ok_or_else(|| invalid("identity certification missing expiration".to_owned()))?;
+    if valid_until <= now {
+        return Err(invalid(format!(
+            "identity certification expired: valid_until {} is not after now {}",
+            meshid_policy::rfc3339(valid_until),
+            meshid_policy::rfc3339(now)
+        )));
+    }
+    let peer = meshid_verify::verify_chain(
+        bundle,
+        &response.leaf,
+        &response.intermediates,
+        now,
+        Usage::Either,
+        &VerifyOptions::default(),
+    )
+    .map_err(|e| invalid(format!("the certificate chain does not verify: {e}")))?;
+    if !peer.matches(identity) {
+        let found: Vec<_> = peer
+            .dns_names()
+            .iter()
+            .chain(peer.uris())
+            .cloned()
+            .collect();
+        return Err(invalid(format!(
+            "the certificate does not name the local identity {identity}: found [{}]",
+            found.join(", ")
+        )));
+    }
+    if (valid_until - peer.not_after()).abs() >= time::Duration::SECOND {
+        return Err(invalid(format!(
+            "valid_until {} does not match the certificate's NotAfter {}",
+            meshid_policy::rfc3339(valid_until),
+            meshid_policy::rfc3339(peer.not_after())
+        )));
+    }
+    let mut chain = Vec::with_capacity(1 + response.intermediates.len());
+    chain.push(response.leaf.clone());
+    chain.extend(response.intermediates.iter().cloned());
+    let certified = CertifiedKey::from_der(chain, key.to_rustls_key(), provider).map_err(|e| {
+        invalid(format!(
+            "the certificate does not match the private key: {e}"
+        ))
+    })?;
+    Ok(Installed {
+        key: Arc::new(certified),
+        not_before: peer.not_before(),
+        not_after: peer.not_after(),
+    })
+}
+
+fn duration_between(from: OffsetDateTime, to: OffsetDateTime) -> Duration {
+    Duration::try_from(to - from).unwrap_or(Duration::ZERO)
+}

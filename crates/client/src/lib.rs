@@ -1,0 +1,68 @@
+//! The proxy identity client for meshid.
+//!
+//! A [`Client`] makes its own key (it never leaves the process), builds a CSR, presents it with
+//! its ServiceAccount token to a [`Certifier`] (the in-process CA through [`LocalCertifier`], or
+//! a remote one), **validates the answer before installing it**, and renews at a jittered
+//! refresh point well before expiry, backing off with jitter on failure, forever. Its
+//! [`Credentials`] feed rustls: [`tls::server_config`] and [`tls::client_config`] present the
+//! current certificate (lock-free swap: new handshakes see a renewal at once, established
+//! connections are untouched) and verify peers against the current trust bundle, which can be
+//! replaced at run time for anchor rotation.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use meshid_ca::Ca;
+//! use meshid_ca::bootstrap::{CaOptions, create_intermediate, create_root};
+//! use meshid_client::{Client, ClientConfig, LocalCertifier, State, TokenSource, TokioClock};
+//! use meshid_policy::{IssuancePolicy, Mesh};
+//! use meshid_verify::TrustBundle;
+//! use time::macros::datetime;
+//! use zeroize::Zeroizing;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = datetime!(2026-06-01 12:00 UTC);
+//! let day = std::time::Duration::from_secs(86_400);
+//! let root = create_root(&CaOptions::root("root.linkerd.cluster.local", now, 365 * day))?;
+//! let issuer = create_intermediate(&root, &CaOptions::issuer("identity.linkerd.cluster.local", now, 2 * day))?;
+//! let bundle = TrustBundle::from_pem(root.pem().as_bytes())?;
+//! let ca = Arc::new(Ca::new(Mesh::default(), IssuancePolicy::default(), bundle.clone())?);
+//! ca.load_issuer_pem(&issuer.pem(), &issuer.key_pem(), now)?;
+//!
+//! let clock = TokioClock::new(now);
+//! let identity = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+//! let token = TokenSource::Fixed(Zeroizing::new(b"in-process".to_vec()));
+//! let mut client = Client::new(
+//!     ClientConfig::new(identity, token, bundle),
+//!     LocalCertifier::new(ca, clock),
+//!     clock,
+//! )?;
+//! client.certify_once().await?;
+//! assert!(matches!(client.credentials().current_state(), State::Ready { .. }));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Run the loop with [`Client::run`] on a tokio runtime, passing a shutdown future.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+mod certifier;
+mod clock;
+mod config;
+mod driver;
+mod error;
+mod metrics;
+mod store;
+pub mod tls;
+
+pub use certifier::{Certifier, CertifyError, CertifyRequest, CertifyResponse, LocalCertifier};
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use config::{ClientConfig, TokenSource};
+pub use driver::Client;
+pub use error::Error;
+pub use metrics::Metrics;
+pub use store::{Credentials, State};

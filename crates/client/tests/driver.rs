@@ -1,0 +1,429 @@
+//! The certify loop under injected time: renewal at the refresh point under traffic, CA
+//! outages, expiry, and responses that must never be installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use meshid_client::tls::{ClientAuth, client_config, server_config};
+use meshid_client::{CertifyResponse, Client, Clock, LocalCertifier, Metrics, State, TokioClock};
+use meshid_rotation::{RefreshPolicy, SeededJitter};
+use rustls::pki_types::ServerName;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::oneshot;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+type ClientStream = tokio_rustls::client::TlsStream<DuplexStream>;
+type ServerStream = tokio_rustls::server::TlsStream<DuplexStream>;
+
+/// An in-memory mTLS connection: (client side, server side). No sockets, so paused time only
+/// advances when every task waits on a timer.
+async fn handshake(
+    client: rustls::ClientConfig,
+    server: rustls::ServerConfig,
+) -> Result<(ClientStream, ServerStream), String> {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let name = ServerName::try_from("peer.invalid").unwrap();
+    let accept = TlsAcceptor::from(Arc::new(server)).accept(b);
+    let connect = TlsConnector::from(Arc::new(client)).connect(name, a);
+    let (server, client) = tokio::join!(accept, connect);
+    match (client, server) {
+        (Ok(c), Ok(s)) => Ok((c, s)),
+        (c, s) => Err(format!("client: {:?}; server: {:?}", c.err(), s.err())),
+    }
+}
+
+/// The serial of the certificate the server presented on this connection.
+fn server_serial(conn: &ClientStream) -> Vec<u8> {
+    serial(conn.get_ref().1.peer_certificates().unwrap()[0].as_ref())
+}
+
+async fn ping(client: &mut ClientStream, server: &mut ServerStream) {
+    client.write_all(b"ping").await.unwrap();
+    client.flush().await.unwrap();
+    let mut buf = [0u8; 4];
+    server.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+}
+
+async fn wait_ready(state: &mut tokio::sync::watch::Receiver<State>) {
+    state
+        .wait_for(|s| matches!(s, State::Ready { .. }))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn renews_at_the_refresh_point_under_traffic() {
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let client = local_client(&pki, EMOJI, clock);
+    let server_creds = client.credentials();
+    let mut web = local_client(&pki, WEB, clock);
+    web.certify_once().await.unwrap();
+    let mut state = server_creds.state();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let driver = tokio::spawn(client.run(async {
+        let _ = stopped.await;
+    }));
+    wait_ready(&mut state).await;
+    let (not_before, not_after) = server_creds.validity().unwrap();
+    // The same seeded jitter the client drew from: the first refresh point.
+    let expected_refresh = RefreshPolicy::default()
+        .refresh_at(
+            not_before,
+            not_after,
+            clock.now(),
+            &mut SeededJitter::new(7),
+        )
+        .unwrap();
+    assert!(expected_refresh > not_before + Duration::from_secs(15 * 3600));
+    assert!(expected_refresh < not_before + Duration::from_secs(18 * 3600));
+
+    let server_cfg =
+        || server_config(Arc::clone(&server_creds), ClientAuth::Required, clock).unwrap();
+    let client_cfg = || client_config(web.credentials(), EMOJI, clock).unwrap();
+    let (mut established_c, mut established_s) =
+        handshake(client_cfg(), server_cfg()).await.unwrap();
+    let first_serial = server_serial(&established_c);
+    let first_key = public_key(server_creds.certified_key().unwrap().cert[0].as_ref());
+
+    // Just before the refresh point: the same certificate.
+    tokio::time::sleep_until(
+        tokio::time::Instant::now()
+            + Duration::try_from(expected_refresh - clock.now() - time::Duration::SECOND).unwrap(),
+    )
+    .await;
+    let (c, _s) = handshake(client_cfg(), server_cfg()).await.unwrap();
+    assert_eq!(server_serial(&c), first_serial);
+
+    // Just after: a new certificate with a new serial and a new key.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::yield_now().await;
+    let mut state = server_creds.state();
+    state
+        .wait_for(|s| matches!(s, State::Ready { not_after: n, .. } if *n > not_after))
+        .await
+        .unwrap();
+    let (c, _s) = handshake(client_cfg(), server_cfg()).await.unwrap();
+    assert_ne!(
+        server_serial(&c),
+        first_serial,
+        "new handshakes present the new certificate"
+    );
+    let second_key = public_key(server_creds.certified_key().unwrap().cert[0].as_ref());
+    assert_ne!(second_key, first_key, "rekeyed on renewal");
+
+    // The connection established before the swap keeps working.
+    ping(&mut established_c, &mut established_s).await;
+
+    stop.send(()).unwrap();
+    driver.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_rekey_the_key_is_kept() {
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let mut cfg = config(WEB, &pki.bundle);
+    cfg.rekey = false;
+    let mut client =
+        Client::new(cfg, LocalCertifier::new(Arc::clone(&pki.ca), clock), clock).unwrap();
+    client.certify_once().await.unwrap();
+    let first = client.credentials().certified_key().unwrap();
+    client.certify_once().await.unwrap();
+    let second = client.credentials().certified_key().unwrap();
+    assert_ne!(
+        serial(first.cert[0].as_ref()),
+        serial(second.cert[0].as_ref())
+    );
+    assert_eq!(
+        public_key(first.cert[0].as_ref()),
+        public_key(second.cert[0].as_ref())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ca_outage_backs_off_keeps_serving_and_recovers() {
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let flaky = Arc::new(Flaky::new(
+        LocalCertifier::new(Arc::clone(&pki.ca), clock),
+        clock,
+    ));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let client = Client::new(config(WEB, &pki.bundle), Arc::clone(&flaky), clock)
+        .unwrap()
+        .with_jitter(SeededJitter::new(11))
+        .with_metrics(metrics);
+    let creds = client.credentials();
+    let mut state = creds.state();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let driver = tokio::spawn(client.run(async {
+        let _ = stopped.await;
+    }));
+    wait_ready(&mut state).await;
+    let (_, not_after) = creds.validity().unwrap();
+    let serving = creds.certified_key().unwrap();
+
+    // The CA goes away; time passes the refresh point and keeps going for 5 hours.
+    flaky.set_failing(true);
+    let failures_from = flaky.calls.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(22 * 3600)).await;
+    let attempts: Vec<_> = flaky.attempts.lock().unwrap()[failures_from..].to_vec();
+    assert!(
+        attempts.len() >= 5,
+        "retries during the outage: {}",
+        attempts.len()
+    );
+    for pair in attempts.windows(2) {
+        let gap = pair[1] - pair[0];
+        let remaining: time::Duration = not_after - pair[0];
+        let cap: time::Duration = (remaining / 4_i32).min(time::Duration::minutes(5));
+        assert!(
+            gap <= cap + time::Duration::SECOND,
+            "gap {gap} above cap {cap}"
+        );
+        assert!(pair[1] < not_after, "a retry is always before expiry");
+    }
+    // Still serving the same certificate.
+    assert!(Arc::ptr_eq(&serving, &creds.certified_key().unwrap()));
+    assert!(matches!(creds.current_state(), State::Ready { .. }));
+
+    // The CA returns: the next attempt succeeds.
+    flaky.set_failing(false);
+    tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+    assert!(
+        !Arc::ptr_eq(&serving, &creds.certified_key().unwrap()),
+        "renewed after recovery"
+    );
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("identity_cert_refreshes_total{result=\"error\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("identity_cert_refreshes_total{result=\"ok\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("identity_cert_expiration_timestamp_seconds"),
+        "{text}"
+    );
+    assert!(
+        text.contains("identity_cert_refresh_timestamp_seconds"),
+        "{text}"
+    );
+
+    stop.send(()).unwrap();
+    driver.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_expiry_the_state_is_expired_and_handshakes_fail_closed() {
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let flaky = Arc::new(Flaky::new(
+        LocalCertifier::new(Arc::clone(&pki.ca), clock),
+        clock,
+    ));
+    let client = Client::new(config(EMOJI, &pki.bundle), Arc::clone(&flaky), clock)
+        .unwrap()
+        .with_jitter(SeededJitter::new(3));
+    let creds = client.credentials();
+    let mut web = local_client(&pki, WEB, clock);
+    web.certify_once().await.unwrap();
+    let mut state = creds.state();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let driver = tokio::spawn(client.run(async {
+        let _ = stopped.await;
+    }));
+    wait_ready(&mut state).await;
+    let (_, not_after) = creds.validity().unwrap();
+    flaky.set_failing(true);
+    tokio::time::sleep(
+        Duration::try_from(not_after - clock.now()).unwrap() + Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(
+        creds.current_state(),
+        State::Expired {
+            identity: EMOJI.to_owned(),
+            expired_at: not_after
+        }
+    );
+    assert!(creds.certified_key().is_none());
+    // A server with no certificate aborts every handshake: it fails closed. The web client is
+    // still valid (its certificate is a day newer... no: same age) — make it fresh first.
+    web.certify_once().await.unwrap();
+    let err = handshake(
+        client_config(web.credentials(), EMOJI, clock).unwrap(),
+        server_config(Arc::clone(&creds), ClientAuth::Required, clock).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("server: Some("), "{err}");
+
+    // Attempts continue after expiry, at the no-certificate backoff (capped at 60s).
+    let before = flaky.calls.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(flaky.calls.load(Ordering::SeqCst) - before >= 9);
+    flaky.set_failing(false);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert!(matches!(creds.current_state(), State::Ready { .. }));
+
+    stop.send(()).unwrap();
+    driver.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_first_certificate_is_retried_with_backoff_from_one_second() {
+    // Paused time, no certificate: attempts at ~1s, ~2s, ~4s ... with full jitter, capped at 60s.
+    tokio::time::pause();
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let flaky = Arc::new(Flaky::new(
+        LocalCertifier::new(Arc::clone(&pki.ca), clock),
+        clock,
+    ));
+    flaky.set_failing(true);
+    let client = Client::new(config(WEB, &pki.bundle), Arc::clone(&flaky), clock)
+        .unwrap()
+        .with_jitter(SeededJitter::new(5));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let driver = tokio::spawn(client.run(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let attempts = flaky.attempts.lock().unwrap().clone();
+    for pair in attempts.windows(2) {
+        assert!(
+            pair[1] - pair[0] <= time::Duration::seconds(60),
+            "{:?}",
+            pair
+        );
+    }
+    assert!(
+        attempts.len() >= 60,
+        "{} attempts in an hour",
+        attempts.len()
+    );
+    stop.send(()).unwrap();
+    driver.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_responses_are_never_installed() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let clock = TokioClock::new(START);
+
+    // A genuine leaf for another identity, from the same CA.
+    let mut emoji = local_client(&pki, EMOJI, clock);
+    emoji.certify_once().await.unwrap();
+    let emoji_chain = emoji.credentials().certified_key().unwrap().cert.clone();
+    // A leaf from another mesh's CA.
+    let mut stranger = local_client(&other, WEB, clock);
+    stranger.certify_once().await.unwrap();
+    let stranger_chain = stranger.credentials().certified_key().unwrap().cert.clone();
+
+    let cases: Vec<(&str, CertifyResponse, String)> = vec![
+        (
+            "wrong identity",
+            CertifyResponse::new(emoji_chain[0].clone(), emoji_chain[1..].to_vec(), Some(START + Duration::from_secs(86_420))),
+            format!("refused the CA's response: the certificate does not name the local identity {WEB}: found [{EMOJI}]"),
+        ),
+        (
+            "unknown anchor",
+            CertifyResponse::new(stranger_chain[0].clone(), stranger_chain[1..].to_vec(), Some(START + Duration::from_secs(86_420))),
+            "refused the CA's response: the certificate chain does not verify: certificate chain rejected: a signature does not verify with its issuer's key (bad signature)".to_owned(),
+        ),
+        (
+            "missing valid_until",
+            CertifyResponse::new(emoji_chain[0].clone(), emoji_chain[1..].to_vec(), None),
+            "refused the CA's response: identity certification missing expiration".to_owned(),
+        ),
+        (
+            "expired",
+            CertifyResponse::new(emoji_chain[0].clone(), emoji_chain[1..].to_vec(), Some(START - Duration::from_secs(1))),
+            "refused the CA's response: identity certification expired: valid_until 2026-06-01T11:59:59Z is not after now 2026-06-01T12:00:00Z".to_owned(),
+        ),
+    ];
+    for (name, response, want) in cases {
+        let response = Arc::new(response);
+        let certifier = Scripted(move |_| Ok((*response).clone()));
+        let mut client = Client::new(config(WEB, &pki.bundle), certifier, clock).unwrap();
+        let err = client.certify_once().await.unwrap_err();
+        assert_eq!(err.to_string(), want, "{name}");
+        assert!(
+            client.credentials().certified_key().is_none(),
+            "{name}: installed"
+        );
+        assert_eq!(
+            client.credentials().current_state(),
+            State::Pending,
+            "{name}"
+        );
+    }
+
+    // A leaf that expired: the CA's clock was a day and a half behind.
+    let late = TokioClock::new(START + Duration::from_secs(36 * 3600));
+    let mut client = Client::new(
+        config(WEB, &pki.bundle),
+        LocalCertifier::new(Arc::clone(&pki.ca), clock),
+        late,
+    )
+    .unwrap();
+    let err = client.certify_once().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("refused the CA's response: identity certification expired"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_token_is_never_sent() {
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let dir = std::env::temp_dir().join(format!("meshid-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("token");
+    std::fs::write(&path, b"\n").unwrap();
+    let flaky = Arc::new(Flaky::new(
+        LocalCertifier::new(Arc::clone(&pki.ca), clock),
+        clock,
+    ));
+    let mut cfg = config(WEB, &pki.bundle);
+    cfg.token = meshid_client::TokenSource::File(path.clone());
+    let mut client = Client::new(cfg, Arc::clone(&flaky), clock).unwrap();
+    let err = client.certify_once().await.unwrap_err();
+    assert_eq!(err.to_string(), "ServiceAccount token: the token is empty");
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 0);
+    // The file is re-read on every attempt: a rotated token is picked up.
+    std::fs::write(&path, b"eyJhbGciOi.rotated\n").unwrap();
+    client.certify_once().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_new_trust_bundle_is_taken_without_losing_the_certificate() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let clock = TokioClock::new(START);
+    let mut web = local_client(&pki, WEB, clock);
+    web.certify_once().await.unwrap();
+    let creds = web.credentials();
+    let before = creds.certified_key().unwrap();
+    creds.set_trust_bundle(pki.bundle.union(&other.bundle));
+    assert_eq!(creds.trust_bundle().len(), 2);
+    assert!(Arc::ptr_eq(&before, &creds.certified_key().unwrap()));
+}
