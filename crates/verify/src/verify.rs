@@ -3,13 +3,14 @@
 use core::cell::Cell;
 use core::fmt;
 use core::time::Duration;
+use std::sync::OnceLock;
 
 use meshid_policy::{KeyAlgorithm, PublicKeyKind};
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
 use webpki::{EndEntityCert, KeyUsage, VerifiedPath};
 
-use crate::{Error, TrustBundle, x509};
+use crate::{Anchor, Error, TrustBundle, x509};
 
 /// The scheme prefix of a SPIFFE ID.
 const SPIFFE_SCHEME: &str = "spiffe://";
@@ -84,7 +85,7 @@ pub struct VerifiedPeer {
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     key: PublicKeyKind,
-    chain: Vec<CertificateDer<'static>>,
+    chain: Chain,
     anchor_index: usize,
 }
 
@@ -117,7 +118,7 @@ impl VerifiedPeer {
     /// The verified path: the leaf, the intermediates webpki used (issuer first), then the
     /// trust anchor.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
-        &self.chain
+        self.chain.certificates()
     }
 
     /// The position in the [`TrustBundle`] of the anchor the path ends in.
@@ -150,6 +151,62 @@ impl VerifiedPeer {
     /// The DNS SANs then the URI SANs.
     fn names(&self) -> Vec<String> {
         self.dns_names.iter().chain(&self.uris).cloned().collect()
+    }
+}
+
+// === impl Chain ===
+
+/// A verified path, copied once as one buffer and split into certificates when first asked
+/// for: most callers only need the names.
+#[derive(Clone)]
+struct Chain {
+    /// The DER of the leaf and of each intermediate used, back to back. Each is exactly one
+    /// DER element (webpki parsed them), so the buffer splits back into them.
+    der: Vec<u8>,
+    /// The bundle the path ends in, and the anchor's position in it.
+    bundle: TrustBundle,
+    anchor_index: usize,
+    certificates: OnceLock<Vec<CertificateDer<'static>>>,
+}
+
+impl Chain {
+    /// `der` is the DER of the leaf and the intermediates used, back to back.
+    fn new(der: Vec<u8>, bundle: &TrustBundle, anchor_index: usize) -> Self {
+        Self {
+            der,
+            bundle: bundle.clone(),
+            anchor_index,
+            certificates: OnceLock::new(),
+        }
+    }
+
+    fn certificates(&self) -> &[CertificateDer<'static>] {
+        self.certificates.get_or_init(|| {
+            let mut certs: Vec<CertificateDer<'static>> = x509::split_der(&self.der)
+                .map(|der| CertificateDer::from(der.to_vec()))
+                .collect();
+            if let Some(anchor) = self.bundle.anchor(self.anchor_index) {
+                certs.push(anchor.der().clone());
+            }
+            certs
+        })
+    }
+}
+
+impl PartialEq for Chain {
+    fn eq(&self, other: &Self) -> bool {
+        fn anchor(chain: &Chain) -> Option<&CertificateDer<'static>> {
+            chain.bundle.anchor(chain.anchor_index).map(Anchor::der)
+        }
+        self.der == other.der && anchor(self) == anchor(other)
+    }
+}
+
+impl Eq for Chain {}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.certificates()).finish()
     }
 }
 
@@ -192,7 +249,7 @@ pub fn verify_chain(
 
     // The mesh profile, on the leaf parsed once.
     let leaf_info = x509::Leaf::parse(leaf).map_err(|reason| Error::MalformedLeaf { reason })?;
-    if leaf_info.basic_constraints.as_ref().is_some_and(|bc| bc.ca) {
+    if leaf_info.ca {
         return Err(Error::LeafIsCa);
     }
     let eku = leaf_info.eku.as_ref().ok_or(Error::MissingEku)?;
@@ -210,17 +267,13 @@ pub fn verify_chain(
     if eku.any {
         return Err(Error::LeafAnyEku);
     }
-    if leaf_info
-        .key_usage
-        .as_ref()
-        .is_some_and(|ku| ku.key_cert_sign())
-    {
+    if leaf_info.key_cert_sign {
         return Err(Error::LeafKeyCertSign);
     }
     if leaf_info.serial.iter().all(|&b| b == 0) {
         return Err(Error::LeafSerialZero);
     }
-    let key = meshid_policy::x509::public_key_kind(&leaf_info.spki);
+    let key = leaf_info.key.clone();
     match &options.key_algorithms {
         Some(algorithms) if !key.algorithm().is_some_and(|alg| algorithms.contains(&alg)) => {
             return Err(Error::KeyAlgorithmNotAllowed {
@@ -232,8 +285,7 @@ pub fn verify_chain(
         _ => {}
     }
     let (dns_names, uris) = leaf_info.san_names();
-    let not_before = leaf_info.validity.not_before.to_datetime();
-    let not_after = leaf_info.validity.not_after.to_datetime();
+    let (not_before, not_after) = (leaf_info.not_before, leaf_info.not_after);
 
     // Path building. For `Either`, try the purpose the leaf states first (serverAuth if it
     // has both) and the other only if an issuer's EKU rules the first out.
@@ -317,7 +369,7 @@ impl<'a> PathCheck<'a> {
         intermediates: &[CertificateDer<'_>],
         usage: KeyUsage,
         leaf: &CertificateDer<'_>,
-    ) -> Result<(Vec<CertificateDer<'static>>, usize), Error> {
+    ) -> Result<(Chain, usize), Error> {
         let check = |path: &VerifiedPath<'_>| self.check(path);
         let path = end_entity
             .verify_for_usage(
@@ -334,15 +386,15 @@ impl<'a> PathCheck<'a> {
             // The anchor webpki returns is one of the bundle's: unreachable, but not a panic.
             webpki::Error::UnknownIssuer,
         ))?;
-        let mut chain = Vec::with_capacity(2);
-        chain.push(leaf.clone().into_owned());
-        chain.extend(
-            path.intermediate_certificates()
-                .map(|c| c.der().into_owned()),
-        );
-        if let Some(anchor) = self.bundle.anchor(anchor_index) {
-            chain.push(anchor.der().clone());
+        // Two passes over the path: the buffer is allocated once, at its final size.
+        let intermediates = || path.intermediate_certificates().map(|c| c.der());
+        let len = intermediates().fold(leaf.len(), |len, der| len + der.len());
+        let mut der = Vec::with_capacity(len);
+        der.extend_from_slice(leaf);
+        for cert in intermediates() {
+            der.extend_from_slice(&cert);
         }
+        let chain = Chain::new(der, self.bundle, anchor_index);
         Ok((chain, anchor_index))
     }
 

@@ -102,6 +102,41 @@ fn chain_lists_only_the_intermediates_used_issuer_first() {
 }
 
 #[test]
+fn peers_compare_and_clone_by_their_chain() {
+    let pki = Pki::new();
+    let first = verify(&pki, &pki.leaf, Usage::Server).unwrap();
+    let second = verify(&pki, &pki.leaf, Usage::Server).unwrap();
+    let copy = first.clone();
+    assert_eq!(first, second);
+    assert_eq!(first.chain().len(), 3);
+    // Equal whether or not the chain was looked at, and the same once it is.
+    assert_eq!(first, second);
+    assert_eq!(copy, first);
+    assert_eq!(copy.chain(), first.chain());
+    assert_eq!(format!("{first:?}"), format!("{second:?}"));
+    assert!(format!("{first:?}").contains("chain: [CertificateDer("));
+
+    let other_leaf = pki.issuer.leaf(&Leaf::default());
+    let other = verify(&pki, &other_leaf, Usage::Server).unwrap();
+    assert_ne!(first, other);
+
+    // Another bundle holding the same anchor at another position: another anchor index.
+    let extra = Ca::default_root("extra root");
+    let bundle = TrustBundle::from_der(vec![extra.der.clone(), pki.root.der.clone()]).unwrap();
+    let moved = verify_chain(
+        &bundle,
+        &pki.leaf,
+        std::slice::from_ref(&pki.issuer.der),
+        NOW,
+        Usage::Server,
+        &VerifyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(moved.chain(), first.chain());
+    assert_ne!(moved, first);
+}
+
+#[test]
 fn reports_which_anchor_of_several_was_used() {
     let pki = Pki::new();
     let other = Ca::default_root("other root");
