@@ -1,0 +1,355 @@
+//! The authentication error type.
+
+use core::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use meshid_policy::rfc3339;
+use time::OffsetDateTime;
+
+/// Why a token was not turned into an [`Authenticated`](crate::Authenticated) ServiceAccount,
+/// or why an authenticator could not be built.
+///
+/// No message ever contains the token, any part of it, or a signature.
+/// [`Error::kind`] sorts every variant into the three outcomes the identity service answers
+/// with (see [`ErrorKind`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Kubernetes API server answered the TokenReview with an HTTP error status.
+    #[error(
+        "the Kubernetes API server answered the TokenReview with HTTP {status}: {message}{}",
+        api_status_hint(*status)
+    )]
+    ApiServer {
+        /// The HTTP status code.
+        status: u16,
+        /// The `message` of the API server's `Status` answer, or the start of its body.
+        message: String,
+    },
+    /// A configuration (API server URL, CA, JWKS, static token file, limits) is not usable.
+    #[error("invalid {what}: {reason}")]
+    Config {
+        /// What is misconfigured, e.g. `JWKS` or `static token file /etc/tokens, line 3`.
+        what: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The token was refused; the reason says why (it never quotes the token).
+    #[error("{0}")]
+    InvalidToken(InvalidToken),
+    /// The token is well formed but the authority does not recognise it (a TokenReview that
+    /// answered `authenticated: false`, a token missing from the static file).
+    #[error("authentication token could not be authenticated")]
+    NotAuthenticated,
+    /// The TokenReview rate limit would delay this request beyond its timeout.
+    #[error(
+        "TokenReview rate limit reached: the next request slot is {}ms away, beyond the {}ms \
+         request timeout; retry later or raise the QPS/burst limits",
+        wait.as_millis(),
+        timeout.as_millis()
+    )]
+    RateLimited {
+        /// How long the request would have had to wait.
+        wait: Duration,
+        /// The request timeout.
+        timeout: Duration,
+    },
+    /// A file (ServiceAccount token, CA, JWKS, static token file) could not be read.
+    #[error("cannot read the {what} {}: {reason}", path.display())]
+    ReadFile {
+        /// What the file is, e.g. `API server CA file`.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The API server's answer is not a TokenReview this crate understands.
+    #[error("the Kubernetes API server's TokenReview answer is not understood: {reason}")]
+    Response {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The API server did not answer within the request timeout.
+    #[error(
+        "the Kubernetes API server did not answer the TokenReview within {}ms; check its \
+         health and the network path, or raise the request timeout",
+        after.as_millis()
+    )]
+    Timeout {
+        /// The request timeout.
+        after: Duration,
+    },
+    /// The connection to the API server failed (TCP, TLS, HTTP).
+    #[error("cannot reach the Kubernetes API server at {server}: {reason}")]
+    Transport {
+        /// The API server URL.
+        server: String,
+        /// The underlying error.
+        reason: String,
+    },
+}
+
+fn api_status_hint(status: u16) -> &'static str {
+    match status {
+        401 => "; the identity service's own credentials were refused: check its token file",
+        403 => {
+            "; the identity service's ServiceAccount may create no TokenReviews: bind it to \
+             the ClusterRole system:auth-delegator"
+        }
+        429 => "; the API server is throttling: lower the QPS/burst limits or retry later",
+        500..=599 => "; the API server is failing: retry later",
+        _ => "",
+    }
+}
+
+impl Error {
+    /// Which of the three outcomes this error is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidToken(_) => ErrorKind::InvalidToken,
+            Self::NotAuthenticated => ErrorKind::NotAuthenticated,
+            Self::ApiServer { .. }
+            | Self::Config { .. }
+            | Self::RateLimited { .. }
+            | Self::ReadFile { .. }
+            | Self::Response { .. }
+            | Self::Timeout { .. }
+            | Self::Transport { .. } => ErrorKind::Backend,
+        }
+    }
+
+    pub(crate) fn config(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Config {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<InvalidToken> for Error {
+    fn from(e: InvalidToken) -> Self {
+        Self::InvalidToken(e)
+    }
+}
+
+/// The outcome an [`Error`] stands for, so a gRPC layer maps it without matching variants.
+///
+/// | kind | Linkerd's gRPC answer |
+/// |---|---|
+/// | `NotAuthenticated` | FailedPrecondition `authentication token could not be authenticated` |
+/// | `InvalidToken` | InvalidArgument `<reason>` |
+/// | `Backend` | Internal `error validating token for <identity>: <error>` |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The authority could not be asked or did not answer usefully: not the caller's fault.
+    Backend,
+    /// The token was refused for a stated reason.
+    InvalidToken,
+    /// The authority does not recognise the token.
+    NotAuthenticated,
+}
+
+/// Why a token was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// The header's `alg` does not match the key its `kid` names.
+    AlgorithmMismatch {
+        /// The header's `alg`.
+        alg: String,
+        /// The key's `kid`.
+        kid: String,
+        /// What the key is, e.g. `RSA` or `EC P-256`.
+        key: String,
+    },
+    /// The token's audiences do not include the expected one.
+    Audience {
+        /// The audience required.
+        expected: String,
+        /// The audiences the token (or the TokenReview) has.
+        found: Vec<String>,
+    },
+    /// A claim does not have the type or form required.
+    Claim {
+        /// The claim's name.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The token has a `crit` header, whose extensions this validator cannot honour.
+    CriticalHeader,
+    /// The token has no usable characters.
+    Empty,
+    /// The token expired.
+    Expired {
+        /// Its `exp`.
+        exp: OffsetDateTime,
+        /// The validation time.
+        now: OffsetDateTime,
+        /// The clock-skew allowance applied.
+        skew: Duration,
+    },
+    /// The token was issued (`iat`) after the validation time plus the skew allowance.
+    IssuedInFuture {
+        /// Its `iat`.
+        iat: OffsetDateTime,
+        /// The validation time.
+        now: OffsetDateTime,
+    },
+    /// The token's `iss` is not an accepted issuer.
+    Issuer {
+        /// The accepted issuers.
+        expected: Vec<String>,
+        /// The token's `iss`.
+        found: String,
+    },
+    /// The `kubernetes.io` claims name another ServiceAccount than `sub`.
+    KubernetesClaims {
+        /// What disagrees.
+        reason: String,
+    },
+    /// The token is not a JWS in compact serialisation.
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The key set has no key usable with the header's `alg` (and the header has no `kid`).
+    NoKeyForAlgorithm {
+        /// The header's `alg`.
+        alg: String,
+    },
+    /// The token authenticates a user that is not a ServiceAccount.
+    NotServiceAccount {
+        /// The username (a `sub` claim or the TokenReview's `user.username`).
+        username: String,
+        /// Why it is not `system:serviceaccount:<namespace>:<name>`.
+        reason: String,
+    },
+    /// The token is not valid before (`nbf`) the validation time plus the skew allowance.
+    NotYetValid {
+        /// Its `nbf`.
+        nbf: OffsetDateTime,
+        /// The validation time.
+        now: OffsetDateTime,
+    },
+    /// The Kubernetes TokenReview refused the token with this `status.error`.
+    Rejected {
+        /// The API server's reason.
+        reason: String,
+    },
+    /// The signature does not verify with any candidate key.
+    Signature {
+        /// How many keys were tried.
+        keys_tried: usize,
+    },
+    /// The token is longer than [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN).
+    TooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The key set has no key with the header's `kid`.
+    UnknownKey {
+        /// The header's `kid`.
+        kid: String,
+    },
+    /// The header's `alg` is not ES256 or RS256.
+    UnsupportedAlgorithm {
+        /// The header's `alg`.
+        alg: String,
+    },
+}
+
+impl fmt::Display for InvalidToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlgorithmMismatch { alg, kid, key } => write!(
+                f,
+                "token header alg {alg:?} does not match key {kid:?}, which is an {key} key; \
+                 algorithm confusion is refused"
+            ),
+            Self::Audience { expected, found } => write!(
+                f,
+                "token audiences {found:?} do not include {expected:?}; mount a projected \
+                 ServiceAccount token with audience {expected:?}"
+            ),
+            Self::Claim { name, reason } => write!(f, "token claim {name:?} {reason}"),
+            Self::CriticalHeader => f.write_str(
+                "token header has \"crit\" extensions, which are not supported; the token is \
+                 refused",
+            ),
+            Self::Empty => f.write_str("token is empty"),
+            Self::Expired { exp, now, skew } => write!(
+                f,
+                "token expired at {} (now is {}, clock-skew allowance {}s); the workload must \
+                 re-read its rotated token",
+                rfc3339(*exp),
+                rfc3339(*now),
+                skew.as_secs()
+            ),
+            Self::IssuedInFuture { iat, now } => write!(
+                f,
+                "token was issued at {}, after now ({}) plus the clock-skew allowance; check the \
+                 clocks",
+                rfc3339(*iat),
+                rfc3339(*now)
+            ),
+            Self::Issuer { expected, found } => write!(
+                f,
+                "token issuer {found:?} is not accepted (accepted: {expected:?}); configure the \
+                 cluster's --service-account-issuer"
+            ),
+            Self::KubernetesClaims { reason } => {
+                write!(
+                    f,
+                    "token \"kubernetes.io\" claims disagree with \"sub\": {reason}"
+                )
+            }
+            Self::Malformed { reason } => write!(f, "token is malformed: {reason}"),
+            Self::NoKeyForAlgorithm { alg } => {
+                write!(f, "the JWKS has no key for the token's algorithm {alg}")
+            }
+            Self::NotServiceAccount { reason, .. } => {
+                write!(f, "token user is not a ServiceAccount: {reason}")
+            }
+            Self::NotYetValid { nbf, now } => write!(
+                f,
+                "token is not valid before {} (now is {}, after the clock-skew allowance); check \
+                 the clocks",
+                rfc3339(*nbf),
+                rfc3339(*now)
+            ),
+            Self::Rejected { reason } => f.write_str(reason),
+            Self::Signature { keys_tried } => write!(
+                f,
+                "token signature does not verify with the {keys_tried} candidate key(s) of the \
+                 JWKS; the JWKS may be stale (reload it from the API server's \
+                 /openid/v1/jwks)"
+            ),
+            Self::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "token is {len} bytes long, more than the {max}-byte limit"
+                )
+            }
+            Self::UnknownKey { kid } => write!(
+                f,
+                "token key id {kid:?} is not in the JWKS; the JWKS may be stale (reload it from \
+                 the API server's /openid/v1/jwks)"
+            ),
+            Self::UnsupportedAlgorithm { alg } if alg.eq_ignore_ascii_case("none") => {
+                f.write_str("token is unsigned (alg \"none\"); unsigned tokens are refused")
+            }
+            Self::UnsupportedAlgorithm { alg } => write!(
+                f,
+                "token algorithm {alg:?} is not supported; only ES256 and RS256 are accepted"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for InvalidToken {}

@@ -1,0 +1,610 @@
+//! TokenReview against a local HTTPS endpoint that answers like the Kubernetes API server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use meshid_authn::{
+    Authenticator, Clock, Error, ErrorKind, InvalidToken, ManualClock, TokenReviewAuthenticator,
+    TokenReviewConfig,
+};
+use meshid_policy::ServiceAccount;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+
+const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+/// The identity service's own credential, as mounted in its pod.
+const CLIENT_TOKEN: &str = "identity-sa-token";
+
+/// What the fake API server saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    authorization: String,
+    token: String,
+    audiences: Option<Vec<String>>,
+}
+
+struct FakeApiServer {
+    url: String,
+    ca_pem: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl FakeApiServer {
+    async fn start() -> Self {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = params.signed_by(&key, &issuer).unwrap();
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, log) = (acceptor.clone(), log.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| answer(req, log.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url: format!("https://{addr}"),
+            ca_pem: ca_cert.pem(),
+            seen,
+        }
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn hits(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// A configuration for this server, with its files in a fresh directory.
+    fn config(&self) -> (TokenReviewConfig, TempDir) {
+        let dir = TempDir::new();
+        std::fs::write(dir.0.join("ca.crt"), &self.ca_pem).unwrap();
+        std::fs::write(dir.0.join("token"), CLIENT_TOKEN).unwrap();
+        let config = TokenReviewConfig::new(&self.url, dir.0.join("ca.crt"), dir.0.join("token"));
+        (config, dir)
+    }
+}
+
+/// Answers by the reviewed token, like an API server would.
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    log: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let path = req.uri().path().to_owned();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let review: Value = serde_json::from_slice(&body).unwrap();
+    let token = review["spec"]["token"].as_str().unwrap().to_owned();
+    let audiences = review["spec"].get("audiences").map(|a| {
+        a.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    });
+    log.lock().unwrap().push(Seen {
+        authorization: authorization.clone(),
+        token: token.clone(),
+        audiences: audiences.clone(),
+    });
+    assert_eq!(path, "/apis/authentication.k8s.io/v1/tokenreviews");
+    assert_eq!(review["apiVersion"], "authentication.k8s.io/v1");
+    assert_eq!(review["kind"], "TokenReview");
+
+    let status = |code: StatusCode, body: Value| {
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        *r.status_mut() = code;
+        Ok(r)
+    };
+    if authorization != format!("Bearer {CLIENT_TOKEN}") && !authorization.ends_with("-rotated") {
+        return status(
+            StatusCode::UNAUTHORIZED,
+            json!({"kind": "Status", "message": "Unauthorized", "code": 401}),
+        );
+    }
+    let reviewed = |s: Value| {
+        status(
+            StatusCode::CREATED,
+            json!({"kind": "TokenReview", "status": s}),
+        )
+    };
+    let user = |sa: &str| {
+        json!({"username": format!("system:serviceaccount:emojivoto:{sa}"),
+               "uid": "9b1f0f6e-0000-4000-8000-000000000001",
+               "groups": ["system:serviceaccounts", "system:serviceaccounts:emojivoto"],
+               "extra": {"authentication.kubernetes.io/pod-name": ["web-7d9c"],
+                         "authentication.kubernetes.io/pod-uid": ["5f0c2b1e-0000-4000-8000-000000000002"]}})
+    };
+    let requested = audiences.clone().unwrap_or_default();
+    match token.as_str() {
+        "not-authenticated" => reviewed(json!({"user": {}})),
+        "expired-token" => reviewed(json!({
+            "user": {},
+            "error": "[invalid bearer token, service account token has expired]"})),
+        // An API server that cannot review audiences: like old ones, it says so in error.
+        "old-api-server" if audiences.is_some() => reviewed(json!({
+            "user": {},
+            "error": "[invalid bearer token, token audiences [\"https://kubernetes.default.svc\"] \
+                      is invalid for the target audiences [\"identity.l5d.io\"]]"})),
+        "old-api-server" => reviewed(json!({"authenticated": true, "user": user("web")})),
+        "wrong-audience" => reviewed(json!({
+            "authenticated": true, "user": user("web"), "audiences": ["https://kubernetes.default.svc"]})),
+        "user-token" => reviewed(json!({
+            "authenticated": true, "user": {"username": "alice"}, "audiences": requested})),
+        "throttled" => status(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"kind": "Status", "status": "Failure", "reason": "TooManyRequests",
+                   "message": "Too many requests, please try again later.", "code": 429}),
+        ),
+        "broken" => Ok({
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                b"etcdserver: request timed out\n",
+            )));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }),
+        "echoed" => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"kind": "Status", "message": "cannot review echoed", "code": 500}),
+        ),
+        "garbage" => Ok(Response::new(Full::new(Bytes::from_static(
+            b"<html>proxy</html>",
+        )))),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            reviewed(json!({"authenticated": true, "user": user("web"), "audiences": requested}))
+        }
+        _ => reviewed(json!({"authenticated": true, "user": user("web"), "audiences": requested})),
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "meshid-authn-tokenreview-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A JWT-shaped token whose payload says `exp` (the signature is the API server's business).
+fn jwt_with_exp(exp: OffsetDateTime) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(json!({ "exp": exp.unix_timestamp() }).to_string());
+    format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln")
+}
+
+fn web() -> ServiceAccount {
+    ServiceAccount::new("emojivoto", "web").unwrap()
+}
+
+#[tokio::test]
+async fn authenticated_tokens_name_the_service_account_and_pod() {
+    let server = FakeApiServer::start().await;
+    let (config, _dir) = server.config();
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    let who = authn.authenticate(b"valid-token\n").await.unwrap();
+    assert_eq!(who.service_account, web());
+    assert_eq!(who.pod_name.as_deref(), Some("web-7d9c"));
+    assert_eq!(
+        who.pod_uid.as_deref(),
+        Some("5f0c2b1e-0000-4000-8000-000000000002")
+    );
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].token, "valid-token");
+    assert_eq!(seen[0].audiences, Some(vec!["identity.l5d.io".to_owned()]));
+    assert_eq!(seen[0].authorization, format!("Bearer {CLIENT_TOKEN}"));
+}
+
+#[tokio::test]
+async fn refusals_are_sorted_by_kind_with_exact_messages() {
+    let server = FakeApiServer::start().await;
+    let (config, _dir) = server.config();
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    let err = |token: &'static str| {
+        let authn = &authn;
+        async move { authn.authenticate(token.as_bytes()).await.unwrap_err() }
+    };
+
+    let e = err("not-authenticated").await;
+    assert_eq!(e, Error::NotAuthenticated);
+    assert_eq!(e.kind(), ErrorKind::NotAuthenticated);
+    assert_eq!(
+        e.to_string(),
+        "authentication token could not be authenticated"
+    );
+
+    let e = err("expired-token").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidToken);
+    assert_eq!(
+        e.to_string(),
+        "[invalid bearer token, service account token has expired]"
+    );
+
+    let e = err("wrong-audience").await;
+    assert_eq!(
+        e,
+        Error::InvalidToken(InvalidToken::Audience {
+            expected: "identity.l5d.io".into(),
+            found: vec!["https://kubernetes.default.svc".into()],
+        })
+    );
+
+    let e = err("user-token").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidToken);
+    assert_eq!(
+        e.to_string(),
+        "token user is not a ServiceAccount: invalid ServiceAccount username 'alice': must \
+         start with 'system:serviceaccount:'"
+    );
+
+    let e = err("throttled").await;
+    assert_eq!(e.kind(), ErrorKind::Backend);
+    assert_eq!(
+        e.to_string(),
+        "the Kubernetes API server answered the TokenReview with HTTP 429: Too many requests, \
+         please try again later.; the API server is throttling: lower the QPS/burst limits or \
+         retry later"
+    );
+
+    let e = err("broken").await;
+    assert_eq!(
+        e.to_string(),
+        "the Kubernetes API server answered the TokenReview with HTTP 500: etcdserver: request \
+         timed out; the API server is failing: retry later"
+    );
+
+    // An answer that quotes the token is redacted.
+    let e = err("echoed").await;
+    assert_eq!(
+        e,
+        Error::ApiServer {
+            status: 500,
+            message: "cannot review <redacted>".into()
+        }
+    );
+
+    let e = err("garbage").await;
+    assert_eq!(e.kind(), ErrorKind::Backend);
+    assert!(
+        e.to_string().starts_with(
+            "the Kubernetes API server's TokenReview answer is not understood: not a TokenReview: "
+        ),
+        "{e}"
+    );
+    // Nothing negative was cached: every refusal reached the server.
+    assert_eq!(server.hits(), 8);
+    assert_eq!(authn.cached(), 0);
+    err("expired-token").await;
+    assert_eq!(server.hits(), 9);
+}
+
+#[tokio::test]
+async fn token_audiences_errors_are_retried_without_audiences() {
+    let server = FakeApiServer::start().await;
+    let (config, _dir) = server.config();
+    let authn = TokenReviewAuthenticator::new(config.clone()).unwrap();
+    let who = authn.authenticate(b"old-api-server").await.unwrap();
+    assert_eq!(who.service_account, web());
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].audiences, Some(vec!["identity.l5d.io".to_owned()]));
+    assert_eq!(seen[1].audiences, None, "the retry asks for no audiences");
+
+    // Without the retry the error is the API server's.
+    let mut strict = config;
+    strict.retry_without_audiences = false;
+    let authn = TokenReviewAuthenticator::new(strict).unwrap();
+    let e = authn.authenticate(b"old-api-server").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidToken);
+    assert!(e.to_string().contains("token audiences"), "{e}");
+}
+
+#[tokio::test]
+async fn slow_answers_time_out() {
+    let server = FakeApiServer::start().await;
+    let (mut config, _dir) = server.config();
+    config.timeout = Duration::from_millis(200);
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    let start = Instant::now();
+    let e = authn.authenticate(b"slow").await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        e,
+        Error::Timeout {
+            after: Duration::from_millis(200)
+        }
+    );
+    assert_eq!(e.kind(), ErrorKind::Backend);
+    assert_eq!(
+        e.to_string(),
+        "the Kubernetes API server did not answer the TokenReview within 200ms; check its \
+         health and the network path, or raise the request timeout"
+    );
+}
+
+#[tokio::test]
+async fn positive_results_are_cached_until_ttl_or_token_expiry() {
+    let server = FakeApiServer::start().await;
+    let (config, _dir) = server.config();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let authn = TokenReviewAuthenticator::with_clock(config, clock.clone()).unwrap();
+
+    authn.authenticate(b"valid-token").await.unwrap();
+    authn.authenticate(b"valid-token").await.unwrap();
+    assert_eq!(server.hits(), 1, "the second call is served from the cache");
+    clock.advance(Duration::from_secs(59));
+    authn.authenticate(b"valid-token").await.unwrap();
+    assert_eq!(server.hits(), 1);
+    clock.advance(Duration::from_secs(1));
+    authn.authenticate(b"valid-token").await.unwrap();
+    assert_eq!(server.hits(), 2, "an entry expires after 60s");
+
+    // A token expiring in 10s is cached for 10s only.
+    let token = jwt_with_exp(clock.now() + Duration::from_secs(10));
+    authn.authenticate(token.as_bytes()).await.unwrap();
+    clock.advance(Duration::from_secs(9));
+    authn.authenticate(token.as_bytes()).await.unwrap();
+    assert_eq!(server.hits(), 3);
+    clock.advance(Duration::from_secs(1));
+    authn.authenticate(token.as_bytes()).await.unwrap();
+    assert_eq!(server.hits(), 4);
+
+    // Negative results are not cached.
+    for _ in 0..2 {
+        authn.authenticate(b"not-authenticated").await.unwrap_err();
+    }
+    assert_eq!(server.hits(), 6);
+    assert!(!format!("{authn:?}").contains("valid-token"));
+}
+
+#[tokio::test]
+async fn calls_are_rate_limited() {
+    let server = FakeApiServer::start().await;
+    let (mut config, _dir) = server.config();
+    config.qps = 10.0;
+    config.burst = 1;
+    let authn = TokenReviewAuthenticator::new(config.clone()).unwrap();
+    let start = Instant::now();
+    for token in ["a", "b", "c"] {
+        authn.authenticate(token.as_bytes()).await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
+
+    // A wait beyond the request timeout fails fast instead of queueing.
+    config.qps = 1.0;
+    config.timeout = Duration::from_millis(200);
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    authn.authenticate(b"d").await.unwrap();
+    let start = Instant::now();
+    let e = authn.authenticate(b"e").await.unwrap_err();
+    assert!(start.elapsed() < Duration::from_millis(100));
+    assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Backend);
+    assert!(
+        e.to_string()
+            .starts_with("TokenReview rate limit reached: the next request slot is "),
+        "{e}"
+    );
+    assert!(
+        e.to_string().ends_with(
+            "ms away, beyond the 200ms request timeout; retry later or raise the QPS/burst limits"
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_token_is_reread_on_every_request() {
+    let server = FakeApiServer::start().await;
+    let (config, dir) = server.config();
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    authn.authenticate(b"one").await.unwrap();
+    std::fs::write(dir.0.join("token"), "kubelet-rotated\n").unwrap();
+    authn.authenticate(b"two").await.unwrap();
+    let seen = server.requests();
+    assert_eq!(seen[1].authorization, "Bearer kubelet-rotated");
+
+    std::fs::write(dir.0.join("token"), "revoked").unwrap();
+    let e = authn.authenticate(b"three").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the Kubernetes API server answered the TokenReview with HTTP 401: Unauthorized; the \
+         identity service's own credentials were refused: check its token file"
+    );
+    std::fs::remove_file(dir.0.join("token")).unwrap();
+    let e = authn.authenticate(b"four").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ReadFile {
+                what: "API client token file",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn in_cluster_configuration() {
+    let server = FakeApiServer::start().await;
+    let (_, dir) = server.config();
+    let port = server.url.rsplit_once(':').unwrap().1.to_owned();
+    let env = |name: &str| match name {
+        "KUBERNETES_SERVICE_HOST" => Some("127.0.0.1".to_owned()),
+        "KUBERNETES_SERVICE_PORT" => Some(port.clone()),
+        _ => None,
+    };
+    let config = TokenReviewConfig::in_cluster_with(env, &dir.0).unwrap();
+    assert_eq!(config.api_server, server.url);
+    assert_eq!(config.token_file, dir.0.join("token"));
+    assert_eq!(config.ca_file, dir.0.join("ca.crt"));
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    authn.authenticate(b"valid-token").await.unwrap();
+
+    let config = TokenReviewConfig::in_cluster_with(
+        |n| match n {
+            "KUBERNETES_SERVICE_HOST" => Some("fd00::1".into()),
+            _ => Some("443".into()),
+        },
+        &dir.0,
+    )
+    .unwrap();
+    assert_eq!(config.api_server, "https://[fd00::1]:443");
+    assert_eq!(
+        TokenReviewConfig::in_cluster_with(|_| None, &dir.0)
+            .unwrap_err()
+            .to_string(),
+        "invalid in-cluster configuration: KUBERNETES_SERVICE_HOST is not set, so this is not \
+         running in a Kubernetes pod; pass the API server URL, CA file and token file explicitly"
+    );
+}
+
+#[tokio::test]
+async fn configuration_and_transport_errors() {
+    let server = FakeApiServer::start().await;
+    let (config, dir) = server.config();
+
+    let mut bad = config.clone();
+    bad.api_server = "http://127.0.0.1:6443".into();
+    assert_eq!(
+        TokenReviewAuthenticator::new(bad).unwrap_err().to_string(),
+        "invalid API server URL \"http://127.0.0.1:6443\": must start with https://"
+    );
+    let mut bad = config.clone();
+    bad.qps = 0.0;
+    assert_eq!(
+        TokenReviewAuthenticator::new(bad).unwrap_err().to_string(),
+        "invalid TokenReview configuration: qps must be a positive number"
+    );
+    let mut bad = config.clone();
+    bad.ca_file = dir.0.join("missing.crt");
+    let e = TokenReviewAuthenticator::new(bad).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ReadFile {
+                what: "API server CA file",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    std::fs::write(dir.0.join("empty.crt"), "").unwrap();
+    let mut bad = config.clone();
+    bad.ca_file = dir.0.join("empty.crt");
+    assert_eq!(
+        TokenReviewAuthenticator::new(bad).unwrap_err().to_string(),
+        format!(
+            "invalid API server CA file {}: it holds no CERTIFICATE block",
+            dir.0.join("empty.crt").display()
+        )
+    );
+
+    // The server's certificate does not chain to this CA.
+    let other = FakeApiServer::start().await;
+    std::fs::write(dir.0.join("other.crt"), &other.ca_pem).unwrap();
+    let mut wrong_ca = config.clone();
+    wrong_ca.ca_file = dir.0.join("other.crt");
+    let e = TokenReviewAuthenticator::new(wrong_ca)
+        .unwrap()
+        .authenticate(b"valid-token")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Backend);
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "cannot reach the Kubernetes API server at {}: ",
+            server.url
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("invalid peer certificate"), "{msg}");
+    assert_eq!(server.hits(), 0);
+
+    // Nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut refused = config;
+    refused.api_server = format!("https://{addr}/");
+    let e = TokenReviewAuthenticator::new(refused)
+        .unwrap()
+        .authenticate(b"valid-token")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+}
