@@ -1,0 +1,257 @@
+//! A [`Certifier`] that calls a Linkerd-compatible identity service over gRPC.
+
+use core::future::Future;
+use core::time::Duration;
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use linkerd2_proxy_api::identity::identity_client::IdentityClient;
+use meshid_client::{Certifier, CertifyError, CertifyRequest, CertifyResponse};
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use tokio::net::TcpStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{ClientTls, Error};
+
+/// How long a [`GrpcCertifier`] waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// For a connection to be established (TCP and, with TLS, the handshake). Default 3 s.
+    pub connect: Duration,
+    /// For each Certify call's answer. Default 10 s: the service may wait on a token review
+    /// (meshid-authn's TokenReview timeout is 5 s, and it may queue behind its rate limit).
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(3),
+            request: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Timeouts {
+    /// These timeouts.
+    pub fn new(connect: Duration, request: Duration) -> Self {
+        Self { connect, request }
+    }
+}
+
+/// A [`Certifier`] over Linkerd's `io.linkerd.proxy.identity.Identity/Certify`, for
+/// [`meshid_client::Client`].
+///
+/// The channel reconnects by itself after a failure; each call is bounded by the request
+/// timeout. A gRPC status becomes a [`CertifyError`] reading `<code>: <message>`, e.g.
+/// `FailedPrecondition: CSR must have exactly one DNSName`. A response without `valid_until`
+/// is passed on with `valid_until: None`, which the client refuses as Linkerd's proxy does.
+#[derive(Clone, Debug)]
+pub struct GrpcCertifier {
+    client: IdentityClient<Channel>,
+}
+
+impl GrpcCertifier {
+    /// Connects over plaintext HTTP/2 (h2c), as Linkerd proxies reach
+    /// `linkerd-identity-headless.<ns>.svc.<cluster-domain>:8080`. `uri` is `http://host:port`.
+    pub async fn connect_plaintext(uri: &str, timeouts: Timeouts) -> Result<Self, Error> {
+        let parsed = parse_uri(uri)?;
+        if parsed.scheme_str() == Some("https") {
+            return Err(Error::InvalidUri {
+                uri: uri.to_owned(),
+                reason: "an https URI needs TLS: use GrpcCertifier::connect_tls".to_owned(),
+            });
+        }
+        let channel = endpoint(parsed, timeouts)
+            .connect()
+            .await
+            .map_err(|e| connect_error(uri, &e))?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// Connects over TLS, verifying the identity service as `tls` says (see
+    /// [`ClientTls::verify_identity`]). `uri` is `https://host:port` (or `http://`, taken to
+    /// mean the same here); the host is resolved and dialled, the name verified is the one in
+    /// `tls`. A certificate that does not verify fails the connection.
+    pub async fn connect_tls(uri: &str, tls: ClientTls, timeouts: Timeouts) -> Result<Self, Error> {
+        let parsed = parse_uri(uri)?;
+        let host = parsed
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+            .ok_or_else(|| Error::InvalidUri {
+                uri: uri.to_owned(),
+                reason: "no host".to_owned(),
+            })?;
+        let default_port = if parsed.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        };
+        let port = parsed.port_u16().unwrap_or(default_port);
+        // tonic only dials; TLS is done by the connector below, so tonic sees plain `http`.
+        let authority = parsed
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
+        let plain = parse_uri(&format!("http://{authority}"))?;
+        let connector = tokio_rustls::TlsConnector::from(tls.config);
+        let server_name = tls.server_name;
+        let connect = tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            let server_name = server_name.clone();
+            let host = host.clone();
+            async move {
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                tcp.set_nodelay(true)?;
+                let stream = connector
+                    .connect(server_name, tcp)
+                    .await
+                    .map_err(handshake_error)?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        });
+        let channel = endpoint(plain, timeouts)
+            .connect_with_connector(connect)
+            .await
+            .map_err(|e| connect_error(uri, &e))?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// A certifier over a channel the caller built.
+    pub fn from_channel(channel: Channel) -> Self {
+        Self {
+            client: IdentityClient::new(channel),
+        }
+    }
+}
+
+impl Certifier for GrpcCertifier {
+    fn certify(
+        &self,
+        mut request: CertifyRequest,
+    ) -> impl Future<Output = Result<CertifyResponse, CertifyError>> + Send {
+        let mut client = self.client.clone();
+        async move {
+            // Moved, not copied: the only other copy is the one tonic encodes.
+            let token = core::mem::take(&mut *request.token);
+            let message = linkerd2_proxy_api::identity::CertifyRequest {
+                identity: core::mem::take(&mut request.identity),
+                token,
+                certificate_signing_request: core::mem::take(&mut request.csr_der),
+            };
+            let response = client
+                .certify(message)
+                .await
+                .map_err(|status| {
+                    CertifyError::new(format!(
+                        "{}: {}",
+                        crate::code::name(status.code()),
+                        status.message()
+                    ))
+                })?
+                .into_inner();
+            let valid_until = response.valid_until.map(time_of).transpose()?;
+            Ok(CertifyResponse::new(
+                CertificateDer::from(response.leaf_certificate),
+                response
+                    .intermediate_certificates
+                    .into_iter()
+                    .map(CertificateDer::from)
+                    .collect(),
+                valid_until,
+            ))
+        }
+    }
+}
+
+/// A failed TLS handshake, its rustls reason shown by `Display` (rustls shows a verifier's own
+/// reason through `Debug`).
+fn handshake_error(e: std::io::Error) -> std::io::Error {
+    let reason = match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            other.to_string()
+        }
+        Some(other) => other.to_string(),
+        None => return e,
+    };
+    std::io::Error::new(
+        e.kind(),
+        format!("TLS handshake with the identity service failed: {reason}"),
+    )
+}
+
+fn parse_uri(uri: &str) -> Result<Uri, Error> {
+    let parsed: Uri = uri
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| Error::InvalidUri {
+            uri: uri.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if parsed.authority().is_none() {
+        return Err(Error::InvalidUri {
+            uri: uri.to_owned(),
+            reason: "expected scheme://host:port".to_owned(),
+        });
+    }
+    Ok(parsed)
+}
+
+fn endpoint(uri: Uri, timeouts: Timeouts) -> Endpoint {
+    Endpoint::from(uri)
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .tcp_nodelay(true)
+}
+
+fn connect_error(uri: &str, e: &tonic::transport::Error) -> Error {
+    Error::Connect {
+        uri: uri.to_owned(),
+        reason: crate::error::chain(e),
+    }
+}
+
+/// `valid_until` as a time; out of range is an error, not a silent `None`.
+fn time_of(ts: prost_types::Timestamp) -> Result<OffsetDateTime, CertifyError> {
+    let invalid = || {
+        CertifyError::new(format!(
+            "identity certification has an invalid expiration ({}s, {}ns)",
+            ts.seconds, ts.nanos
+        ))
+    };
+    let nanos = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .ok_or_else(invalid)?;
+    OffsetDateTime::from_unix_timestamp(ts.seconds)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(nanos).ok())
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        let t = time::macros::datetime!(2026-06-02 12:00:20.5 UTC);
+        assert_eq!(time_of(crate::server::timestamp(t)), Ok(t));
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert!(time_of(bad).is_err());
+    }
+
+    #[test]
+    fn uris_are_checked() {
+        assert!(matches!(
+            parse_uri("not a uri"),
+            Err(Error::InvalidUri { .. })
+        ));
+        assert!(matches!(parse_uri("/path"), Err(Error::InvalidUri { .. })));
+        assert!(parse_uri("http://127.0.0.1:8080").is_ok());
+    }
+}
