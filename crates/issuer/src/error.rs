@@ -1,0 +1,109 @@
+//! The issuer crate's error type.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why loading, reloading, rotating or bootstrapping an issuer failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The trust-anchor key file can be read by others than its owner.
+    #[error(
+        "{path} has mode {mode:04o}; a trust-anchor key must be readable by its owner only (chmod 600 {path})"
+    )]
+    AnchorKeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The CA refused the credentials or the trust bundle; the previous ones keep serving.
+    #[error(transparent)]
+    Ca(meshid_ca::Error),
+    /// A file exists and `force` was not given.
+    #[error("{path} already exists; pass force to overwrite it")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A name given to a manifest or certificate is not acceptable.
+    #[error("invalid {field} {value:?}: {reason}")]
+    InvalidName {
+        /// Which name.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The rotation schedule is invalid.
+    #[error("invalid issuer schedule: {0}")]
+    InvalidSchedule(meshid_rotation::Error),
+    /// A file or folder could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done: `reading`, `writing`, ...
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<std::io::Error>,
+    },
+    /// Posting an event to the Kubernetes API server failed.
+    #[error("posting a Kubernetes Event: {reason}")]
+    KubeEvents {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A certificate could not be minted.
+    #[error("minting a certificate: {reason}")]
+    Mint {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A trust-anchor bundle does not parse.
+    #[error("trust anchors in {path}: {source}")]
+    TrustBundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// The parser's reason.
+        source: meshid_verify::Error,
+    },
+    /// The trust-anchor certificate and key cannot sign issuers.
+    #[error("trust anchor {path}: {reason}")]
+    TrustAnchor {
+        /// The certificate file (or `<memory>`).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// The issuer validation problem, when the CA refused the credentials themselves (not a
+    /// read error, and not a trust-bundle refusal).
+    pub fn issuer_problem(&self) -> Option<&meshid_ca::IssuerProblem> {
+        match self {
+            Self::Ca(meshid_ca::Error::InvalidIssuer(problem)) => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+impl From<meshid_ca::Error> for Error {
+    fn from(e: meshid_ca::Error) -> Self {
+        Self::Ca(e)
+    }
+}
