@@ -1,34 +1,66 @@
-//! `identity-ca`: run the meshid identity CA on one machine.
+//! `identity-ca`: the meshid identity service (Linkerd's `identity` controller, and better).
 //!
-//! With no arguments it mints a trust anchor and an issuer in memory, certifies one workload's
-//! CSR for its ServiceAccount, verifies the result against the anchor, and prints what a proxy
-//! would receive. `--issuer DIR` and `--trust-anchors FILE` use existing credentials instead
-//! (`crt.pem`/`key.pem` or `tls.crt`/`tls.key` in DIR).
+//! With no arguments it runs in development mode: a state folder `./.meshid-dev/` (trust
+//! anchor, issuer, token-signing key, JWKS) is created or reused, gRPC `Certify` listens on
+//! 127.0.0.1:8080 and admin HTTP on 127.0.0.1:9990. `--issuer DIR` serves a real issuer
+//! folder instead. Linkerd's single-dash flags (`-identity-trust-domain=cluster.local`) work.
+//!
+//! Subcommands: `serve` (default), `token` (a development token), `root-ca`, `issuer` and
+//! `cert-manager` (bootstrap tooling).
 #![allow(clippy::disallowed_methods)] // a binary reads the clock
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
-use meshid::ca::Ca;
-use meshid::ca::bootstrap::{CaOptions, create_intermediate, create_root};
-use meshid::csr::{Csr, CsrParams, KeyPair};
-use meshid::policy::{
-    GoDuration, IssuancePolicy, KeyAlgorithm, Mesh, Namespace, SanMode, ServiceAccount,
-    TrustDomain, rfc3339,
-};
-use meshid::verify::{TrustBundle, Usage, VerifyOptions};
+use clap::{Args, Parser, Subcommand};
+use meshid::ca::bootstrap::CaOptions;
+use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAnchorKey};
+use meshid::issuer::{IssuerFolder, IssuerScheme};
+use meshid::policy::{GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain};
+use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
+use meshid::server::serve::{ServeConfig, TokenValidation, start};
 use time::OffsetDateTime;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 #[derive(Parser, Debug)]
-#[command(about = "meshid identity CA (in-process demo: mint, certify, verify)")]
-struct Args {
-    /// Trust domain of the mesh.
+#[command(name = "identity-ca", about = "meshid identity service", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve gRPC Certify and admin HTTP (the default).
+    Serve(ServeArgs),
+    /// Print a ServiceAccount token that the development CA accepts.
+    Token(TokenArgs),
+    /// Create a trust anchor (like `step certificate create --profile root-ca`).
+    RootCa(RootCaArgs),
+    /// Create an issuer signed by a trust anchor.
+    Issuer(IssuerArgs),
+    /// Print cert-manager Issuer + Certificate manifests that rotate the issuer.
+    CertManager(CertManagerArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Development state folder (used when --issuer is not given).
+    #[arg(long, default_value = DEFAULT_DEV_DIR)]
+    dev_dir: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Admin HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:9990")]
+    admin_addr: SocketAddr,
+    /// Trust domain.
     #[arg(long, default_value = "cluster.local")]
     identity_trust_domain: TrustDomain,
-    /// Namespace of the control plane.
+    /// Control-plane namespace.
     #[arg(long, default_value = "linkerd")]
     controller_namespace: Namespace,
     /// Leaf lifetime (Go duration).
@@ -37,133 +69,252 @@ struct Args {
     /// Clock-skew allowance (Go duration).
     #[arg(long, default_value = "20s")]
     identity_clock_skew_allowance: GoDuration,
-    /// SANs of the leaf: dns, dns+spiffe or spiffe.
-    #[arg(long, default_value = "dns")]
-    san_mode: SanMode,
-    /// Folder holding the issuer (crt.pem + key.pem, or tls.crt + tls.key); default: mint one.
-    #[arg(long, requires = "trust_anchors")]
+    /// Issuer folder layout: linkerd.io/tls (crt.pem, key.pem) or kubernetes.io/tls.
+    #[arg(long, default_value = "linkerd.io/tls")]
+    identity_scheme: String,
+    /// Issuer folder (a mounted Secret); without it, development mode.
+    #[arg(long)]
     issuer: Option<PathBuf>,
-    /// PEM bundle of trust anchors; default: mint one.
-    #[arg(long, requires = "issuer")]
+    /// Trust-anchor bundle (default: ca.crt of a kubernetes.io/tls issuer folder).
+    #[arg(long)]
     trust_anchors: Option<PathBuf>,
-    /// Namespace of the demo workload.
-    #[arg(long, default_value = "emojivoto")]
+    /// Token validation: tokenreview, jwks:FILE or static:FILE (development mode: its JWKS).
+    #[arg(long)]
+    token_validation: Option<TokenValidation>,
+    /// Log level (error, warn, info, debug, trace) or a filter directive.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Log format: plain or json.
+    #[arg(long, default_value = "plain", value_parser = ["plain", "json"])]
+    log_format: String,
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// Development state folder.
+    #[arg(long, default_value = DEFAULT_DEV_DIR)]
+    dev_dir: PathBuf,
+    /// The workload's namespace.
+    #[arg(long)]
     namespace: String,
-    /// ServiceAccount of the demo workload.
-    #[arg(long, default_value = "web")]
+    /// The workload's ServiceAccount.
+    #[arg(long)]
     service_account: String,
+    /// Token audience.
+    #[arg(long, default_value = "identity.l5d.io")]
+    audience: String,
+    /// Token lifetime (Go duration).
+    #[arg(long, default_value = "1h")]
+    ttl: GoDuration,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+#[derive(Args, Debug)]
+struct RootCaArgs {
+    /// Certificate output.
+    #[arg(long, default_value = "ca.crt")]
+    cert: PathBuf,
+    /// Key output (written 0600).
+    #[arg(long, default_value = "ca.key")]
+    key: PathBuf,
+    /// Subject CN.
+    #[arg(long, default_value = bootstrap::ROOT_COMMON_NAME)]
+    common_name: String,
+    /// Validity (Go duration; default 10 years).
+    #[arg(long, default_value = "87600h")]
+    duration: GoDuration,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct IssuerArgs {
+    /// Trust-anchor certificate.
+    #[arg(long)]
+    ca_cert: PathBuf,
+    /// Trust-anchor key (must be 0600).
+    #[arg(long)]
+    ca_key: PathBuf,
+    /// Certificate output.
+    #[arg(long, default_value = "issuer.crt")]
+    cert: PathBuf,
+    /// Key output (written 0600).
+    #[arg(long, default_value = "issuer.key")]
+    key: PathBuf,
+    /// Subject CN.
+    #[arg(long, default_value = bootstrap::ISSUER_COMMON_NAME)]
+    common_name: String,
+    /// Validity (Go duration).
+    #[arg(long, default_value = "48h")]
+    duration: GoDuration,
+    /// Leave out the serverAuth + clientAuth EKU.
+    #[arg(long)]
+    no_eku: bool,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct CertManagerArgs {
+    /// The control-plane namespace.
+    #[arg(long, default_value = "linkerd")]
+    namespace: String,
+}
+
+fn main() -> ExitCode {
+    let args = meshid::server::cli::normalize_linkerd_flags(std::env::args());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("identity-ca: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("identity-ca: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let now = OffsetDateTime::now_utc();
-    let mesh = Mesh::new(
-        args.identity_trust_domain.clone(),
-        args.controller_namespace.clone(),
-    );
-    let mut policy = IssuancePolicy::default();
-    policy.lifetime = args.identity_issuance_lifetime.into();
-    policy.clock_skew = args.identity_clock_skew_allowance.into();
-    policy.san_mode = args.san_mode;
-
-    let (bundle_pem, issuer_crt, issuer_key) = match (&args.issuer, &args.trust_anchors) {
-        (Some(dir), Some(anchors)) => read_credentials(dir, anchors)?,
-        _ => {
-            let day = Duration::from_secs(86_400);
-            let root_cn = format!(
-                "root.{}.{}",
-                args.controller_namespace, args.identity_trust_domain
-            );
-            let issuer_cn = format!(
-                "identity.{}.{}",
-                args.controller_namespace, args.identity_trust_domain
-            );
-            let root = create_root(&CaOptions::root(&root_cn, now, 3650 * day))?;
-            let issuer = create_intermediate(&root, &CaOptions::issuer(&issuer_cn, now, 2 * day))?;
-            println!("Minted trust anchor {root_cn} (10 years) and issuer {issuer_cn} (48h)");
-            (root.pem(), issuer.pem(), issuer.key_pem().to_string())
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Token(args)) => {
+            let sa = ServiceAccount::new(&args.namespace, &args.service_account)?;
+            let token =
+                DevState::open(&args.dev_dir)?.token(&sa, &args.audience, args.ttl.into(), now)?;
+            println!("{token}");
+            Ok(())
         }
-    };
-    let bundle = TrustBundle::from_pem(bundle_pem.as_bytes()).context("trust anchors")?;
-    let ca = Ca::new(mesh, policy, bundle.clone())?;
-    let issuer = ca
-        .load_issuer_pem(&issuer_crt, &issuer_key, now)
-        .context("issuer")?;
-    println!(
-        "Issuer cert loaded: {} (valid until {})",
-        issuer.subject(),
-        rfc3339(issuer.not_after())
-    );
-
-    // The workload: its own key and CSR, as a proxy would make them.
-    let sa = ServiceAccount::new(&args.namespace, &args.service_account)?;
-    let key = KeyPair::generate(KeyAlgorithm::EcdsaP256)?;
-    let csr = Csr::build(
-        &key,
-        &CsrParams::for_service_account(ca.mesh(), &sa, args.san_mode)?,
-    )?;
-    let certified = ca.certify(&sa, csr.der(), now)?;
-
-    // What the proxy checks before installing it.
-    let expected = match args.san_mode {
-        SanMode::Spiffe => ca.mesh().spiffe_id(&sa).to_string(),
-        _ => certified.identity.to_string(),
-    };
-    let peer = meshid::verify::verify_identity(
-        &bundle,
-        &certified.leaf,
-        &certified.chain,
-        now,
-        Usage::Either,
-        &expected,
-        &VerifyOptions::default(),
-    )?;
-    let (_, leaf) = X509Certificate::from_der(&certified.leaf).context("leaf")?;
-    println!(
-        "issued certificate for {} until {}",
-        certified.identity,
-        rfc3339(certified.not_after)
-    );
-    println!("  subject:    {}", leaf.subject());
-    for name in peer.dns_names() {
-        println!("  SAN:        DNS:{name}");
+        Some(Command::RootCa(args)) => {
+            let mut options = CaOptions::root(&args.common_name, now, args.duration.into());
+            options.not_before = now;
+            bootstrap::write_root_ca(
+                &OutputFiles::new(&args.cert, &args.key),
+                &options,
+                args.force,
+            )?;
+            println!(
+                "wrote {} and {} (0600)",
+                args.cert.display(),
+                args.key.display()
+            );
+            Ok(())
+        }
+        Some(Command::Issuer(args)) => {
+            let anchor = TrustAnchorKey::load(&args.ca_cert, &args.ca_key)?;
+            let options = bootstrap::issuer_options(
+                &args.common_name,
+                now,
+                args.duration.into(),
+                !args.no_eku,
+            );
+            bootstrap::write_issuer(
+                &anchor,
+                &OutputFiles::new(&args.cert, &args.key),
+                &options,
+                args.force,
+            )?;
+            println!(
+                "wrote {} and {} (0600)",
+                args.cert.display(),
+                args.key.display()
+            );
+            Ok(())
+        }
+        Some(Command::CertManager(args)) => {
+            print!("{}", CertManagerManifests::new(&args.namespace).render()?);
+            Ok(())
+        }
     }
-    for uri in peer.uris() {
-        println!("  SAN:        URI:{uri}");
-    }
-    println!("  serial:     {}", hex::encode(certified.serial));
-    println!(
-        "  validity:   {} .. {}",
-        rfc3339(peer.not_before()),
-        rfc3339(peer.not_after())
-    );
-    println!("  chain:");
-    for (i, der) in peer.chain().iter().enumerate() {
-        let (_, cert) = X509Certificate::from_der(der).context("chain certificate")?;
-        let role = match i {
-            0 => "leaf",
-            _ if i + 1 == peer.chain().len() => "trust anchor",
-            _ => "issuer",
-        };
-        println!("    [{i}] {role:<12} {}", cert.subject());
-    }
-    println!("verified: {expected} chains to the trust anchor as client and server");
-    Ok(())
 }
 
-/// Reads a trust bundle and an issuer folder in either scheme.
-fn read_credentials(
-    dir: &std::path::Path,
-    anchors: &std::path::Path,
-) -> Result<(String, String, String)> {
-    let read = |p: PathBuf| {
-        std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
-    };
-    let bundle = read(anchors.to_path_buf())?;
-    for (crt, key) in [("crt.pem", "key.pem"), ("tls.crt", "tls.key")] {
-        if dir.join(crt).exists() {
-            return Ok((bundle, read(dir.join(crt))?, read(dir.join(key))?));
+fn serve(args: ServeArgs) -> Result<()> {
+    init_logging(&args.log_level, &args.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let now = OffsetDateTime::now_utc();
+        let scheme: IssuerScheme = args.identity_scheme.parse().context("--identity-scheme")?;
+        let (mut config, dev) = match &args.issuer {
+            Some(dir) => {
+                let validation = args.token_validation.clone().unwrap_or(TokenValidation::TokenReview);
+                (ServeConfig::new(IssuerFolder::new(dir, scheme), args.trust_anchors.clone(), validation), None)
+            }
+            None => {
+                let dev = DevState::prepare(&args.dev_dir, now)?;
+                let validation = TokenValidation::Jwks(dev.jwks());
+                let mut config = ServeConfig::new(dev.issuer_folder(), Some(dev.trust_anchors()), validation);
+                config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
+                (config, Some(dev))
+            }
+        };
+        config.grpc_addr = args.addr;
+        config.admin_addr = args.admin_addr;
+        config.mesh = Mesh::new(args.identity_trust_domain.clone(), args.controller_namespace.clone());
+        config.policy.lifetime = args.identity_issuance_lifetime.into();
+        config.policy.clock_skew = args.identity_clock_skew_allowance.into();
+        let running = start(config, shutdown_signal()).await?;
+        if let Some(dev) = dev {
+            let dir = dev.dir().display();
+            println!("meshid identity CA (development mode, state in {dir})");
+            println!("  gRPC Certify on {}, admin on http://{}/ready", running.grpc_addr, running.admin_addr);
+            println!("  get a token:");
+            println!("    cargo run --example identity-ca -- token --dev-dir {dir} --namespace emojivoto --service-account web > web.token");
+            println!("  run a proxy with it:");
+            println!(
+                "    cargo run --example proxy -- --identity-addr {} --trust-anchors {} --namespace emojivoto --service-account web --token-file web.token --outbound 127.0.0.1:4140 --peer 127.0.0.1:4143 --peer-identity emoji.emojivoto.serviceaccount.identity.linkerd.cluster.local",
+                running.grpc_addr,
+                dev.trust_anchors().display()
+            );
+            println!("  or see the whole story: cargo run --example mesh-demo");
         }
+        running.wait().await?;
+        tracing::info!("identity service stopped");
+        Ok(())
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = ctrl_c.await;
+        return;
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
     }
-    bail!("{}: no crt.pem/key.pem or tls.crt/tls.key", dir.display())
+    tracing::info!("shutting down: in-flight requests finish first");
+}
+
+fn init_logging(level: &str, format: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("invalid --log-level {level}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        "json" => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
+    if let Err(e) = installed {
+        bail!("cannot install the logger: {e}");
+    }
+    Ok(())
 }

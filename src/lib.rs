@@ -10,6 +10,11 @@
 //! | [`verify`] | `meshid-verify` | trust bundles, chain verification, identity match |
 //! | [`ca`] | `meshid-ca` | in-process CA: validated, hot-swappable issuer; certify |
 //! | [`client`] | `meshid-client` | proxy identity client: certify loop, rustls mTLS resolvers and verifiers |
+//! | [`authn`] | `meshid-authn` | ServiceAccount token authentication: TokenReview, JWKS, static |
+//! | [`grpc`] | `meshid-grpc` | Linkerd's identity gRPC API: Certify server, gRPC certifier |
+//! | [`issuer`] | `meshid-issuer` | issuer/anchor files, reload, events, auto-rotation, bootstrap |
+//! | [`server`] | `meshid-server` | the identity service wired together: dev state, gRPC, admin HTTP |
+//! | [`proxy`] | `meshid-proxy` | a minimal sidecar: mTLS inbound/outbound with tap logs |
 //! | [`check`] | `meshid-check` | Linkerd-style identity health checks: anchors, issuer, proxies |
 //!
 //! # Example
@@ -46,12 +51,17 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub use meshid_authn as authn;
 pub use meshid_ca as ca;
 pub use meshid_check as check;
 pub use meshid_client as client;
 pub use meshid_csr as csr;
+pub use meshid_grpc as grpc;
+pub use meshid_issuer as issuer;
 pub use meshid_policy as policy;
+pub use meshid_proxy as proxy;
 pub use meshid_rotation as rotation;
+pub use meshid_server as server;
 pub use meshid_verify as verify;
 
 #[doc(hidden)]

@@ -1,4 +1,36 @@
-//! The meshid identity service, wired together.
+//! The meshid identity service, wired together: what `cargo run --example identity-ca` runs.
+//!
+//! [`serve::start`] reads the trust anchors and the issuer folder (failing fast with a one-line
+//! reason), and runs, until a shutdown future completes:
+//!
+//! - the Linkerd-compatible gRPC `Certify` service (meshid-grpc) over the in-process CA, with
+//!   token authentication chosen by [`serve::TokenValidation`] (TokenReview, JWKS, static file);
+//! - the issuer and anchor reloader (meshid-issuer);
+//! - the admin HTTP server ([`admin`]): `/ping`, `/live`, `/ready` (200 once the issuer is loaded
+//!   and the gRPC listener is up), `/metrics`.
+//!
+//! [`dev::DevState`] prepares a development state folder (anchor, issuer, token-signing key,
+//! JWKS) so all of this runs on one machine.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use meshid_server::dev::DevState;
+//! use meshid_server::serve::{ServeConfig, TokenValidation, start};
+//!
+//! # async fn run() -> Result<(), meshid_server::Error> {
+//! # let now = time::OffsetDateTime::UNIX_EPOCH;
+//! let dev = DevState::prepare(".meshid-dev", now)?;
+//! let config = ServeConfig::new(
+//!     dev.issuer_folder(),
+//!     Some(dev.trust_anchors()),
+//!     TokenValidation::Jwks(dev.jwks()),
+//! );
+//! let running = start(config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! running.wait().await
+//! # }
+//! # let _ = run;
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
@@ -6,11 +38,17 @@
 use std::net::SocketAddr;
 
 pub mod admin;
+pub mod cli;
+pub mod dev;
+pub mod serve;
 
 /// Why the identity service could not start or run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Token authentication could not be set up.
+    #[error(transparent)]
+    Authn(meshid_authn::Error),
     /// A listener could not be bound.
     #[error("cannot listen for {what} on {addr}: {reason}")]
     Bind {
@@ -21,4 +59,28 @@ pub enum Error {
         /// The operating system's reason.
         reason: String,
     },
+    /// Development credentials could not be minted or written.
+    #[error(transparent)]
+    Bootstrap(meshid_issuer::Error),
+    /// The CA refused its configuration or the issuer.
+    #[error(transparent)]
+    Ca(meshid_ca::Error),
+    /// The configuration is invalid.
+    #[error("{reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The development state folder is unusable.
+    #[error("{reason}")]
+    Dev {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Grpc(meshid_grpc::Error),
+    /// The issuer folder or anchor bundle could not be read.
+    #[error(transparent)]
+    Issuer(meshid_issuer::Error),
 }

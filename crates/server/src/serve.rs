@@ -1,0 +1,280 @@
+//! The identity service: CA + issuer reload + token authentication + gRPC + admin HTTP.
+
+use core::future::Future;
+use core::str::FromStr;
+use core::sync::atomic::AtomicU64;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use meshid_authn::{
+    AnyAuthenticator, Jwks, JwksAuthenticator, JwtConfig, StaticAuthenticator,
+    TokenReviewAuthenticator, TokenReviewConfig,
+};
+use meshid_ca::Ca;
+use meshid_client::{Clock, SystemClock};
+use meshid_grpc::IdentityService;
+use meshid_issuer::{IssuerFolder, Reloader, ReloaderOptions, TracingSink};
+use meshid_policy::{IssuancePolicy, Mesh};
+use meshid_verify::TrustBundle;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Error;
+use crate::admin::{self, AdminState};
+
+/// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster.
+pub const KUBERNETES_TOKEN_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// How ServiceAccount tokens are authenticated (`--token-validation`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenValidation {
+    /// Kubernetes TokenReview with the in-cluster configuration.
+    TokenReview,
+    /// Offline validation against a JWKS file.
+    Jwks(PathBuf),
+    /// A static token file (development).
+    Static(PathBuf),
+}
+
+impl FromStr for TokenValidation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.split_once(':') {
+            None if s == "tokenreview" => Ok(Self::TokenReview),
+            Some(("jwks", path)) if !path.is_empty() => Ok(Self::Jwks(path.into())),
+            Some(("static", path)) if !path.is_empty() => Ok(Self::Static(path.into())),
+            _ => Err(Error::Config {
+                reason: format!(
+                    "invalid token validation '{s}': expected tokenreview, jwks:FILE or static:FILE"
+                ),
+            }),
+        }
+    }
+}
+
+/// Everything the identity service needs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServeConfig {
+    /// The gRPC (Certify) listen address (Linkerd: `:8080`).
+    pub grpc_addr: SocketAddr,
+    /// The admin HTTP listen address (Linkerd: `:9990`).
+    pub admin_addr: SocketAddr,
+    /// Trust domain and control-plane namespace.
+    pub mesh: Mesh,
+    /// Lifetimes, skew, SAN mode, key algorithms.
+    pub policy: IssuancePolicy,
+    /// The issuer folder.
+    pub issuer: IssuerFolder,
+    /// The trust-anchor bundle; `None` takes `ca.crt` of a `kubernetes.io/tls` issuer folder.
+    pub trust_anchors: Option<PathBuf>,
+    /// How tokens are authenticated.
+    pub token_validation: TokenValidation,
+    /// Accepted `iss` values for `jwks:` validation.
+    pub jwt_issuers: Vec<String>,
+    /// Issuer and anchor reload.
+    pub reload: ReloaderOptions,
+}
+
+impl ServeConfig {
+    /// A configuration with Linkerd's defaults for the rest.
+    pub fn new(
+        issuer: IssuerFolder,
+        trust_anchors: Option<PathBuf>,
+        token_validation: TokenValidation,
+    ) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 9990)),
+            mesh: Mesh::default(),
+            policy: IssuancePolicy::default(),
+            issuer,
+            trust_anchors,
+            token_validation,
+            jwt_issuers: vec![KUBERNETES_TOKEN_ISSUER.to_owned()],
+            reload: ReloaderOptions::default(),
+        }
+    }
+}
+
+/// A started identity service.
+pub struct Running {
+    /// The bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// The bound admin address.
+    pub admin_addr: SocketAddr,
+    /// The CA (for in-process callers and tests).
+    pub ca: Arc<Ca>,
+    tasks: tokio::task::JoinSet<Result<(), Error>>,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after the shutdown future completed).
+    pub async fn wait(mut self) -> Result<(), Error> {
+        while let Some(joined) = self.tasks.join_next().await {
+            joined.map_err(|e| Error::Config {
+                reason: format!("a task failed: {e}"),
+            })??;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the identity service: reads the anchors and the issuer (failing fast with a
+/// one-line reason if either is broken), binds both listeners, and spawns the gRPC server, the
+/// admin server and the issuer reloader. They stop when `shutdown` completes; in-flight
+/// requests finish first.
+pub async fn start(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, Error> {
+    let clock = SystemClock;
+    let now = clock.now();
+    let bundle = read_bundle(&config)?;
+    let ca =
+        Arc::new(Ca::new(config.mesh.clone(), config.policy.clone(), bundle).map_err(Error::Ca)?);
+    let files = config.issuer.read().map_err(Error::Issuer)?;
+    let issuer = ca
+        .load_issuer_pem(&files.chain_pem, &files.key_pem, now)
+        .map_err(Error::Ca)?;
+    tracing::info!(
+        issuer = %issuer.subject(),
+        not_after = %meshid_policy::rfc3339(issuer.not_after()),
+        "Issuer cert loaded"
+    );
+    let authenticator = authenticator(&config)?;
+
+    // Metrics.
+    let mut registry = Registry::default();
+    let grpc_metrics = meshid_grpc::Metrics::register(&mut registry);
+    let issuer_metrics = meshid_issuer::Metrics::register(&mut registry);
+    let ttl = Gauge::<f64, AtomicU64>::default();
+    let not_after = Gauge::<f64, AtomicU64>::default();
+    registry.register(
+        "issuer_cert_ttl_seconds",
+        "Seconds until the issuer certificate expires",
+        ttl.clone(),
+    );
+    registry.register(
+        "issuer_cert_not_after_timestamp_seconds",
+        "When the issuer certificate expires (seconds since the UNIX epoch)",
+        not_after.clone(),
+    );
+    let scrape_ca = Arc::clone(&ca);
+    let admin_state = Arc::new(AdminState::new(registry, move || {
+        if let Some(issuer) = scrape_ca.issuer() {
+            let expires = issuer.not_after();
+            not_after.set(expires.unix_timestamp() as f64);
+            ttl.set((expires - clock.now()).as_seconds_f64());
+        }
+    }));
+
+    // Listeners first: readiness means the gRPC listener is up.
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .map_err(|e| Error::Bind {
+            what: "gRPC",
+            addr: config.grpc_addr,
+            reason: e.to_string(),
+        })?;
+    let admin_listener = admin::bind(config.admin_addr).await?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|e| Error::Config {
+        reason: e.to_string(),
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|e| Error::Config {
+        reason: e.to_string(),
+    })?;
+
+    // One shutdown signal fanned out to every task.
+    let (stop, stopped) = watch::channel(false);
+    let signal = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        Ok(())
+    });
+
+    let mut reloader = Reloader::new(Arc::clone(&ca), config.issuer.clone(), clock)
+        .with_sink(TracingSink)
+        .with_metrics(issuer_metrics)
+        .with_options(config.reload.clone());
+    if let Some(path) = &config.trust_anchors {
+        reloader = reloader.with_trust_bundle_file(path.clone());
+    }
+    let rx = stopped.clone();
+    tasks.spawn(async move {
+        reloader.run(signal(rx)).await;
+        Ok(())
+    });
+
+    let service =
+        IdentityService::new(Arc::clone(&ca), authenticator, clock).with_metrics(grpc_metrics);
+    let rx = stopped.clone();
+    tasks.spawn(async move {
+        service
+            .serve(grpc_listener, signal(rx))
+            .await
+            .map_err(Error::Grpc)
+    });
+
+    admin_state.set_ready(true);
+    tracing::info!(%grpc_addr, %admin_addr, "identity service ready");
+    let rx = stopped;
+    tasks.spawn(async move {
+        admin::serve(admin_listener, admin_state, signal(rx)).await;
+        Ok(())
+    });
+
+    Ok(Running {
+        grpc_addr,
+        admin_addr,
+        ca,
+        tasks,
+    })
+}
+
+fn read_bundle(config: &ServeConfig) -> Result<TrustBundle, Error> {
+    match &config.trust_anchors {
+        Some(path) => meshid_issuer::read_trust_bundle(path).map_err(Error::Issuer),
+        None => {
+            let files = config.issuer.read().map_err(Error::Issuer)?;
+            let ca_pem = files.ca_pem.ok_or_else(|| Error::Config {
+                reason: format!(
+                    "no trust anchors: give --trust-anchors, or an issuer folder with ca.crt ({} has none)",
+                    config.issuer.dir().display()
+                ),
+            })?;
+            TrustBundle::from_pem(ca_pem.as_bytes()).map_err(|e| Error::Config {
+                reason: format!("trust anchors in ca.crt: {e}"),
+            })
+        }
+    }
+}
+
+fn authenticator(config: &ServeConfig) -> Result<AnyAuthenticator, Error> {
+    Ok(match &config.token_validation {
+        TokenValidation::TokenReview => {
+            let review = TokenReviewConfig::in_cluster().map_err(Error::Authn)?;
+            AnyAuthenticator::TokenReview(Box::new(
+                TokenReviewAuthenticator::new(review).map_err(Error::Authn)?,
+            ))
+        }
+        TokenValidation::Jwks(path) => {
+            let jwks = Jwks::from_file(path).map_err(Error::Authn)?;
+            let mut jwt = JwtConfig::new(KUBERNETES_TOKEN_ISSUER);
+            jwt.issuers.clone_from(&config.jwt_issuers);
+            jwt.clock_skew = config.policy.clock_skew;
+            AnyAuthenticator::Jwks(JwksAuthenticator::new(jwks, jwt).map_err(Error::Authn)?)
+        }
+        TokenValidation::Static(path) => {
+            AnyAuthenticator::Static(StaticAuthenticator::from_file(path).map_err(Error::Authn)?)
+        }
+    })
+}
