@@ -78,7 +78,8 @@ struct ServeArgs {
     /// Trust-anchor bundle (default: ca.crt of a kubernetes.io/tls issuer folder).
     #[arg(long)]
     trust_anchors: Option<PathBuf>,
-    /// Token validation: tokenreview, jwks:FILE or static:FILE (development mode: its JWKS).
+    /// Token validation: tokenreview, jwks:FILE or static:FILE (development mode default: its
+    /// own JWKS).
     #[arg(long)]
     token_validation: Option<TokenValidation>,
     /// Log level (error, warn, info, debug, trace) or a filter directive.
@@ -256,7 +257,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             }
             None => {
                 let dev = DevState::prepare(&args.dev_dir, now)?;
-                let validation = TokenValidation::Jwks(dev.jwks());
+                // Development tokens by default; an explicit --token-validation wins (the load
+                // generator uses static tokens to measure issuance, not JWT verification).
+                let validation = args.token_validation.clone().unwrap_or_else(|| TokenValidation::Jwks(dev.jwks()));
                 let mut config = ServeConfig::new(dev.issuer_folder(), Some(dev.trust_anchors()), validation);
                 config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
                 (config, Some(dev))
