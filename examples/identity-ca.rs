@@ -20,7 +20,7 @@ use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAn
 use meshid::issuer::{IssuerFolder, IssuerScheme};
 use meshid::policy::{GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain};
 use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
-use meshid::server::serve::{ServeConfig, TokenValidation, start};
+use meshid::server::serve::{AutoRotate, ServeConfig, TokenValidation, start};
 use time::OffsetDateTime;
 
 #[derive(Parser, Debug)]
@@ -78,6 +78,10 @@ struct ServeArgs {
     /// Trust-anchor bundle (default: ca.crt of a kubernetes.io/tls issuer folder).
     #[arg(long)]
     trust_anchors: Option<PathBuf>,
+    /// Trust-anchor key (0600): mint issuers on cert-manager's schedule (48h, renewed 25h
+    /// before expiry) instead of waiting for cert-manager. Development mode does this always.
+    #[arg(long, requires = "trust_anchors")]
+    trust_anchor_key: Option<PathBuf>,
     /// Token validation: tokenreview, jwks:FILE or static:FILE (development mode default: its
     /// own JWKS).
     #[arg(long)]
@@ -253,7 +257,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         let (mut config, dev) = match &args.issuer {
             Some(dir) => {
                 let validation = args.token_validation.clone().unwrap_or(TokenValidation::TokenReview);
-                (ServeConfig::new(IssuerFolder::new(dir, scheme), args.trust_anchors.clone(), validation), None)
+                let mut config = ServeConfig::new(IssuerFolder::new(dir, scheme), args.trust_anchors.clone(), validation);
+                if let (Some(key), Some(cert)) = (&args.trust_anchor_key, &args.trust_anchors) {
+                    config.auto_rotate = Some(AutoRotate::new(cert.clone(), key.clone()));
+                }
+                (config, None)
             }
             None => {
                 let dev = DevState::prepare(&args.dev_dir, now)?;
@@ -262,6 +270,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 let validation = args.token_validation.clone().unwrap_or_else(|| TokenValidation::Jwks(dev.jwks()));
                 let mut config = ServeConfig::new(dev.issuer_folder(), Some(dev.trust_anchors()), validation);
                 config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
+                config.auto_rotate = Some(AutoRotate::new(dev.trust_anchors(), dev.trust_anchor_key()));
                 (config, Some(dev))
             }
         };

@@ -153,7 +153,8 @@ async fn anchor_rotation_in_three_phases_drops_no_handshake() {
     traffic.await.unwrap();
     let failed = failed.lock().unwrap();
     assert!(failed.is_empty(), "failed handshakes: {failed:?}");
-    assert!(ok.load(Ordering::SeqCst) >= 120);
+    // Five waits of at least 20 exchanges each.
+    assert!(ok.load(Ordering::SeqCst) >= 100);
     assert!(ca.trust_bundle().contains(new.der()) && !ca.trust_bundle().contains(old.der()));
     // The old anchor is really gone: a peer still on it would now be refused.
     assert!(web.credentials().trust_bundle().contains(new.der()));

@@ -115,6 +115,11 @@ impl DevState {
         IssuerFolder::new(self.dir.join(ISSUER_DIR), IssuerScheme::LinkerdTls)
     }
 
+    /// The trust anchor's key (0600), for issuer auto-rotation.
+    pub fn trust_anchor_key(&self) -> PathBuf {
+        self.dir.join(TRUST_ANCHOR_KEY)
+    }
+
     /// The JWKS file tokens are validated against.
     pub fn jwks(&self) -> PathBuf {
         self.dir.join(JWKS)

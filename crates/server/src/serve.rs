@@ -14,8 +14,10 @@ use meshid_authn::{
 use meshid_ca::Ca;
 use meshid_client::{Clock, SystemClock};
 use meshid_grpc::IdentityService;
-use meshid_issuer::{IssuerFolder, Reloader, ReloaderOptions, TracingSink};
+use meshid_issuer::bootstrap::TrustAnchorKey;
+use meshid_issuer::{AutoRotator, IssuerFolder, Reloader, ReloaderOptions, TracingSink};
 use meshid_policy::{IssuancePolicy, Mesh};
+use meshid_rotation::IssuerSchedule;
 use meshid_verify::TrustBundle;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -56,6 +58,31 @@ impl FromStr for TokenValidation {
     }
 }
 
+/// Issuer auto-rotation from the trust-anchor key, for users without cert-manager.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AutoRotate {
+    /// The trust-anchor certificate.
+    pub anchor_cert: PathBuf,
+    /// Its key (the file must be 0600).
+    pub anchor_key: PathBuf,
+    /// cert-manager semantics: `duration`, `renewBefore` / `renewBeforePercentage`.
+    pub schedule: IssuerSchedule,
+}
+
+impl AutoRotate {
+    /// Rotation with Linkerd's cert-manager recipe: 48h issuers renewed 25h before expiry.
+    pub fn new(anchor_cert: PathBuf, anchor_key: PathBuf) -> Self {
+        let mut schedule = IssuerSchedule::default();
+        schedule.renew_before = Some(core::time::Duration::from_secs(25 * 3600));
+        Self {
+            anchor_cert,
+            anchor_key,
+            schedule,
+        }
+    }
+}
+
 /// Everything the identity service needs.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -78,6 +105,8 @@ pub struct ServeConfig {
     pub jwt_issuers: Vec<String>,
     /// Issuer and anchor reload.
     pub reload: ReloaderOptions,
+    /// Mint issuers from the trust-anchor key on a schedule (off by default).
+    pub auto_rotate: Option<AutoRotate>,
 }
 
 impl ServeConfig {
@@ -97,6 +126,7 @@ impl ServeConfig {
             token_validation,
             jwt_issuers: vec![KUBERNETES_TOKEN_ISSUER.to_owned()],
             reload: ReloaderOptions::default(),
+            auto_rotate: None,
         }
     }
 }
@@ -207,6 +237,19 @@ pub async fn start(
         .with_options(config.reload.clone());
     if let Some(path) = &config.trust_anchors {
         reloader = reloader.with_trust_bundle_file(path.clone());
+    }
+    if let Some(auto) = &config.auto_rotate {
+        let anchor =
+            TrustAnchorKey::load(&auto.anchor_cert, &auto.anchor_key).map_err(Error::Bootstrap)?;
+        let rotator = AutoRotator::new(anchor, config.issuer.clone(), auto.schedule.clone(), clock)
+            .map_err(Error::Bootstrap)?
+            .with_sink(TracingSink)
+            .with_reload_handle(reloader.handle());
+        let rx = stopped.clone();
+        tasks.spawn(async move {
+            rotator.run(signal(rx)).await;
+            Ok(())
+        });
     }
     let rx = stopped.clone();
     tasks.spawn(async move {

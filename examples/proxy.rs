@@ -1,0 +1,363 @@
+//! `proxy`: a meshid sidecar.
+//!
+//! It gets its identity from the identity service over gRPC (`--token-file` or `--token`),
+//! then forwards `--inbound HOST:PORT` (mTLS, client certificates verified) to `--app
+//! HOST:PORT`, and `--outbound HOST:PORT` to a peer proxy at `--peer HOST:PORT` over mTLS,
+//! expecting `--peer-identity ID`. Each inbound connection is logged as
+//! `proxy=in src=<addr> dst=<addr> tls=true client_id=<id>`.
+//!
+//! The admin server (`--admin-addr`, Linkerd's proxy admin port 4191 by default) answers
+//! `/ready` with 503 until the proxy is certified, then 200; `/live`, `/ping` and `/metrics`
+//! (the identity client's metrics) always. Runs until SIGINT or SIGTERM.
+//!
+//! ```text
+//! cargo run --example proxy -- --trust-anchors .meshid-dev/trust-anchors.pem \
+//!     --namespace emojivoto --service-account emoji --token-file emoji.token \
+//!     --inbound 127.0.0.1:4143 --app 127.0.0.1:7000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{ArgGroup, Parser};
+use meshid::client::{Client, ClientConfig, Credentials, Metrics, State, SystemClock, TokenSource};
+use meshid::grpc::{GrpcCertifier, Timeouts};
+use meshid::policy::{Mesh, Namespace, ServiceAccount, TrustDomain};
+use meshid::proxy::{inbound, outbound};
+use meshid::server::admin::{self, AdminState};
+use meshid::verify::TrustBundle;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing_subscriber::EnvFilter;
+use zeroize::Zeroizing;
+
+/// How long running connections and tasks get to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(5);
+/// How long to wait before dialling the identity service again.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "meshid proxy: certified over gRPC, forwards inbound and outbound traffic over mTLS",
+    group(ArgGroup::new("token_source").required(true).args(["token_file", "token"])),
+)]
+struct Args {
+    /// The identity service's gRPC address (HOST:PORT, plaintext).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    identity_addr: String,
+    /// PEM bundle of trust anchors: the certificate and every peer must chain to one.
+    #[arg(long, value_name = "FILE")]
+    trust_anchors: PathBuf,
+    /// This proxy's identity, e.g. `web.emojivoto.serviceaccount.identity.linkerd.cluster.local`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["namespace", "service_account"],
+        required_unless_present_all = ["namespace", "service_account"],
+    )]
+    identity: Option<String>,
+    /// The workload's namespace (with --service-account, instead of --identity).
+    #[arg(long, value_name = "NS", requires = "service_account")]
+    namespace: Option<String>,
+    /// The workload's ServiceAccount (with --namespace, instead of --identity).
+    #[arg(long, value_name = "SA", requires = "namespace")]
+    service_account: Option<String>,
+    /// Trust domain of the mesh.
+    #[arg(long, default_value = "cluster.local")]
+    identity_trust_domain: TrustDomain,
+    /// Namespace of the control plane.
+    #[arg(long, default_value = "linkerd")]
+    controller_namespace: Namespace,
+    /// File holding the ServiceAccount token (re-read on every renewal).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The ServiceAccount token itself.
+    #[arg(long, value_name = "TEXT")]
+    token: Option<String>,
+    /// Where to accept mTLS from peer proxies (with --app).
+    #[arg(long, value_name = "HOST:PORT", requires = "app")]
+    inbound: Option<String>,
+    /// The local application inbound connections are forwarded to (with --inbound).
+    #[arg(long, value_name = "HOST:PORT", requires = "inbound")]
+    app: Option<String>,
+    /// Where to accept plain TCP from the local application (with --peer and --peer-identity).
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["peer", "peer_identity"])]
+    outbound: Option<String>,
+    /// The peer proxy's inbound address (with --outbound).
+    #[arg(long, value_name = "HOST:PORT", requires = "outbound")]
+    peer: Option<String>,
+    /// The identity the peer proxy must present (DNS identity name or SPIFFE ID).
+    #[arg(long, value_name = "ID", requires = "outbound")]
+    peer_identity: Option<String>,
+    /// The admin server: /ready, /live, /ping, /metrics.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4191")]
+    admin_addr: SocketAddr,
+    /// Log filter (tracing-subscriber syntax); RUST_LOG, when set, wins.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        Err(error) => {
+            // clap's message on one line: everything before the usage.
+            let rendered = error.to_string();
+            let reason: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let reason = reason.join(" ");
+            eprintln!("proxy: {}", reason.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("proxy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    init_logging(&args.log_level)?;
+
+    // Everything that can be wrong with the flags fails here, before anything starts.
+    let mesh = Mesh::new(
+        args.identity_trust_domain.clone(),
+        args.controller_namespace.clone(),
+    );
+    let identity = match (&args.identity, &args.namespace, &args.service_account) {
+        (Some(identity), _, _) => {
+            mesh.parse_identity(identity)
+                .context("invalid --identity")?;
+            identity.clone()
+        }
+        (None, Some(ns), Some(sa)) => {
+            let sa =
+                ServiceAccount::new(ns, sa).context("invalid --namespace/--service-account")?;
+            mesh.identity(&sa)
+                .context("invalid --namespace/--service-account")?
+                .to_string()
+        }
+        _ => {
+            return Err(anyhow!(
+                "give --identity, or --namespace and --service-account"
+            ));
+        }
+    };
+    let pem = std::fs::read(&args.trust_anchors).with_context(|| {
+        format!(
+            "cannot read --trust-anchors {}",
+            args.trust_anchors.display()
+        )
+    })?;
+    let bundle = TrustBundle::from_pem(&pem)
+        .with_context(|| format!("invalid --trust-anchors {}", args.trust_anchors.display()))?;
+    let token = match (&args.token_file, &args.token) {
+        (Some(path), _) => TokenSource::File(path.clone()),
+        (None, Some(text)) => TokenSource::Fixed(Zeroizing::new(text.clone().into_bytes())),
+        (None, None) => return Err(anyhow!("give --token-file or --token")),
+    };
+    token.read().context("unusable token")?;
+    let inbound = match (&args.inbound, &args.app) {
+        (Some(listen), Some(app)) => Some((
+            bind("--inbound", listen).await?,
+            resolve("--app", app).await?,
+        )),
+        _ => None,
+    };
+    let outbound = match (&args.outbound, &args.peer, &args.peer_identity) {
+        (Some(listen), Some(peer), Some(id)) => Some((
+            bind("--outbound", listen).await?,
+            resolve("--peer", peer).await?,
+            id.clone(),
+        )),
+        _ => None,
+    };
+    let admin_listener = admin::bind(args.admin_addr).await?;
+
+    // One shutdown signal for every task.
+    let (stop, stopping) = watch::channel(false);
+    let mut tasks = JoinSet::<Result<()>>::new();
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let admin_state = Arc::new(AdminState::new(registry, || {}));
+    tracing::info!(admin = %args.admin_addr, %identity, "proxy starting");
+    let (state, rx) = (Arc::clone(&admin_state), stopping.clone());
+    tasks.spawn(async move {
+        admin::serve(admin_listener, state, stopped(rx)).await;
+        Ok(())
+    });
+
+    // The identity client, then readiness and the proxies, which start once it is certified.
+    let uri = if args.identity_addr.contains("://") {
+        args.identity_addr.clone()
+    } else {
+        format!("http://{}", args.identity_addr)
+    };
+    let config = ClientConfig::new(&identity, token, bundle);
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let rx = stopping.clone();
+    let credentials = tokio::select! {
+        connected = connect(&uri) => {
+            let client = Client::new(config, connected?, SystemClock)
+                .context("cannot start the identity client")?
+                .with_metrics(metrics);
+            let credentials = client.credentials();
+            tasks.spawn(async move {
+                client.run(stopped(rx)).await;
+                Ok(())
+            });
+            credentials
+        }
+        signalled = &mut signal => return signalled,
+    };
+    tasks.spawn(readiness(
+        Arc::clone(&credentials),
+        admin_state,
+        stopped(stopping.clone()),
+    ));
+    if let Some((listener, app)) = inbound {
+        let (credentials, rx) = (Arc::clone(&credentials), stopping.clone());
+        tracing::info!(inbound = %listener.local_addr()?, %app, "inbound proxy");
+        tasks.spawn(async move {
+            certified(&credentials).await;
+            inbound::serve(listener, app, credentials, SystemClock, None, stopped(rx))
+                .await
+                .context("inbound proxy")
+        });
+    }
+    if let Some((listener, peer, peer_identity)) = outbound {
+        let (credentials, rx) = (Arc::clone(&credentials), stopping.clone());
+        tracing::info!(outbound = %listener.local_addr()?, %peer, %peer_identity, "outbound proxy");
+        tasks.spawn(async move {
+            certified(&credentials).await;
+            outbound::serve(
+                listener,
+                peer,
+                peer_identity,
+                credentials,
+                SystemClock,
+                None,
+                stopped(rx),
+            )
+            .await
+            .context("outbound proxy")
+        });
+    }
+
+    // Run until a signal, or until a task fails.
+    let outcome = tokio::select! {
+        signalled = &mut signal => signalled,
+        Some(joined) = tasks.join_next() => match joined {
+            Ok(Ok(())) => Err(anyhow!("a task stopped unexpectedly")),
+            Ok(Err(error)) => Err(error),
+            Err(error) => Err(error.into()),
+        },
+    };
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(DRAIN, async {
+        while let Some(joined) = tasks.join_next().await {
+            joined??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    outcome?;
+    drained.context("tasks did not stop in time")?
+}
+
+fn init_logging(level: &str) -> Result<()> {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => {
+            EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level}"))?
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
+}
+
+/// Dials the identity service until it answers.
+async fn connect(uri: &str) -> Result<GrpcCertifier> {
+    loop {
+        match GrpcCertifier::connect_plaintext(uri, Timeouts::default()).await {
+            Ok(certifier) => return Ok(certifier),
+            Err(error @ meshid::grpc::Error::Connect { .. }) => {
+                tracing::warn!(%error, "identity service unreachable; retrying");
+                tokio::time::sleep(RECONNECT).await;
+            }
+            Err(error) => return Err(error).context("invalid --identity-addr"),
+        }
+    }
+}
+
+/// `/ready` follows the identity client: 200 while a valid certificate is installed.
+async fn readiness(
+    credentials: Arc<Credentials>,
+    admin: Arc<AdminState>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut state = credentials.state();
+    tokio::pin!(shutdown);
+    loop {
+        let ready = matches!(*state.borrow_and_update(), State::Ready { .. });
+        admin.set_ready(ready);
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { return Ok(()) },
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+/// Resolves once the first certificate is installed.
+async fn certified(credentials: &Credentials) {
+    let mut state = credentials.state();
+    let _ = state.wait_for(|s| matches!(s, State::Ready { .. })).await;
+}
+
+async fn bind(flag: &str, addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {flag} {addr}"))
+}
+
+async fn resolve(flag: &str, addr: &str) -> Result<SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("cannot resolve {flag} {addr}"))?
+        .next()
+        .with_context(|| format!("{flag} {addr} resolves to no address"))
+}
+
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot listen for SIGINT"),
+        _ = terminate.recv() => Ok(()),
+    }
+}

@@ -1,0 +1,372 @@
+//! The example binaries, run as processes: `mesh-demo` tells its story, and two `proxy`
+//! processes carry bytes over mTLS after being certified by the identity service.
+//!
+//! Cargo gives integration tests no path to example binaries, so they are looked up next to
+//! this test's own binary (`target/<profile>/examples/`). `cargo test` builds them; when only
+//! this test is selected (`cargo test --test examples`), build them first with
+//! `cargo build --examples`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use meshid::authn::DEFAULT_AUDIENCE;
+use meshid::policy::ServiceAccount;
+use meshid::server::dev::{DEV_TOKEN_ISSUER, DevState};
+use meshid::server::serve::{ServeConfig, TokenValidation, start};
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const WEB: &str = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+const EMOJI: &str = "emoji.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+
+/// The path of an example binary built by the same `cargo test`.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "example binary {} not found: `cargo test` builds the examples, but \
+         `cargo test --test examples` alone does not; run `cargo build --examples` first",
+        path.display()
+    );
+    path
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshid-examples-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A child process whose output goes to a file, killed when dropped (on failure too).
+struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &str, program: &Path, flags: &[(&str, &str)], dir: &Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(flags.iter().flat_map(|(flag, value)| [flag, value]))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Self {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics with the process's output if it has exited.
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("{} exited early ({status}):\n{}", self.name, self.output());
+        }
+    }
+
+    /// Waits for the process to exit, killing it after `timeout`.
+    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} did not exit within {timeout:?}:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM), as an orchestrator would.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM {} failed", self.child.id());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn mesh_demo_prints_observed_edges() {
+    let dir = scratch("mesh-demo");
+    let mut demo = Process::spawn("mesh-demo", &example("mesh-demo"), &[], &dir);
+    let status = demo.wait(Duration::from_secs(20));
+    let output = demo.output();
+    assert!(status.success(), "mesh-demo failed ({status}):\n{output}");
+
+    let lines: Vec<Vec<&str>> = output
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert!(
+        lines.contains(&vec!["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"]),
+        "no edges header:\n{output}"
+    );
+    for dst in ["emoji", "voting"] {
+        assert!(
+            lines.contains(&vec!["web", dst, "emojivoto", "emojivoto", "√"]),
+            "no secured web → {dst} row:\n{output}"
+        );
+        let identities = format!(
+            "web → {dst}: client_id={WEB} server_id={dst}.emojivoto.serviceaccount.identity.linkerd.cluster.local"
+        );
+        assert!(
+            output.contains(&identities),
+            "no peer identities for web → {dst}:\n{output}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn proxy_refuses_bad_flags_in_one_line() {
+    let proxy = example("proxy");
+    for args in [
+        &["--trust-anchors", "anchors.pem", "--token", "t"][..],
+        &[
+            "--trust-anchors",
+            "a.pem",
+            "--identity",
+            "x",
+            "--token",
+            "t",
+            "--inbound",
+            "127.0.0.1:0",
+        ],
+        &[
+            "--trust-anchors",
+            "/nonexistent.pem",
+            "--identity",
+            "x",
+            "--token",
+            "t",
+        ],
+    ] {
+        let output = Command::new(&proxy)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("proxy: "), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_carry_bytes_over_mtls() {
+    let proxy = example("proxy");
+    let dir = scratch("proxy");
+
+    // The identity service, in process, on ephemeral ports.
+    let now = OffsetDateTime::now_utc();
+    let dev = DevState::prepare(dir.join("ca"), now).unwrap();
+    let mut config = ServeConfig::new(
+        dev.issuer_folder(),
+        Some(dev.trust_anchors()),
+        TokenValidation::Jwks(dev.jwks()),
+    );
+    config.grpc_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let ca = start(config, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let token = |name: &str| {
+        let sa = ServiceAccount::new("emojivoto", name).unwrap();
+        dev.token(&sa, DEFAULT_AUDIENCE, Duration::from_secs(3600), now)
+            .unwrap()
+    };
+    let emoji_token = dir.join("emoji.token");
+    std::fs::write(&emoji_token, token("emoji")).unwrap();
+
+    // The emoji application: an echo server.
+    let app = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = app.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = app.accept().await {
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = stream.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+
+    let [emoji_inbound, emoji_admin, web_outbound, web_admin] = [(); 4].map(|()| free_port());
+    let grpc = ca.grpc_addr.to_string();
+    let anchors = dev.trust_anchors().display().to_string();
+    let emoji_token = emoji_token.display().to_string();
+    let mut emoji = Process::spawn(
+        "emoji-proxy",
+        &proxy,
+        &[
+            ("--identity-addr", &grpc),
+            ("--trust-anchors", &anchors),
+            ("--namespace", "emojivoto"),
+            ("--service-account", "emoji"),
+            ("--token-file", &emoji_token),
+            ("--inbound", &emoji_inbound),
+            ("--app", &app_addr),
+            ("--admin-addr", &emoji_admin),
+        ],
+        &dir,
+    );
+    let web_token = token("web");
+    let mut web = Process::spawn(
+        "web-proxy",
+        &proxy,
+        &[
+            ("--identity-addr", &grpc),
+            ("--trust-anchors", &anchors),
+            ("--identity", WEB),
+            ("--token", &web_token),
+            ("--outbound", &web_outbound),
+            ("--peer", &emoji_inbound),
+            ("--peer-identity", EMOJI),
+            ("--admin-addr", &web_admin),
+        ],
+        &dir,
+    );
+
+    // Both become ready once certified.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for (process, admin) in [(&mut emoji, &emoji_admin), (&mut web, &web_admin)] {
+        loop {
+            process.assert_running();
+            if http_get(admin, "/ready")
+                .await
+                .is_some_and(|(status, _)| status == 200)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready in time:\n{}",
+                process.name,
+                process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (status, metrics) = http_get(&web_admin, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("identity_cert_expiration_timestamp_seconds"),
+        "{metrics}"
+    );
+    assert_eq!(http_get(&web_admin, "/live").await.unwrap().0, 200);
+
+    // web's application talks plain TCP to its proxy; the bytes come back from emoji's app.
+    let mut conn = TcpStream::connect(&web_outbound).await.unwrap();
+    conn.write_all(b"hello over mtls\n").await.unwrap();
+    let mut reply = [0u8; 16];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut reply))
+        .await
+        .unwrap_or_else(|_| panic!("no echo:\n{}\n{}", web.output(), emoji.output()))
+        .unwrap();
+    assert_eq!(&reply, b"hello over mtls\n");
+    drop(conn);
+
+    // The inbound proxy logged the verified client identity.
+    let expected = format!("tls=true client_id={WEB}");
+    let logged = |output: &str| {
+        output
+            .lines()
+            .any(|line| line.contains("proxy=in") && line.contains(&expected))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !logged(&emoji.output()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        logged(&emoji.output()),
+        "no proxy=in line:\n{}",
+        emoji.output()
+    );
+    assert!(
+        web.output()
+            .contains(&format!("Certified identity id={WEB}")),
+        "{}",
+        web.output()
+    );
+
+    // SIGTERM stops both cleanly.
+    for process in [&mut emoji, &mut web] {
+        process.terminate();
+        let status = process.wait(Duration::from_secs(10));
+        assert!(
+            status.success(),
+            "{} exited with {status}:\n{}",
+            process.name,
+            process.output()
+        );
+    }
+
+    let _ = stop.send(());
+    ca.wait().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A free local port (bound, then released), as `127.0.0.1:PORT`.
+fn free_port() -> String {
+    let listener = StdListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// `GET path` over HTTP/1.1: the status code and body, or `None` if nothing answered.
+async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Some((status, body.to_owned()))
+}
