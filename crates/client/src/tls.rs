@@ -220,6 +220,14 @@ impl ClientCertVerifier for ClientIdentityVerifier {
     }
 }
 
+/// rustls's verification time as an `OffsetDateTime`.
+pub fn verification_time(now: UnixTime) -> Result<OffsetDateTime, rustls::Error> {
+    i64::try_from(now.as_secs())
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .ok_or_else(|| rustls::Error::General("the time is out of range".to_owned()))
+}
+
 fn verify(
     credentials: &Credentials,
     end_entity: &CertificateDer<'_>,
@@ -227,10 +235,7 @@ fn verify(
     now: UnixTime,
     usage: Usage,
 ) -> Result<VerifiedPeer, rustls::Error> {
-    let now = i64::try_from(now.as_secs())
-        .ok()
-        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
-        .ok_or_else(|| rustls::Error::General("the time is out of range".to_owned()))?;
+    let now = verification_time(now)?;
     meshid_verify::verify_chain(
         &credentials.trust_bundle(),
         end_entity,
@@ -259,9 +264,9 @@ fn verify(
     })
 }
 
-/// A peer certificate refused by the mesh verifier: rustls reports it as an invalid peer
-/// certificate (alert `bad_certificate`) carrying meshid's reason.
-fn rejected(reason: String) -> rustls::Error {
+/// A peer certificate refused by a mesh verifier: rustls reports it as an invalid peer
+/// certificate (alert `certificate_unknown`) carrying `reason`, shown bare.
+pub fn rejected(reason: String) -> rustls::Error {
     rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
         Arc::new(PeerRejected(reason)),
     )))
@@ -286,8 +291,13 @@ impl std::error::Error for PeerRejected {}
 
 // === configs ===
 
-/// Reads a [`Clock`] for rustls, so certificate validity in handshakes follows the same
-/// (injectable) time as the rest of the client.
+/// A rustls time provider reading `clock`, so certificate validity in handshakes follows the
+/// same (injectable) time as the rest of meshid.
+pub fn time_provider(clock: impl Clock) -> Arc<dyn TimeProvider> {
+    Arc::new(ClockTime(clock))
+}
+
+/// Reads a [`Clock`] for rustls.
 struct ClockTime<K>(K);
 
 impl<K> fmt::Debug for ClockTime<K> {
@@ -319,14 +329,13 @@ pub fn server_config(
         auth,
         algorithms: provider.signature_verification_algorithms,
     };
-    let mut config =
-        rustls::ServerConfig::builder_with_details(provider, Arc::new(ClockTime(clock)))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| Error::Tls {
-                reason: e.to_string(),
-            })?
-            .with_client_cert_verifier(Arc::new(verifier))
-            .with_cert_resolver(Arc::new(CurrentCertificate::new(credentials)));
+    let mut config = rustls::ServerConfig::builder_with_details(provider, time_provider(clock))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls {
+            reason: e.to_string(),
+        })?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(Arc::new(CurrentCertificate::new(credentials)));
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     Ok(config)
@@ -346,15 +355,14 @@ pub fn client_config(
         expected: expected_server.to_owned(),
         algorithms: provider.signature_verification_algorithms,
     };
-    let mut config =
-        rustls::ClientConfig::builder_with_details(provider, Arc::new(ClockTime(clock)))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| Error::Tls {
-                reason: e.to_string(),
-            })?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_client_cert_resolver(Arc::new(CurrentCertificate::new(credentials)));
+    let mut config = rustls::ClientConfig::builder_with_details(provider, time_provider(clock))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls {
+            reason: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_cert_resolver(Arc::new(CurrentCertificate::new(credentials)));
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }

@@ -10,9 +10,7 @@ use meshid_verify::{TrustBundle, Usage, VerifyOptions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::time_provider::TimeProvider;
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use time::OffsetDateTime;
 
 use crate::Error;
 
@@ -44,15 +42,17 @@ impl ClientTls {
             expected: identity.to_owned(),
             algorithms: provider.signature_verification_algorithms,
         };
-        let mut config =
-            rustls::ClientConfig::builder_with_details(provider, Arc::new(ClockTime(clock)))
-                .with_protocol_versions(&[&rustls::version::TLS13])
-                .map_err(|e| Error::Tls {
-                    reason: e.to_string(),
-                })?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth();
+        let mut config = rustls::ClientConfig::builder_with_details(
+            provider,
+            meshid_client::tls::time_provider(clock),
+        )
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls {
+            reason: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
         config.resumption = rustls::client::Resumption::disabled();
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
         Ok(Self {
@@ -116,10 +116,7 @@ impl ServerCertVerifier for IdentityServiceVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let now = i64::try_from(now.as_secs())
-            .ok()
-            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
-            .ok_or_else(|| rustls::Error::General("the time is out of range".to_owned()))?;
+        let now = meshid_client::tls::verification_time(now)?;
         meshid_verify::verify_identity(
             &self.bundle,
             end_entity,
@@ -130,11 +127,7 @@ impl ServerCertVerifier for IdentityServiceVerifier {
             &VerifyOptions::default(),
         )
         .map_err(|e| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
-                Arc::new(Rejected(format!(
-                    "identity service certificate refused: {e}"
-                ))),
-            )))
+            meshid_client::tls::rejected(format!("identity service certificate refused: {e}"))
         })?;
         Ok(ServerCertVerified::assertion())
     }
@@ -159,40 +152,5 @@ impl ServerCertVerifier for IdentityServiceVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// A refusal reason, shown bare by both `Display` and `Debug` (rustls prints the latter).
-struct Rejected(String);
-
-impl fmt::Debug for Rejected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for Rejected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl core::error::Error for Rejected {}
-
-/// Reads a [`Clock`] for rustls, so certificate validity follows the injected time.
-struct ClockTime<K>(K);
-
-impl<K> fmt::Debug for ClockTime<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClockTime")
-    }
-}
-
-impl<K: Clock> TimeProvider for ClockTime<K> {
-    fn current_time(&self) -> Option<UnixTime> {
-        let secs = u64::try_from(self.0.now().unix_timestamp()).ok()?;
-        Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(
-            secs,
-        )))
     }
 }
