@@ -10,6 +10,7 @@ use meshid_authn::{Authenticator, ErrorKind};
 use meshid_ca::{Ca, Certified};
 use meshid_client::Clock;
 use meshid_csr::{CsrLimits, ParsedCsr};
+use meshid_issuer::{Event, EventSink, TracingSink};
 use meshid_policy::rfc3339;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -34,6 +35,7 @@ pub struct IdentityService<A, K> {
     clock: K,
     metrics: Option<Metrics>,
     csr_limits: CsrLimits,
+    events: Arc<dyn EventSink>,
 }
 
 impl<A, K> IdentityService<A, K>
@@ -50,7 +52,15 @@ where
             clock,
             metrics: None,
             csr_limits: CsrLimits::default(),
+            events: Arc::new(TracingSink),
         }
+    }
+
+    /// Sends an `IssuedLeafCertificate` event ("issued certificate for <id> until <NotAfter>:
+    /// <sha256>") to `sink` for every issuance (default: a tracing log line).
+    pub fn with_events(mut self, sink: impl EventSink) -> Self {
+        self.events = Arc::new(sink);
+        self
     }
 
     /// Counts every answer, by status code, in `metrics`.
@@ -239,13 +249,10 @@ where
         }
         match result {
             Ok(certified) => {
-                let digest = ring::digest::digest(&ring::digest::SHA256, &certified.leaf);
-                tracing::info!(
-                    "issued certificate for {} until {}: {}",
-                    certified.identity,
-                    rfc3339(certified.not_after),
-                    hex::encode(digest.as_ref())
-                );
+                self.events.emit(&Event::issued_leaf_certificate(
+                    &certified,
+                    self.clock.now(),
+                ));
                 Ok(Response::new(response(&certified)))
             }
             Err(refusal) => {

@@ -50,6 +50,18 @@ async fn certifies_with_der_leaf_issuer_chain_and_valid_until() {
         .unwrap()
         .into_inner();
 
+    // One IssuedLeafCertificate event, with Linkerd's message and the leaf's SHA-256.
+    let events = server.events.with_reason("IssuedLeafCertificate");
+    assert_eq!(events.len(), 1);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &rsp.leaf_certificate);
+    assert_eq!(
+        events[0].message,
+        format!(
+            "issued certificate for {WEB_ID} until 2026-06-02T12:00:20Z: {}",
+            hex::encode(digest.as_ref())
+        )
+    );
+
     // The leaf is DER, names the identity, certifies the CSR's key.
     let (rest, leaf) = x509_parser::parse_x509_certificate(&rsp.leaf_certificate).unwrap();
     assert!(rest.is_empty());

@@ -242,6 +242,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub authn: ScriptedAuthenticator,
     pub clock: SetClock,
+    pub events: Arc<meshid_issuer::CollectingSink>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), meshid_grpc::Error>>,
 }
@@ -258,7 +259,9 @@ impl Server {
     ) -> Self {
         let authn = ScriptedAuthenticator::default();
         let clock = SetClock::new(NOW);
-        let mut service = IdentityService::new(ca, authn.clone(), clock.clone());
+        let events = Arc::new(meshid_issuer::CollectingSink::new());
+        let mut service =
+            IdentityService::new(ca, authn.clone(), clock.clone()).with_events(Arc::clone(&events));
         if let Some(metrics) = metrics {
             service = service.with_metrics(metrics);
         }
@@ -272,6 +275,7 @@ impl Server {
             addr,
             authn,
             clock,
+            events,
             stop: Some(stop),
             task,
         }
