@@ -181,10 +181,25 @@ impl Ca {
         csr_der: &[u8],
         now: OffsetDateTime,
     ) -> Result<Certified, Error> {
+        if self.issuer.load().is_none() {
+            return Err(Error::IssuerNotReady);
+        }
+        let csr = ParsedCsr::from_der(csr_der, &self.limits).map_err(Error::Csr)?;
+        self.certify_parsed(sa, &csr, now)
+    }
+
+    /// [`Ca::certify`] for a CSR the caller already parsed and whose signature
+    /// [`ParsedCsr::from_der`] already verified (a service that checks the CSR before an
+    /// expensive token review need not verify its signature twice). Every other check runs.
+    pub fn certify_parsed(
+        &self,
+        sa: &ServiceAccount,
+        csr: &ParsedCsr,
+        now: OffsetDateTime,
+    ) -> Result<Certified, Error> {
         // Certificates carry whole seconds; so does everything computed from `now`.
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let issuer = self.issuer.load_full().ok_or(Error::IssuerNotReady)?;
-        let csr = ParsedCsr::from_der(csr_der, &self.limits).map_err(Error::Csr)?;
         let window = self
             .policy
             .validity_window(now, issuer.validity_bounds())

@@ -169,8 +169,6 @@ where
             ) => Some(Refusal::from_policy(&e)),
             Err(e) => return Err(Refusal::from_policy(&e)),
         };
-        drop(csr);
-
         // 5. The token review: no lock or issuer snapshot is held across it.
         let authenticated =
             self.authenticator
@@ -207,12 +205,13 @@ where
             return Err(refusal);
         }
 
-        // 8. Sign. `certify` repeats the checks above against the issuer current now (it may
-        //    have been swapped, or expired, during the token review).
+        // 8. Sign. `certify_parsed` repeats the issuer and policy checks against the issuer
+        //    current now (it may have been swapped, or expired, during the token review); the
+        //    CSR's signature was verified once, in step 2.
         let now = whole_seconds(self.clock.now());
         let certified = self
             .ca
-            .certify(&authenticated.service_account, &csr_der, now)
+            .certify_parsed(&authenticated.service_account, &csr, now)
             .map_err(|e| Refusal::from_ca(&e))?;
         tracing::debug!(
             identity = %certified.identity,
