@@ -56,8 +56,8 @@ where
         }
     }
 
-    /// Sends an `IssuedLeafCertificate` event ("issued certificate for <id> until <NotAfter>:
-    /// <sha256>") to `sink` for every issuance (default: a tracing log line).
+    /// Sends an `IssuedLeafCertificate` event (`issued certificate for <id> until <NotAfter>:
+    /// <sha256>`) to `sink` for every issuance (default: a tracing log line).
     pub fn with_events(mut self, sink: impl EventSink) -> Self {
         self.events = Arc::new(sink);
         self
