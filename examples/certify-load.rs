@@ -97,6 +97,9 @@ struct Cli {
     /// The `identity-ca` binary to start (default: next to this executable).
     #[arg(long, conflicts_with = "addr")]
     server_bin: Option<PathBuf>,
+    /// Worker threads of the spawned server's runtime (default: one per core).
+    #[arg(long, conflicts_with = "addr")]
+    server_worker_threads: Option<usize>,
     /// Trust domain of the identities.
     #[arg(long, default_value = "cluster.local")]
     identity_trust_domain: TrustDomain,
@@ -382,6 +385,11 @@ impl ServerProcess {
             .arg(format!("static:{}", tokens.display()))
             .arg("--log-level")
             .arg("warn")
+            .args(
+                cli.server_worker_threads
+                    .map(|n| vec!["--worker-threads".to_owned(), n.to_string()])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

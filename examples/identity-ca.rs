@@ -89,6 +89,9 @@ struct ServeArgs {
     /// Log level (error, warn, info, debug, trace) or a filter directive.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Runtime worker threads (default: one per core).
+    #[arg(long)]
+    worker_threads: Option<usize>,
     /// Log format: plain or json.
     #[arg(long, default_value = "plain", value_parser = ["plain", "json"])]
     log_format: String,
