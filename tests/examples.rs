@@ -370,3 +370,87 @@ async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
     Some((status, body.to_owned()))
 }
+
+/// The bootstrap subcommands of `identity-ca`: a root, an issuer signed by it (keys 0600,
+/// nothing overwritten without `--force`), cert-manager manifests; and one-line flag errors.
+#[test]
+fn identity_ca_bootstrap_subcommands() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::process::Command;
+
+    let bin = example("identity-ca");
+    let dir = scratch("bootstrap");
+    let run = |args: &[&str]| {
+        Command::new(&bin)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+
+    let out = run(&["root-ca", "--cert", "ca.crt", "--key", "ca.key"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(dir.join("ca.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    // Refuses to overwrite without --force.
+    let out = run(&["root-ca", "--cert", "ca.crt", "--key", "ca.key"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--force"), "{err}");
+
+    let out = run(&[
+        "issuer",
+        "--ca-cert",
+        "ca.crt",
+        "--ca-key",
+        "ca.key",
+        "--duration",
+        "48h",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crt = std::fs::read_to_string(dir.join("issuer.crt")).unwrap();
+    let key = std::fs::read_to_string(dir.join("issuer.key")).unwrap();
+    let bundle =
+        meshid::verify::TrustBundle::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap()).unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let now = OffsetDateTime::now_utc();
+    let issuer = meshid::ca::IssuerCredentials::from_pem(&crt, &key, &bundle, now).unwrap();
+    let lifetime = issuer.not_after() - issuer.not_before();
+    assert!(lifetime >= time::Duration::hours(48), "{lifetime}");
+
+    let out = run(&["cert-manager", "--namespace", "linkerd"]);
+    assert!(out.status.success());
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "kind: Issuer",
+        "kind: Certificate",
+        "linkerd-identity-issuer",
+        "linkerd-trust-anchor",
+        "renewBefore: 25h0m0s",
+        "isCA: true",
+    ] {
+        assert!(yaml.contains(needle), "{needle} missing from\n{yaml}");
+    }
+
+    let out = run(&["--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        "identity-ca: unexpected argument '--bogus' found"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

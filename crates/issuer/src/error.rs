@@ -21,7 +21,7 @@ pub enum Error {
     #[error(transparent)]
     Ca(meshid_ca::Error),
     /// A file exists and `force` was not given.
-    #[error("{path} already exists; pass force to overwrite it")]
+    #[error("{path} already exists; overwrite it with --force (or `force: true`)")]
     Exists {
         /// The file.
         path: PathBuf,

@@ -54,7 +54,7 @@ fn root_ca_then_issuer_like_step_and_linkerd() {
     assert!(matches!(err, Error::Exists { .. }), "{err}");
     assert!(
         err.to_string()
-            .ends_with("already exists; pass force to overwrite it")
+            .ends_with("already exists; overwrite it with --force (or `force: true`)")
     );
 
     let anchor = TrustAnchorKey::load(&root_out.cert, &root_out.key).unwrap();
