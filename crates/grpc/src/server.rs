@@ -10,7 +10,7 @@ use meshid_authn::{Authenticator, ErrorKind};
 use meshid_ca::{Ca, Certified};
 use meshid_client::Clock;
 use meshid_csr::{CsrLimits, ParsedCsr};
-use meshid_issuer::{Event, EventSink, TracingSink};
+use meshid_issuer::{Event, EventKind, EventSink, TracingSink};
 use meshid_policy::rfc3339;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -248,10 +248,12 @@ where
         }
         match result {
             Ok(certified) => {
-                self.events.emit(&Event::issued_leaf_certificate(
-                    &certified,
-                    self.clock.now(),
-                ));
+                if self.events.wants(EventKind::Normal) {
+                    self.events.emit(&Event::issued_leaf_certificate(
+                        &certified,
+                        self.clock.now(),
+                    ));
+                }
                 Ok(Response::new(response(&certified)))
             }
             Err(refusal) => {

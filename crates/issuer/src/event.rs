@@ -162,17 +162,32 @@ impl fmt::Display for Event {
 pub trait EventSink: Send + Sync + 'static {
     /// Records `event`.
     fn emit(&self, event: &Event);
+
+    /// Whether events of `kind` would be recorded at all; callers on a hot path skip building
+    /// them otherwise (default: yes).
+    fn wants(&self, kind: EventKind) -> bool {
+        let _ = kind;
+        true
+    }
 }
 
 impl<S: EventSink + ?Sized> EventSink for Arc<S> {
     fn emit(&self, event: &Event) {
         S::emit(self, event);
     }
+
+    fn wants(&self, kind: EventKind) -> bool {
+        S::wants(self, kind)
+    }
 }
 
 impl<S: EventSink + ?Sized> EventSink for Box<S> {
     fn emit(&self, event: &Event) {
         S::emit(self, event);
+    }
+
+    fn wants(&self, kind: EventKind) -> bool {
+        S::wants(self, kind)
     }
 }
 
@@ -182,6 +197,10 @@ impl<A: EventSink, B: EventSink> EventSink for (A, B) {
         self.0.emit(event);
         self.1.emit(event);
     }
+
+    fn wants(&self, kind: EventKind) -> bool {
+        self.0.wants(kind) || self.1.wants(kind)
+    }
 }
 
 /// Logs events with `tracing`: Normal at INFO, Warning at WARN (the default sink).
@@ -189,6 +208,13 @@ impl<A: EventSink, B: EventSink> EventSink for (A, B) {
 pub struct TracingSink;
 
 impl EventSink for TracingSink {
+    fn wants(&self, kind: EventKind) -> bool {
+        match kind {
+            EventKind::Normal => tracing::enabled!(tracing::Level::INFO),
+            EventKind::Warning => tracing::enabled!(tracing::Level::WARN),
+        }
+    }
+
     fn emit(&self, event: &Event) {
         match event.kind {
             EventKind::Normal => {
