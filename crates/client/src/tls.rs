@@ -8,7 +8,7 @@ use std::sync::Arc;
 use meshid_verify::{Usage, VerifiedPeer, VerifyOptions};
 use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -384,9 +384,4 @@ pub fn peer_identity(connection: &CommonState) -> Option<String> {
         }
     }
     uri
-}
-
-/// The ring crypto provider's supported algorithms, for callers building their own verifiers.
-pub fn ring_provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }
