@@ -83,14 +83,23 @@
 //! # }
 //! ```
 //!
+//! # On the wire
+//!
+//! Answers leave in DATA frames of at most 255 bytes, and while other requests are still being
+//! answered, a connection's first write after an answer waits one turn of the scheduler, so
+//! that the answers finished together leave in one system call (a Certify answer is about
+//! 1 KiB; h2 would otherwise write each one, and then its trailers, on their own). Any HTTP/2
+//! client reassembles the frames; a lone request's answer is written at once, and no answer
+//! waits on a timer. Only `Certify` is served; other methods answer `Unimplemented`.
+//!
 //! # Limitations
 //!
 //! - The server speaks plaintext h2c by default, like Linkerd's controller (whose proxy
 //!   sidecar adds mTLS); for TLS pass a configured server to
 //!   [`IdentityService::serve_with`].
-//! - The CSR is parsed twice (once for the checks before the token review, once by
-//!   [`meshid_ca::Ca::certify`], which re-checks everything against the issuer current at
-//!   signing time): one extra ECDSA verification per issuance.
+//! - The policy checks run twice per issuance (before the token review, and again against the
+//!   issuer current when signing, in [`meshid_ca::Ca::certify_parsed`]); the CSR is parsed
+//!   and its signature verified once.
 //! - The token is moved, not copied, into the gRPC message, but the buffers tonic encodes it
 //!   into are not wiped.
 #![forbid(unsafe_code)]
@@ -98,8 +107,10 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod client;
+mod coalesce;
 mod code;
 mod error;
+mod frames;
 mod metrics;
 mod server;
 mod tls;

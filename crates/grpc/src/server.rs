@@ -14,10 +14,12 @@ use meshid_issuer::{Event, EventKind, EventSink, TracingSink};
 use meshid_policy::rfc3339;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use zeroize::Zeroizing;
 
+use crate::coalesce::{CoalescedWrites, CoalescingLayer, InFlight};
 use crate::{Error, Metrics};
 
 /// Linkerd's message for a token the authority does not recognise.
@@ -96,14 +98,18 @@ where
     /// [`tls_config`](tonic::transport::Server::tls_config) or concurrency limits.
     pub async fn serve_with(
         self,
-        mut server: tonic::transport::Server,
+        server: tonic::transport::Server,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let in_flight = InFlight::default();
+        let writes = in_flight.clone();
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(move |accepted| accepted.map(|io| CoalescedWrites::new(io, writes.clone())));
         server
-            .add_service(self.into_server())
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .layer(CoalescingLayer::new(in_flight))
+            .serve_with_incoming_shutdown(self.into_server(), incoming, shutdown)
             .await
             .map_err(|e| Error::Serve {
                 reason: crate::error::chain(&e),
