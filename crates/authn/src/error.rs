@@ -93,7 +93,10 @@ pub enum Error {
 
 fn api_status_hint(status: u16) -> &'static str {
     match status {
-        401 => "; the identity service's own credentials were refused: check its token file",
+        401 => {
+            "; the identity service's own credentials were refused: check its token file or \
+             kubeconfig user"
+        }
         403 => {
             "; the identity service's ServiceAccount may create no TokenReviews: bind it to \
              the ClusterRole system:auth-delegator"

@@ -71,10 +71,14 @@
 //!   rustls feature enables rustls' default provider, aws-lc-rs, which this workspace bans.
 //!   hyper 1 + hyper-util's pooled client + hyper-rustls (ring, no default features) keep
 //!   connections alive across reviews with a few small, widely used crates.
-//! - **No kubeconfig parsing.** Kubeconfig is YAML, with exec plugins and client certificates;
-//!   `serde_yaml` is unmaintained and its forks are young. Out of a cluster, pass the API
-//!   server URL, CA file and token file explicitly ([`TokenReviewConfig::new`]); in a pod use
-//!   [`TokenReviewConfig::in_cluster`].
+//! - **Kubeconfig with yaml-rust2.** Outside a cluster the client reads a kubeconfig
+//!   ([`TokenReviewConfig::from_kubeconfig`]): server, CA, and a client certificate, token or
+//!   token file, as kubectl resolves them. `serde_yaml` is unmaintained; yaml-rust2 is the
+//!   maintained, pure-Rust successor of yaml-rust (no unsafe-heavy C bindings, no serde), and
+//!   a kubeconfig is small enough to walk by hand. Exec and auth-provider plugins, proxies and
+//!   `insecure-skip-tls-verify` are refused by name rather than half-supported. In a pod use
+//!   [`TokenReviewConfig::in_cluster`]; anywhere, [`TokenReviewConfig::new`] takes the API
+//!   server URL, CA file and token file explicitly.
 //! - **Cache and rate limit.** Only positive TokenReview results are cached, under the token's
 //!   SHA-256, for at most a minute and never past the token's `exp`. A token bucket (Linkerd's
 //!   QPS 100, burst 200) spaces requests to the API server, so a pod-start storm queues here
@@ -94,7 +98,10 @@
 //!   server does.
 //! - The JWKS authenticator does not check that the pod still exists (a TokenReview does, for
 //!   pod-bound tokens): a token stays valid until it expires.
-//! - The API server CA file is read once, when the authenticator is built.
+//! - The API server CA file, and a kubeconfig's client certificate and key, are read once,
+//!   when the configuration or the authenticator is built (a token file on every request).
+//! - Kubeconfig exec credential plugins (EKS, GKE, AKS logins) are not run: give such a
+//!   cluster a user with a token or client certificate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
@@ -119,8 +126,9 @@ pub use signer::{DEFAULT_TOKEN_LIFETIME, JwtSigner, PodRef, TokenParams};
 pub use static_tokens::StaticAuthenticator;
 pub use token::MAX_TOKEN_LEN;
 pub use tokenreview::{
-    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_QPS, DEFAULT_TIMEOUT,
-    IN_CLUSTER_SERVICE_ACCOUNT_DIR, TokenReviewAuthenticator, TokenReviewConfig,
+    ApiCredentials, ApiServerCa, DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
+    DEFAULT_QPS, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, TokenReviewAuthenticator,
+    TokenReviewConfig,
 };
 
 /// Turns a ServiceAccount token into the ServiceAccount it authenticates.

@@ -14,8 +14,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use meshid_authn::{
-    Authenticator, Clock, Error, ErrorKind, InvalidToken, ManualClock, TokenReviewAuthenticator,
-    TokenReviewConfig,
+    ApiCredentials, ApiServerCa, Authenticator, Clock, Error, ErrorKind, InvalidToken, ManualClock,
+    TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_policy::ServiceAccount;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
@@ -44,8 +44,43 @@ struct FakeApiServer {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+/// A client certificate the fake API server accepts, and its key (PEM).
+struct ClientCert {
+    chain_pem: String,
+    key_pem: String,
+}
+
 impl FakeApiServer {
     async fn start() -> Self {
+        Self::start_with_client_ca(None).await
+    }
+
+    /// A server that also accepts TLS client certificates issued by a CA it makes; returns
+    /// one such certificate (`CN=system:serviceaccount:linkerd:linkerd-identity`).
+    async fn start_with_client_certs() -> (Self, ClientCert) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "system:serviceaccount:linkerd:linkerd-identity",
+        );
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let server = Self::start_with_client_ca(Some(ca_cert.der().clone())).await;
+        let client = ClientCert {
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        };
+        (server, client)
+    }
+
+    async fn start_with_client_ca(
+        client_ca: Option<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Self {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -59,10 +94,25 @@ impl FakeApiServer {
         let cert = params.signed_by(&key, &issuer).unwrap();
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
+            .unwrap();
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let tls = builder
             .with_single_cert(
                 vec![cert.der().clone()],
                 PrivateKeyDer::Pkcs8(key.serialize_der().into()),
@@ -83,7 +133,11 @@ impl FakeApiServer {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let service = hyper::service::service_fn(move |req| answer(req, log.clone()));
+                    // A verified client certificate authenticates like the bearer token.
+                    let by_certificate = tls.get_ref().1.peer_certificates().is_some();
+                    let service = hyper::service::service_fn(move |req| {
+                        answer(req, by_certificate, log.clone())
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
@@ -118,6 +172,7 @@ impl FakeApiServer {
 /// Answers by the reviewed token, like an API server would.
 async fn answer(
     req: Request<hyper::body::Incoming>,
+    by_certificate: bool,
     log: Arc<Mutex<Vec<Seen>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let authorization = req
@@ -150,7 +205,10 @@ async fn answer(
         *r.status_mut() = code;
         Ok(r)
     };
-    if authorization != format!("Bearer {CLIENT_TOKEN}") && !authorization.ends_with("-rotated") {
+    if !by_certificate
+        && authorization != format!("Bearer {CLIENT_TOKEN}")
+        && !authorization.ends_with("-rotated")
+    {
         return status(
             StatusCode::UNAUTHORIZED,
             json!({"kind": "Status", "message": "Unauthorized", "code": 401}),
@@ -481,7 +539,8 @@ async fn the_client_token_is_reread_on_every_request() {
     assert_eq!(
         e.to_string(),
         "the Kubernetes API server answered the TokenReview with HTTP 401: Unauthorized; the \
-         identity service's own credentials were refused: check its token file"
+         identity service's own credentials were refused: check its token file or kubeconfig \
+         user"
     );
     std::fs::remove_file(dir.0.join("token")).unwrap();
     let e = authn.authenticate(b"four").await.unwrap_err();
@@ -509,8 +568,11 @@ async fn in_cluster_configuration() {
     };
     let config = TokenReviewConfig::in_cluster_with(env, &dir.0).unwrap();
     assert_eq!(config.api_server, server.url);
-    assert_eq!(config.token_file, dir.0.join("token"));
-    assert_eq!(config.ca_file, dir.0.join("ca.crt"));
+    assert_eq!(
+        config.credentials,
+        ApiCredentials::TokenFile(dir.0.join("token"))
+    );
+    assert_eq!(config.ca, ApiServerCa::File(dir.0.join("ca.crt")));
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     authn.authenticate(b"valid-token").await.unwrap();
 
@@ -528,7 +590,8 @@ async fn in_cluster_configuration() {
             .unwrap_err()
             .to_string(),
         "invalid in-cluster configuration: KUBERNETES_SERVICE_HOST is not set, so this is not \
-         running in a Kubernetes pod; pass the API server URL, CA file and token file explicitly"
+         running in a Kubernetes pod; outside a pod, use a kubeconfig file or give the API \
+         server URL, CA file and token file explicitly"
     );
 }
 
@@ -550,7 +613,7 @@ async fn configuration_and_transport_errors() {
         "invalid TokenReview configuration: qps must be a positive number"
     );
     let mut bad = config.clone();
-    bad.ca_file = dir.0.join("missing.crt");
+    bad.ca = ApiServerCa::File(dir.0.join("missing.crt"));
     let e = TokenReviewAuthenticator::new(bad).unwrap_err();
     assert!(
         matches!(
@@ -564,7 +627,7 @@ async fn configuration_and_transport_errors() {
     );
     std::fs::write(dir.0.join("empty.crt"), "").unwrap();
     let mut bad = config.clone();
-    bad.ca_file = dir.0.join("empty.crt");
+    bad.ca = ApiServerCa::File(dir.0.join("empty.crt"));
     assert_eq!(
         TokenReviewAuthenticator::new(bad).unwrap_err().to_string(),
         format!(
@@ -577,7 +640,7 @@ async fn configuration_and_transport_errors() {
     let other = FakeApiServer::start().await;
     std::fs::write(dir.0.join("other.crt"), &other.ca_pem).unwrap();
     let mut wrong_ca = config.clone();
-    wrong_ca.ca_file = dir.0.join("other.crt");
+    wrong_ca.ca = ApiServerCa::File(dir.0.join("other.crt"));
     let e = TokenReviewAuthenticator::new(wrong_ca)
         .unwrap()
         .authenticate(b"valid-token")
@@ -607,4 +670,293 @@ async fn configuration_and_transport_errors() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+}
+
+/// A kubeconfig in the shape `kind`/`kubeadm` write: inline CA, inline client certificate.
+fn kubeconfig_with_client_cert(server: &FakeApiServer, client: &ClientCert) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        r#"apiVersion: v1
+kind: Config
+preferences: {{}}
+current-context: kind-dev
+clusters:
+- name: kind-dev
+  cluster:
+    server: {url}
+    certificate-authority-data: {ca}
+- name: other
+  cluster:
+    server: https://other.example:6443
+    certificate-authority-data: {ca}
+contexts:
+- name: kind-dev
+  context:
+    cluster: kind-dev
+    user: kind-dev
+- name: other
+  context:
+    cluster: other
+    user: token-user
+users:
+- name: kind-dev
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+- name: token-user
+  user:
+    token: {CLIENT_TOKEN}
+"#,
+        url = server.url,
+        ca = b64(&server.ca_pem),
+        cert = b64(&client.chain_pem),
+        key = b64(&client.key_pem),
+    )
+}
+
+#[tokio::test]
+async fn kubeconfig_with_a_client_certificate_reviews_over_mutual_tls() {
+    let (server, client) = FakeApiServer::start_with_client_certs().await;
+    let dir = TempDir::new();
+    let path = dir.0.join("kubeconfig");
+    std::fs::write(&path, kubeconfig_with_client_cert(&server, &client)).unwrap();
+
+    let config = TokenReviewConfig::from_kubeconfig(&path, None).unwrap();
+    assert_eq!(config.api_server, server.url);
+    assert_eq!(
+        config.ca,
+        ApiServerCa::Pem(server.ca_pem.clone().into_bytes())
+    );
+    assert!(matches!(
+        config.credentials,
+        ApiCredentials::ClientCertificate { .. }
+    ));
+    // Debug never shows the key.
+    let debug = format!("{config:?}");
+    assert!(debug.contains("key_pem: <redacted>"), "{debug}");
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    let authenticated = authn.authenticate(b"valid-token").await.unwrap();
+    assert_eq!(authenticated.service_account, web());
+    // Authenticated by the certificate: no bearer token was sent.
+    assert_eq!(server.requests()[0].authorization, "");
+
+    // The other context: a token user, whose cluster is elsewhere.
+    let other = TokenReviewConfig::from_kubeconfig(&path, Some("other")).unwrap();
+    assert_eq!(other.api_server, "https://other.example:6443");
+    assert_eq!(
+        other.credentials,
+        ApiCredentials::Token(zeroize::Zeroizing::new(CLIENT_TOKEN.to_owned()))
+    );
+    assert_eq!(format!("{:?}", other.credentials), "Token(<redacted>)");
+}
+
+#[tokio::test]
+async fn kubeconfig_with_files_relative_to_its_folder_and_a_token_file() {
+    let server = FakeApiServer::start().await;
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.0.join("pki")).unwrap();
+    std::fs::write(dir.0.join("pki/ca.crt"), &server.ca_pem).unwrap();
+    std::fs::write(dir.0.join("sa-token"), CLIENT_TOKEN).unwrap();
+    let path = dir.0.join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "current-context: dev\n\
+             contexts: [{{name: dev, context: {{cluster: c, user: u}}}}]\n\
+             clusters: [{{name: c, cluster: {{server: '{}', certificate-authority: pki/ca.crt}}}}]\n\
+             users: [{{name: u, user: {{tokenFile: sa-token}}}}]\n",
+            server.url
+        ),
+    )
+    .unwrap();
+
+    let config = TokenReviewConfig::from_kubeconfig(&path, None).unwrap();
+    assert_eq!(config.ca, ApiServerCa::File(dir.0.join("pki/ca.crt")));
+    assert_eq!(
+        config.credentials,
+        ApiCredentials::TokenFile(dir.0.join("sa-token"))
+    );
+    let authn = TokenReviewAuthenticator::new(config).unwrap();
+    authn.authenticate(b"valid-token").await.unwrap();
+    assert_eq!(
+        server.requests()[0].authorization,
+        format!("Bearer {CLIENT_TOKEN}")
+    );
+    // Re-read on every request, like the in-cluster token.
+    std::fs::write(dir.0.join("sa-token"), "kubelet-rotated").unwrap();
+    authn.authenticate(b"another-token").await.unwrap();
+    assert_eq!(server.requests()[1].authorization, "Bearer kubelet-rotated");
+}
+
+#[test]
+fn kubeconfig_refusals_say_what_to_change() {
+    let base = std::path::Path::new("/etc/meshid");
+    let config = |clusters: &str, users: &str| {
+        format!(
+            "current-context: dev\n\
+             contexts: [{{name: dev, context: {{cluster: c, user: u}}}}]\n\
+             clusters: [{{name: c, cluster: {clusters}}}]\n\
+             users: [{{name: u, user: {users}}}]\n"
+        )
+    };
+    let ok_cluster = "{server: 'https://10.0.0.1:6443', certificate-authority: ca.crt}";
+    let refused = |text: &str, context: Option<&str>| {
+        TokenReviewConfig::from_kubeconfig_str(text, base, context)
+            .unwrap_err()
+            .to_string()
+    };
+    let cases: Vec<(String, Option<&str>, &str)> = vec![
+        (
+            "clusters: [".to_owned(),
+            None,
+            "invalid kubeconfig: not YAML: ",
+        ),
+        ("".to_owned(), None, "invalid kubeconfig: it is empty"),
+        (
+            "- a\n- b\n".to_owned(),
+            None,
+            "invalid kubeconfig: it is not a YAML mapping",
+        ),
+        (
+            "contexts: []\n".to_owned(),
+            None,
+            "invalid kubeconfig: it has no current-context; name a context",
+        ),
+        (
+            config(ok_cluster, "{token: abc}"),
+            Some("prod"),
+            "invalid kubeconfig: no context named \"prod\" (it has: dev)",
+        ),
+        (
+            config(
+                "{server: 'https://h:6443', certificate-authority: ca.crt, insecure-skip-tls-verify: true}",
+                "{token: abc}",
+            ),
+            None,
+            "invalid kubeconfig: cluster c sets insecure-skip-tls-verify: the API server's \
+             certificate is always verified; give its CA (certificate-authority or \
+             certificate-authority-data)",
+        ),
+        (
+            config(
+                "{server: 'https://h:6443', certificate-authority: ca.crt, proxy-url: 'http://proxy:3128'}",
+                "{token: abc}",
+            ),
+            None,
+            "invalid kubeconfig: cluster c sets proxy-url, which is not supported; connect to \
+             the API server by a name its certificate holds, without a proxy",
+        ),
+        (
+            config(
+                "{server: 'http://h:8080', certificate-authority: ca.crt}",
+                "{token: abc}",
+            ),
+            None,
+            "invalid kubeconfig: cluster c has server \"http://h:8080\": the TokenReview client \
+             speaks https only",
+        ),
+        (
+            config("{server: 'https://h:6443'}", "{token: abc}"),
+            None,
+            "invalid kubeconfig: cluster c has neither certificate-authority nor \
+             certificate-authority-data; the API server's certificate is always verified \
+             against a CA given here",
+        ),
+        (
+            config(
+                "{server: 'https://h:6443', certificate-authority-data: '%%%'}",
+                "{token: abc}",
+            ),
+            None,
+            "invalid kubeconfig: cluster c certificate-authority-data is not base64: ",
+        ),
+        (
+            config(
+                ok_cluster,
+                "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}}",
+            ),
+            None,
+            "invalid kubeconfig: user u uses exec credential plugins, which are not \
+             supported; use a user with a token, tokenFile or client certificate (for example \
+             a ServiceAccount token from `kubectl create token`)",
+        ),
+        (
+            config(ok_cluster, "{auth-provider: {name: gcp}}"),
+            None,
+            "invalid kubeconfig: user u uses auth-provider plugins, which are not supported; ",
+        ),
+        (
+            config(ok_cluster, "{username: admin, password: secret}"),
+            None,
+            "invalid kubeconfig: user u uses basic authentication, which Kubernetes no longer \
+             supports; use a token, tokenFile or client certificate",
+        ),
+        (
+            config(ok_cluster, "{client-certificate-data: 'YQ=='}"),
+            None,
+            "invalid kubeconfig: user u has a client certificate but no client key",
+        ),
+        (
+            config(ok_cluster, "{}"),
+            None,
+            "invalid kubeconfig: user u has no credentials this client can use \
+             (client-certificate + client-key, token or tokenFile)",
+        ),
+        (
+            config(ok_cluster, "{token: ''}"),
+            None,
+            "invalid kubeconfig: user u has an empty token",
+        ),
+        (
+            "current-context: dev\ncontexts: [{name: dev, context: {cluster: c, user: u}}]\n"
+                .to_owned(),
+            None,
+            "invalid kubeconfig: no cluster named \"c\" (it has: none)",
+        ),
+        (
+            config(
+                "{server: 6443, certificate-authority: ca.crt}",
+                "{token: abc}",
+            ),
+            None,
+            "invalid kubeconfig: cluster c: server is not a string",
+        ),
+    ];
+    for (text, context, expected) in &cases {
+        let message = refused(text, *context);
+        assert!(
+            message.starts_with(expected),
+            "for {text:?}:\n  got      {message}\n  expected {expected}"
+        );
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    // A client key file that cannot be read names the file.
+    let text = config(
+        ok_cluster,
+        "{client-certificate-data: 'YQ==', client-key: missing.key}",
+    );
+    let e = TokenReviewConfig::from_kubeconfig_str(&text, base, None).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::ReadFile { what: "kubeconfig client key file", path, .. }
+                if path == &base.join("missing.key")
+        ),
+        "{e:?}"
+    );
+    // A missing kubeconfig file too.
+    let e = TokenReviewConfig::from_kubeconfig(&base.join("nope"), None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ReadFile {
+                what: "kubeconfig",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }

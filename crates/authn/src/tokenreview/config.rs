@@ -1,7 +1,10 @@
 //! Where the Kubernetes API server is and how the TokenReview client behaves.
 
+use core::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use zeroize::Zeroizing;
 
 use crate::{DEFAULT_AUDIENCE, Error};
 
@@ -23,17 +26,61 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 /// How many positive results are cached at most.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
+/// The CA certificate(s) the API server's certificate must chain to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiServerCa {
+    /// A PEM file, read when the authenticator is built.
+    File(PathBuf),
+    /// PEM text (a kubeconfig's `certificate-authority-data`).
+    Pem(Vec<u8>),
+}
+
+/// How the identity service authenticates itself to the API server.
+///
+/// `Debug` never shows a token or a key.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiCredentials {
+    /// A bearer token read from this file on every request (the kubelet rotates the mounted
+    /// ServiceAccount token; a kubeconfig's `tokenFile`).
+    TokenFile(PathBuf),
+    /// A fixed bearer token (a kubeconfig's `token`).
+    Token(Zeroizing<String>),
+    /// A TLS client certificate (a kubeconfig's `client-certificate[-data]` and
+    /// `client-key[-data]`): the PEM chain, leaf first, and its PEM private key.
+    ClientCertificate {
+        /// The certificate chain, PEM.
+        chain_pem: Vec<u8>,
+        /// The private key, PEM (PKCS#8, SEC1 or PKCS#1).
+        key_pem: Zeroizing<Vec<u8>>,
+    },
+}
+
+impl fmt::Debug for ApiCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TokenFile(path) => f.debug_tuple("TokenFile").field(path).finish(),
+            Self::Token(_) => f.write_str("Token(<redacted>)"),
+            Self::ClientCertificate { chain_pem, .. } => f
+                .debug_struct("ClientCertificate")
+                .field("chain_pem", &format_args!("{} bytes", chain_pem.len()))
+                .field("key_pem", &format_args!("<redacted>"))
+                .finish(),
+        }
+    }
+}
+
 /// How to reach the API server and how to use it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct TokenReviewConfig {
     /// The API server's base URL, `https://host[:port][/path-prefix]`.
     pub api_server: String,
-    /// PEM file with the CA certificate(s) the API server's certificate chains to.
-    pub ca_file: PathBuf,
-    /// File holding the bearer token this client authenticates with. Re-read on every request,
-    /// because the kubelet rotates it.
-    pub token_file: PathBuf,
+    /// The CA certificate(s) the API server's certificate chains to.
+    pub ca: ApiServerCa,
+    /// How this client authenticates itself.
+    pub credentials: ApiCredentials,
     /// The audiences requested in the TokenReview. Default `[DEFAULT_AUDIENCE]`; when not
     /// empty, the review's `status.audiences` must contain one of them.
     pub audiences: Vec<String>,
@@ -63,8 +110,8 @@ impl TokenReviewConfig {
     ) -> Self {
         Self {
             api_server: api_server.into(),
-            ca_file: ca_file.into(),
-            token_file: token_file.into(),
+            ca: ApiServerCa::File(ca_file.into()),
+            credentials: ApiCredentials::TokenFile(token_file.into()),
             audiences: vec![DEFAULT_AUDIENCE.to_owned()],
             retry_without_audiences: true,
             timeout: DEFAULT_TIMEOUT,
@@ -95,8 +142,9 @@ impl TokenReviewConfig {
                 Error::config(
                     "in-cluster configuration",
                     format!(
-                        "{name} is not set, so this is not running in a Kubernetes pod; pass \
-                         the API server URL, CA file and token file explicitly"
+                        "{name} is not set, so this is not running in a Kubernetes pod; \
+                         outside a pod, use a kubeconfig file or give the API server URL, CA \
+                         file and token file explicitly"
                     ),
                 )
             })
@@ -113,13 +161,14 @@ impl TokenReviewConfig {
             service_account_dir.join("ca.crt"),
             service_account_dir.join("token"),
         );
-        if !config.token_file.is_file() {
+        let token_file = service_account_dir.join("token");
+        if !token_file.is_file() {
             return Err(Error::config(
                 "in-cluster configuration",
                 format!(
                     "{} does not exist; mount the pod's ServiceAccount token \
                      (automountServiceAccountToken: true)",
-                    config.token_file.display()
+                    token_file.display()
                 ),
             ));
         }

@@ -2,6 +2,7 @@
 
 mod cache;
 mod config;
+mod kubeconfig;
 mod limiter;
 
 use core::fmt;
@@ -18,12 +19,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use meshid_policy::ServiceAccount;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use self::cache::Cache;
 pub use self::config::{
-    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_QPS, DEFAULT_TIMEOUT,
-    IN_CLUSTER_SERVICE_ACCOUNT_DIR, TokenReviewConfig,
+    ApiCredentials, ApiServerCa, DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
+    DEFAULT_QPS, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, TokenReviewConfig,
 };
 use self::limiter::RateLimiter;
 use crate::token::{digest, token_str, unverified_exp};
@@ -224,7 +227,7 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
     }
 
     async fn call(&self, token: &str, audiences: &[String]) -> Result<ReviewStatus, Error> {
-        let bearer = read_bearer(&self.config).await?;
+        let bearer = bearer(&self.config).await?;
         let body = serde_json::to_vec(&TokenReviewRequest {
             api_version: "authentication.k8s.io/v1",
             kind: "TokenReview",
@@ -233,12 +236,15 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
         .map_err(|e| Error::Response {
             reason: format!("cannot encode the request: {e}"),
         })?;
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
             .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json")
-            .header(AUTHORIZATION, bearer)
+            .header(ACCEPT, "application/json");
+        if let Some(bearer) = bearer {
+            request = request.header(AUTHORIZATION, bearer);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.transport(&e))?;
         let response = self
@@ -341,14 +347,18 @@ fn review_uri(api_server: &str) -> Result<Uri, Error> {
 }
 
 fn tls_config(config: &TokenReviewConfig) -> Result<rustls::ClientConfig, Error> {
-    let path = &config.ca_file;
-    let pem = std::fs::read(path).map_err(|e| Error::ReadFile {
-        what: "API server CA file",
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let bad =
-        |reason: String| Error::config(format!("API server CA file {}", path.display()), reason);
+    let (pem, source) = match &config.ca {
+        ApiServerCa::File(path) => (
+            std::fs::read(path).map_err(|e| Error::ReadFile {
+                what: "API server CA file",
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+            format!("API server CA file {}", path.display()),
+        ),
+        ApiServerCa::Pem(pem) => (pem.clone(), "API server CA".to_owned()),
+    };
+    let bad = |reason: String| Error::config(source.clone(), reason);
     let blocks = pem::parse_many(&pem).map_err(|e| bad(format!("not PEM: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
     for (i, block) in blocks.iter().enumerate() {
@@ -363,33 +373,92 @@ fn tls_config(config: &TokenReviewConfig) -> Result<rustls::ClientConfig, Error>
         return Err(bad("it holds no CERTIFICATE block".to_owned()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    match &config.credentials {
+        ApiCredentials::ClientCertificate { chain_pem, key_pem } => {
+            let (chain, key) = client_certificate(chain_pem, key_pem)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::config("API client certificate", e.to_string()))
+        }
+        ApiCredentials::TokenFile(_) | ApiCredentials::Token(_) => {
+            Ok(builder.with_no_client_auth())
+        }
+    }
 }
 
-/// The `Authorization` header from the (rotating) token file.
-async fn read_bearer(config: &TokenReviewConfig) -> Result<HeaderValue, Error> {
-    let path = &config.token_file;
-    let token = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| Error::ReadFile {
-            what: "API client token file",
-            path: path.clone(),
-            reason: e.to_string(),
+/// The client certificate chain and key of a kubeconfig user.
+fn client_certificate(
+    chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    let bad = |what: &str, reason: String| Error::config(what, reason);
+    let chain: Vec<CertificateDer<'static>> = pem::parse_many(chain_pem)
+        .map_err(|e| bad("API client certificate", format!("not PEM: {e}")))?
+        .into_iter()
+        .filter(|block| block.tag() == "CERTIFICATE")
+        .map(|block| CertificateDer::from(block.into_contents()))
+        .collect();
+    if chain.is_empty() {
+        return Err(bad(
+            "API client certificate",
+            "it holds no CERTIFICATE block".to_owned(),
+        ));
+    }
+    let blocks =
+        pem::parse_many(key_pem).map_err(|_| bad("API client key", "not PEM".to_owned()))?;
+    let key = blocks
+        .into_iter()
+        .find_map(|block| {
+            let tag = block.tag().to_owned();
+            let der = block.into_contents();
+            match tag.as_str() {
+                "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(der.into())),
+                "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(der.into())),
+                "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(der.into())),
+                _ => None,
+            }
+        })
+        .ok_or_else(|| {
+            bad(
+                "API client key",
+                "it holds no PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY block".to_owned(),
+            )
         })?;
-    let bad =
-        |reason: &str| Error::config(format!("API client token file {}", path.display()), reason);
+    Ok((chain, key))
+}
+
+/// The `Authorization` header: from the (rotating) token file, or the fixed token; none when
+/// the client authenticates with a certificate.
+async fn bearer(config: &TokenReviewConfig) -> Result<Option<HeaderValue>, Error> {
+    let (token, what) =
+        match &config.credentials {
+            ApiCredentials::ClientCertificate { .. } => return Ok(None),
+            ApiCredentials::TokenFile(path) => (
+                Zeroizing::new(tokio::fs::read_to_string(path).await.map_err(|e| {
+                    Error::ReadFile {
+                        what: "API client token file",
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?),
+                format!("API client token file {}", path.display()),
+            ),
+            ApiCredentials::Token(token) => (token.clone(), "API client token".to_owned()),
+        };
+    let bad = |reason: &str| Error::config(what.clone(), reason);
     let token = token.trim();
     if token.is_empty() {
         return Err(bad("it is empty"));
     }
-    let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+    let header = Zeroizing::new(format!("Bearer {token}"));
+    let mut value = HeaderValue::try_from(header.as_str())
         .map_err(|_| bad("it holds characters not allowed in an HTTP header"))?;
     value.set_sensitive(true);
-    Ok(value)
+    Ok(Some(value))
 }
 
 /// The message of a Kubernetes `Status` answer, else the start of the body.
