@@ -20,7 +20,7 @@ use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAn
 use meshid::issuer::{IssuerFolder, IssuerScheme};
 use meshid::policy::{GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain};
 use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
-use meshid::server::serve::{AutoRotate, ServeConfig, TokenValidation, start};
+use meshid::server::serve::{AutoRotate, KubeApi, ServeConfig, TokenValidation, start};
 use time::OffsetDateTime;
 
 #[derive(Parser, Debug)]
@@ -35,7 +35,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once at start-up; boxing buys nothing
 enum Command {
-    /// Serve gRPC Certify and admin HTTP (the default).
+    /// Serve gRPC Certify and admin HTTP (the default; `identity`, as in Linkerd's chart,
+    /// works too).
+    #[command(alias = "identity")]
     Serve(ServeArgs),
     /// Print a ServiceAccount token that the development CA accepts.
     Token(TokenArgs),
@@ -87,6 +89,24 @@ struct ServeArgs {
     /// own JWKS).
     #[arg(long)]
     token_validation: Option<TokenValidation>,
+    /// Kubeconfig for TokenReview (default: the in-cluster configuration).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Context of --kubeconfig (default: its current-context).
+    #[arg(long, requires = "kubeconfig")]
+    kube_context: Option<String>,
+    /// TokenReview requests per second to the API server.
+    #[arg(long, default_value_t = 100.0)]
+    kube_apiclient_qps: f64,
+    /// TokenReview requests allowed at once above that rate.
+    #[arg(long, default_value_t = 200)]
+    kube_apiclient_burst: u32,
+    /// Accepted for the Linkerd chart's arguments; Go's pprof has no counterpart here.
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    enable_pprof: bool,
+    /// Accepted for the Linkerd chart's arguments; tracing export is not built in.
+    #[arg(long)]
+    trace_collector: Option<String>,
     /// Log level (error, warn, info, debug, trace) or a filter directive.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -285,6 +305,18 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.mesh = Mesh::new(args.identity_trust_domain.clone(), args.controller_namespace.clone());
         config.policy.lifetime = args.identity_issuance_lifetime.into();
         config.policy.clock_skew = args.identity_clock_skew_allowance.into();
+        let mut kube_api = KubeApi::default();
+        kube_api.kubeconfig = args.kubeconfig.clone();
+        kube_api.context = args.kube_context.clone();
+        kube_api.qps = args.kube_apiclient_qps;
+        kube_api.burst = args.kube_apiclient_burst;
+        config.kube_api = kube_api;
+        if args.enable_pprof {
+            tracing::warn!("--enable-pprof is ignored: Go's pprof endpoints have no counterpart here");
+        }
+        if let Some(collector) = &args.trace_collector {
+            tracing::warn!(%collector, "--trace-collector is ignored: trace export is not built in");
+        }
         let running = start(config, shutdown_signal()).await?;
         if let Some(dev) = dev {
             let dir = dev.dir().display();

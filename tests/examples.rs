@@ -61,10 +61,18 @@ struct Process {
 
 impl Process {
     fn spawn(name: &str, program: &Path, flags: &[(&str, &str)], dir: &Path) -> Self {
+        let args: Vec<&str> = flags
+            .iter()
+            .flat_map(|(flag, value)| [*flag, *value])
+            .collect();
+        Self::spawn_args(name, program, &args, dir)
+    }
+
+    fn spawn_args(name: &str, program: &Path, args: &[&str], dir: &Path) -> Self {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).unwrap();
         let child = Command::new(program)
-            .args(flags.iter().flat_map(|(flag, value)| [flag, value]))
+            .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -453,4 +461,91 @@ fn identity_ca_bootstrap_subcommands() {
         "identity-ca: unexpected argument '--bogus' found"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `identity-ca` started with the arguments of Linkerd's chart (the `identity` command,
+/// single-dash flags, `-enable-pprof`, `-kube-apiclient-qps`/`-burst`) becomes ready and stops
+/// cleanly; TokenReview through a kubeconfig that cannot be read fails fast in one line.
+#[tokio::test]
+async fn identity_ca_takes_the_linkerd_charts_arguments() {
+    let bin = example("identity-ca");
+    let dir = scratch("chart-args");
+    let (addr, admin) = (free_port(), free_port());
+    let dev_dir = dir.join("dev").display().to_string();
+    let args = [
+        "identity".to_owned(),
+        "-log-level=info".to_owned(),
+        "-log-format=plain".to_owned(),
+        "-controller-namespace=linkerd".to_owned(),
+        "-identity-trust-domain=cluster.local".to_owned(),
+        "-identity-issuance-lifetime=24h0m0s".to_owned(),
+        "-identity-clock-skew-allowance=20s".to_owned(),
+        "-identity-scheme=linkerd.io/tls".to_owned(),
+        "-enable-pprof=false".to_owned(),
+        "-kube-apiclient-qps=100".to_owned(),
+        "-kube-apiclient-burst=200".to_owned(),
+        format!("-addr={addr}"),
+        format!("-admin-addr={admin}"),
+        format!("-dev-dir={dev_dir}"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut ca = Process::spawn_args("identity-ca", &bin, &args, &dir);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        ca.assert_running();
+        if http_get(&admin, "/ready")
+            .await
+            .is_some_and(|(status, _)| status == 200)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready in time:\n{}",
+            ca.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        ca.output().contains("Issuer cert loaded"),
+        "{}",
+        ca.output()
+    );
+    ca.terminate();
+    let status = ca.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status}:\n{}", ca.output());
+
+    // TokenReview through a kubeconfig that is not there: one line, non-zero.
+    let missing = dir.join("no-such-kubeconfig").display().to_string();
+    let dev = DevState::open(dir.join("dev")).unwrap();
+    let issuer = dev.issuer_folder().dir().display().to_string();
+    let anchors = dev.trust_anchors().display().to_string();
+    let out = Command::new(&bin)
+        .args([
+            "serve",
+            "--issuer",
+            &issuer,
+            "--trust-anchors",
+            &anchors,
+            "--token-validation",
+            "tokenreview",
+            "--kubeconfig",
+            &missing,
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "identity-ca: cannot read the kubeconfig {missing}: "
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

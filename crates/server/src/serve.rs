@@ -34,7 +34,8 @@ pub const KUBERNETES_TOKEN_ISSUER: &str = "https://kubernetes.default.svc.cluste
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenValidation {
-    /// Kubernetes TokenReview with the in-cluster configuration.
+    /// Kubernetes TokenReview ([`ServeConfig::kube_api`]: a kubeconfig, or the in-cluster
+    /// configuration).
     TokenReview,
     /// Offline validation against a JWKS file.
     Jwks(PathBuf),
@@ -54,6 +55,31 @@ impl FromStr for TokenValidation {
                     "invalid token validation '{s}': expected tokenreview, jwks:FILE or static:FILE"
                 ),
             }),
+        }
+    }
+}
+
+/// How the TokenReview client reaches and treats the Kubernetes API server.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct KubeApi {
+    /// A kubeconfig file; `None` is the in-cluster configuration (Linkerd: `-kubeconfig`).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; `None` is its `current-context`.
+    pub context: Option<String>,
+    /// TokenReview requests per second (Linkerd: `-kube-apiclient-qps`, 100).
+    pub qps: f64,
+    /// Requests allowed at once above the rate (Linkerd: `-kube-apiclient-burst`, 200).
+    pub burst: u32,
+}
+
+impl Default for KubeApi {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            context: None,
+            qps: meshid_authn::DEFAULT_QPS,
+            burst: meshid_authn::DEFAULT_BURST,
         }
     }
 }
@@ -103,6 +129,8 @@ pub struct ServeConfig {
     pub token_validation: TokenValidation,
     /// Accepted `iss` values for `jwks:` validation.
     pub jwt_issuers: Vec<String>,
+    /// The Kubernetes API for `tokenreview` validation.
+    pub kube_api: KubeApi,
     /// Issuer and anchor reload.
     pub reload: ReloaderOptions,
     /// Mint issuers from the trust-anchor key on a schedule (off by default).
@@ -125,6 +153,7 @@ impl ServeConfig {
             trust_anchors,
             token_validation,
             jwt_issuers: vec![KUBERNETES_TOKEN_ISSUER.to_owned()],
+            kube_api: KubeApi::default(),
             reload: ReloaderOptions::default(),
             auto_rotate: None,
         }
@@ -164,6 +193,8 @@ pub async fn start(
 ) -> Result<Running, Error> {
     let clock = SystemClock;
     let now = clock.now();
+    // Configuration first: a broken token-validation setting fails before anything is logged.
+    let authenticator = authenticator(&config)?;
     let bundle = read_bundle(&config)?;
     let ca =
         Arc::new(Ca::new(config.mesh.clone(), config.policy.clone(), bundle).map_err(Error::Ca)?);
@@ -176,7 +207,6 @@ pub async fn start(
         not_after = %meshid_policy::rfc3339(issuer.not_after()),
         "Issuer cert loaded"
     );
-    let authenticator = authenticator(&config)?;
 
     // Metrics.
     let mut registry = Registry::default();
@@ -304,7 +334,14 @@ fn read_bundle(config: &ServeConfig) -> Result<TrustBundle, Error> {
 fn authenticator(config: &ServeConfig) -> Result<AnyAuthenticator, Error> {
     Ok(match &config.token_validation {
         TokenValidation::TokenReview => {
-            let review = TokenReviewConfig::in_cluster().map_err(Error::Authn)?;
+            let kube = &config.kube_api;
+            let mut review = match &kube.kubeconfig {
+                Some(path) => TokenReviewConfig::from_kubeconfig(path, kube.context.as_deref()),
+                None => TokenReviewConfig::in_cluster(),
+            }
+            .map_err(Error::Authn)?;
+            review.qps = kube.qps;
+            review.burst = kube.burst;
             AnyAuthenticator::TokenReview(Box::new(
                 TokenReviewAuthenticator::new(review).map_err(Error::Authn)?,
             ))
