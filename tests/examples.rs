@@ -116,6 +116,28 @@ impl Process {
         }
     }
 
+    /// Waits until the process's admin server answers `/ready` with 200; panics with its
+    /// output if it exits or `timeout` passes first.
+    async fn wait_ready(&mut self, admin: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.assert_running();
+            if http_get(admin, "/ready")
+                .await
+                .is_some_and(|(status, _)| status == 200)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready within {timeout:?}:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Asks the process to stop (SIGTERM), as an orchestrator would.
     fn terminate(&self) {
         let status = Command::new("kill")
@@ -280,25 +302,10 @@ async fn proxies_carry_bytes_over_mtls() {
     );
 
     // Both become ready once certified.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    for (process, admin) in [(&mut emoji, &emoji_admin), (&mut web, &web_admin)] {
-        loop {
-            process.assert_running();
-            if http_get(admin, "/ready")
-                .await
-                .is_some_and(|(status, _)| status == 200)
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready in time:\n{}",
-                process.name,
-                process.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    emoji
+        .wait_ready(&emoji_admin, Duration::from_secs(15))
+        .await;
+    web.wait_ready(&web_admin, Duration::from_secs(15)).await;
     let (status, metrics) = http_get(&web_admin, "/metrics").await.unwrap();
     assert_eq!(status, 200);
     assert!(
@@ -490,22 +497,7 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut ca = Process::spawn_args("identity-ca", &bin, &args, &dir);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        ca.assert_running();
-        if http_get(&admin, "/ready")
-            .await
-            .is_some_and(|(status, _)| status == 200)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready in time:\n{}",
-            ca.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ca.wait_ready(&admin, Duration::from_secs(20)).await;
     assert!(
         ca.output().contains("Issuer cert loaded"),
         "{}",

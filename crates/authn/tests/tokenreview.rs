@@ -50,6 +50,15 @@ struct ClientCert {
     key_pem: String,
 }
 
+/// A self-signed CA for the test's certificates.
+fn test_ca() -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    (ca_cert, Issuer::new(ca_params, ca_key))
+}
+
 impl FakeApiServer {
     async fn start() -> Self {
         Self::start_with_client_ca(None).await
@@ -58,11 +67,7 @@ impl FakeApiServer {
     /// A server that also accepts TLS client certificates issued by a CA it makes; returns
     /// one such certificate (`CN=system:serviceaccount:linkerd:linkerd-identity`).
     async fn start_with_client_certs() -> (Self, ClientCert) {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
+        let (ca_cert, issuer) = test_ca();
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(
@@ -81,11 +86,7 @@ impl FakeApiServer {
     async fn start_with_client_ca(
         client_ca: Option<rustls::pki_types::CertificateDer<'static>>,
     ) -> Self {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
+        let (ca_cert, issuer) = test_ca();
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         params
