@@ -21,9 +21,74 @@ use crate::Error;
 pub struct CaCertificate {
     cert: CertificateDer<'static>,
     key: KeyPair,
+    subject: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
 }
 
 impl CaCertificate {
+    /// A CA certificate and its key from PEM, to sign with: the first `CERTIFICATE` block,
+    /// which must be a CA (basicConstraints CA:TRUE), and an ECDSA P-256 or P-384 key
+    /// (PKCS#8 or SEC1) that matches it. Validity is not checked here: the caller decides
+    /// what to mint with it (see [`create_intermediate`]).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, Error> {
+        let bad = |reason: String| Error::InvalidCaCertificate { reason };
+        let block = pem::parse(cert_pem).map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+        if block.tag() != "CERTIFICATE" {
+            return Err(bad(format!(
+                "PEM block is '{}', expected 'CERTIFICATE'",
+                block.tag()
+            )));
+        }
+        let cert = CertificateDer::from(block.into_contents());
+        let key = KeyPair::from_pem(key_pem).map_err(|e| bad(format!("key: {e}")))?;
+        Self::new(cert, key)
+    }
+
+    /// `cert` and `key`, checked: a CA certificate whose public key is `key`'s.
+    fn new(cert: CertificateDer<'static>, key: KeyPair) -> Result<Self, Error> {
+        let bad = |reason: String| Error::InvalidCaCertificate { reason };
+        let (subject, not_before, not_after) = {
+            let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
+                .map_err(|e| bad(format!("does not parse: {e}")))?;
+            if !parsed.is_ca() {
+                return Err(bad(
+                    "not a CA certificate (basicConstraints CA:TRUE is missing)".to_owned(),
+                ));
+            }
+            if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+                return Err(bad("the key does not match the certificate".to_owned()));
+            }
+            (
+                parsed.subject().to_string(),
+                parsed.validity().not_before.to_datetime(),
+                parsed.validity().not_after.to_datetime(),
+            )
+        };
+        Ok(Self {
+            cert,
+            key,
+            subject,
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The certificate's subject, for logs.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// NotBefore.
+    pub fn not_before(&self) -> OffsetDateTime {
+        self.not_before
+    }
+
+    /// NotAfter.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
     /// The certificate.
     pub fn der(&self) -> &CertificateDer<'static> {
         &self.cert
@@ -53,6 +118,8 @@ impl CaCertificate {
 impl fmt::Debug for CaCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaCertificate")
+            .field("subject", &self.subject)
+            .field("not_after", &self.not_after)
             .field("key", &self.key)
             .finish_non_exhaustive()
     }
@@ -151,10 +218,7 @@ pub fn create_root(options: &CaOptions) -> Result<CaCertificate, Error> {
         .map_err(|e| Error::Signing {
             reason: e.to_string(),
         })?;
-    Ok(CaCertificate {
-        cert: cert.der().clone(),
-        key,
-    })
+    CaCertificate::new(cert.der().clone(), key)
 }
 
 /// Mints an intermediate CA signed by `parent`.
@@ -175,8 +239,5 @@ pub fn create_intermediate(
         .map_err(|e| Error::Signing {
             reason: e.to_string(),
         })?;
-    Ok(CaCertificate {
-        cert: cert.der().clone(),
-        key,
-    })
+    CaCertificate::new(cert.der().clone(), key)
 }

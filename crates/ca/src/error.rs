@@ -34,6 +34,13 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A CA certificate and key given to [`CaCertificate::from_pem`](crate::bootstrap::CaCertificate::from_pem)
+    /// cannot sign certificates.
+    #[error("invalid CA certificate: {reason}")]
+    InvalidCaCertificate {
+        /// What is wrong.
+        reason: String,
+    },
     /// A new trust bundle would orphan the current issuer.
     #[error(
         "trust bundle refused: the current issuer does not chain to it ({0}); add the new anchor next to the old one first, then rotate the issuer, then remove the old anchor"

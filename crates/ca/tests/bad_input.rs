@@ -422,6 +422,16 @@ fn cases() -> Vec<Case> {
             "invalid issuer: issuer key: unsupported private key type RSA; meshid keys are ECDSA P-256 or P-384",
         ),
         (
+            "Ed25519 issuer key",
+            Box::new(|pki| load_err(pki, &pki.issuer.pem(), ED25519_KEY_PEM, NOW)),
+            "invalid issuer: issuer key: unsupported private key type Ed25519 (1.3.101.112); meshid keys are ECDSA P-256 or P-384",
+        ),
+        (
+            "P-521 issuer key",
+            Box::new(|pki| load_err(pki, &pki.issuer.pem(), P521_KEY_PEM, NOW)),
+            "invalid issuer: issuer key: unsupported private key type ECDSA on curve P-521 (1.3.132.0.35); meshid keys are ECDSA P-256 or P-384",
+        ),
+        (
             "broken issuer certificate file",
             Box::new(|pki| {
                 let pem = pki.issuer.pem();

@@ -50,7 +50,7 @@ impl KeyPair {
         }
         if info.algorithm.oid != OID_EC_PUBLIC_KEY {
             return Err(Error::UnsupportedKey {
-                found: format!("key algorithm {}", info.algorithm.oid),
+                found: key_algorithm_name(info.algorithm.oid),
             });
         }
         let curve = info
@@ -236,10 +236,30 @@ fn algorithm_for_curve(curve: ObjectIdentifier) -> Result<KeyAlgorithm, Error> {
     } else if curve == OID_P384 {
         Ok(KeyAlgorithm::EcdsaP384)
     } else {
+        let name = match curve.to_string().as_str() {
+            "1.3.132.0.35" => "P-521 ",
+            "1.3.132.0.10" => "secp256k1 ",
+            "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1 ",
+            _ => "",
+        };
         Err(Error::UnsupportedKey {
-            found: format!("ECDSA on curve {curve}"),
+            found: format!("ECDSA on curve {name}({curve})"),
         })
     }
+}
+
+/// A private key algorithm by name, with its OID, for error messages.
+fn key_algorithm_name(oid: ObjectIdentifier) -> String {
+    let name = match oid.to_string().as_str() {
+        "1.3.101.112" => "Ed25519",
+        "1.3.101.113" => "Ed448",
+        "1.3.101.110" => "X25519",
+        "1.3.101.111" => "X448",
+        "1.2.840.10040.4.1" => "DSA",
+        "1.2.840.113549.1.1.10" => "RSASSA-PSS",
+        _ => return format!("with algorithm {oid}"),
+    };
+    format!("{name} ({oid})")
 }
 
 fn curve_oid(alg: KeyAlgorithm) -> ObjectIdentifier {

@@ -6,16 +6,9 @@ use core::time::Duration;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_root};
-use meshid_csr::KeyPair;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyUsagePurpose, SerialNumber,
-};
-use ring::rand::{SecureRandom as _, SystemRandom};
+use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
-use x509_parser::prelude::{FromDer as _, X509Certificate};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -34,11 +27,7 @@ pub const ISSUER_VALIDITY: Duration = Duration::from_secs(48 * 3600);
 
 /// A trust anchor with its key: what signs issuers.
 pub struct TrustAnchorKey {
-    cert: CertificateDer<'static>,
-    key: KeyPair,
-    subject: String,
-    not_before: OffsetDateTime,
-    not_after: OffsetDateTime,
+    ca: CaCertificate,
 }
 
 impl TrustAnchorKey {
@@ -72,77 +61,47 @@ impl TrustAnchorKey {
     }
 
     fn parse(cert_pem: &str, key_pem: &str, path: &Path) -> Result<Self, Error> {
-        let bad = |reason: String| Error::TrustAnchor {
+        let ca = CaCertificate::from_pem(cert_pem, key_pem).map_err(|e| Error::TrustAnchor {
             path: path.to_owned(),
-            reason,
-        };
-        let block = pem::parse(cert_pem).map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
-        if block.tag() != "CERTIFICATE" {
-            return Err(bad(format!(
-                "PEM block is '{}', expected 'CERTIFICATE'",
-                block.tag()
-            )));
-        }
-        let cert = CertificateDer::from(block.into_contents());
-        let (subject, not_before, not_after) = {
-            let (_, parsed) = X509Certificate::from_der(&cert)
-                .map_err(|e| bad(format!("does not parse: {e}")))?;
-            if !parsed.is_ca() {
-                return Err(bad(
-                    "not a CA certificate (basicConstraints CA:TRUE is missing)".to_owned(),
-                ));
-            }
-            let key = KeyPair::from_pem(key_pem).map_err(|e| bad(format!("key: {e}")))?;
-            if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-                return Err(bad("the key does not match the certificate".to_owned()));
-            }
-            (
-                parsed.subject().to_string(),
-                parsed.validity().not_before.to_datetime(),
-                parsed.validity().not_after.to_datetime(),
-            )
-        };
-        let key = KeyPair::from_pem(key_pem).map_err(|e| bad(format!("key: {e}")))?;
-        Ok(Self {
-            cert,
-            key,
-            subject,
-            not_before,
-            not_after,
-        })
+            reason: match e {
+                meshid_ca::Error::InvalidCaCertificate { reason } => reason,
+                other => other.to_string(),
+            },
+        })?;
+        Ok(Self { ca })
     }
 
     /// The certificate.
     pub fn der(&self) -> &CertificateDer<'static> {
-        &self.cert
+        self.ca.der()
     }
 
     /// The certificate as PEM.
     pub fn cert_pem(&self) -> String {
-        pem::encode(&pem::Pem::new("CERTIFICATE", self.cert.to_vec()))
+        self.ca.pem()
     }
 
     /// The subject, for logs.
     pub fn subject(&self) -> &str {
-        &self.subject
+        self.ca.subject()
     }
 
     /// NotBefore.
     pub fn not_before(&self) -> OffsetDateTime {
-        self.not_before
+        self.ca.not_before()
     }
 
     /// NotAfter.
     pub fn not_after(&self) -> OffsetDateTime {
-        self.not_after
+        self.ca.not_after()
     }
 }
 
 impl fmt::Debug for TrustAnchorKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrustAnchorKey")
-            .field("subject", &self.subject)
-            .field("not_after", &self.not_after)
+            .field("subject", &self.subject())
+            .field("not_after", &self.not_after())
             .field("key", &"[redacted]")
             .finish()
     }
@@ -191,47 +150,20 @@ pub fn issuer_options(
 /// anchor's, since nothing it signs could outlive the anchor anyway.
 pub fn mint_issuer(anchor: &TrustAnchorKey, options: &CaOptions) -> Result<MintedIssuer, Error> {
     let failed = |reason: String| Error::Mint { reason };
-    let not_after = options.not_after.min(anchor.not_after);
+    let not_after = options.not_after.min(anchor.not_after());
     if not_after <= options.not_before {
         return Err(failed(format!(
             "the trust anchor {} expires at {}, before the issuer would start",
-            anchor.subject,
-            meshid_policy::rfc3339(anchor.not_after)
+            anchor.subject(),
+            meshid_policy::rfc3339(anchor.not_after())
         )));
     }
-    let key = KeyPair::generate(options.key_algorithm).map_err(|e| failed(e.to_string()))?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, options.common_name.as_str());
-    params.distinguished_name = dn;
-    params.not_before = options.not_before;
-    params.not_after = not_after;
-    params.is_ca = IsCa::Ca(match options.path_len {
-        Some(n) => BasicConstraints::Constrained(n),
-        None => BasicConstraints::Unconstrained,
-    });
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    if options.server_and_client_eku {
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-    }
-    let mut serial = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut serial)
-        .map_err(|_| failed("the system random source failed".to_owned()))?;
-    serial[0] = (serial[0] & 0x7f) | 0x40;
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
-    params.use_authority_key_identifier_extension = true;
-    let issuer = rcgen::Issuer::from_ca_cert_der(&anchor.cert, &anchor.key)
-        .map_err(|e| failed(e.to_string()))?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|e| failed(e.to_string()))?;
+    let mut clamped = options.clone();
+    clamped.not_after = not_after;
+    let issuer = create_intermediate(&anchor.ca, &clamped).map_err(|e| failed(e.to_string()))?;
     Ok(MintedIssuer {
-        cert_pem: cert.pem(),
-        key_pem: key.to_pkcs8_pem(),
+        cert_pem: issuer.pem(),
+        key_pem: issuer.key_pem(),
         not_before: options.not_before,
         not_after,
     })

@@ -20,6 +20,10 @@ pub const ISSUER_FROM: OffsetDateTime = datetime!(2026-05-01 0:00 UTC);
 pub const ISSUER_UNTIL: OffsetDateTime = datetime!(2026-08-01 0:00 UTC);
 
 pub const RSA_KEY_PEM: &str = include_str!("../data/rsa2048.key.pem");
+/// An Ed25519 key (PKCS#8): a type meshid refuses.
+pub const ED25519_KEY_PEM: &str = include_str!("../data/ed25519.key.pem");
+/// An ECDSA P-521 key (PKCS#8): a curve meshid refuses.
+pub const P521_KEY_PEM: &str = include_str!("../data/p521.key.pem");
 
 pub fn ca_options(
     cn: &str,
