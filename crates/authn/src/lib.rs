@@ -107,7 +107,6 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod clock;
 mod error;
 mod jwt;
 mod signer;
@@ -119,7 +118,8 @@ use core::future::Future;
 
 use meshid_policy::ServiceAccount;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+/// The injected time source, shared with the other meshid crates.
+pub use meshid_policy::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, InvalidToken};
 pub use jwt::{DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Jwks, JwksAuthenticator, JwtConfig};
 pub use signer::{DEFAULT_TOKEN_LIFETIME, JwtSigner, PodRef, TokenParams};

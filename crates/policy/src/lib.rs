@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod clock;
 mod duration;
 mod error;
 mod key;
@@ -67,6 +68,7 @@ mod policy;
 #[cfg(feature = "x509")]
 pub mod x509;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{GoDuration, MAX_GO_DURATION, format_go_duration, parse_go_duration};
 pub use error::{Error, rfc3339};
 pub use key::{KeyAlgorithm, PublicKeyKind};

@@ -1,4 +1,5 @@
-//! Time, injected: validation and cache expiry never read the system clock directly.
+//! Time, injected: what validates, schedules or expires reads a [`Clock`], never the system
+//! clock directly, so tests set the time instead of sleeping.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -53,5 +54,29 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> OffsetDateTime {
         (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_manual_clock_reads_what_it_was_set_to_and_advances() {
+        let clock = ManualClock::new(datetime!(2026-06-01 12:00 UTC));
+        assert_eq!(clock.now(), datetime!(2026-06-01 12:00 UTC));
+        clock.advance(Duration::from_secs(90));
+        assert_eq!(clock.now(), datetime!(2026-06-01 12:01:30 UTC));
+        clock.set(datetime!(2027-01-01 0:00 UTC));
+        let shared: std::sync::Arc<dyn Clock> = std::sync::Arc::new(clock);
+        assert_eq!(shared.now(), datetime!(2027-01-01 0:00 UTC));
+    }
+
+    #[test]
+    fn the_system_clock_moves_forward() {
+        let (a, b) = (SystemClock.now(), SystemClock.now());
+        assert!(b >= a);
+        assert!(a > datetime!(2020-01-01 0:00 UTC));
     }
 }
