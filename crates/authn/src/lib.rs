@@ -118,10 +118,10 @@ use core::future::Future;
 
 use meshid_policy::ServiceAccount;
 
-/// The injected time source, shared with the other meshid crates.
-pub use meshid_policy::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, InvalidToken};
 pub use jwt::{DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Jwks, JwksAuthenticator, JwtConfig};
+/// The injected time source, shared with the other meshid crates.
+pub use meshid_policy::{Clock, ManualClock, SystemClock};
 pub use signer::{DEFAULT_TOKEN_LIFETIME, JwtSigner, PodRef, TokenParams};
 pub use static_tokens::StaticAuthenticator;
 pub use token::MAX_TOKEN_LEN;
