@@ -3,7 +3,8 @@
 //! It gets its identity from the identity service over gRPC (`--token-file` or `--token`),
 //! then forwards `--inbound HOST:PORT` (mTLS, client certificates verified) to `--app
 //! HOST:PORT`, and `--outbound HOST:PORT` to a peer proxy at `--peer HOST:PORT` over mTLS,
-//! expecting `--peer-identity ID`. Each inbound connection is logged as
+//! expecting `--peer-identity ID`. The `--trust-anchors` file is followed for anchor rotation
+//! (`meshid_client::BundleWatcher`). Each inbound connection is logged as
 //! `proxy=in src=<addr> dst=<addr> tls=true client_id=<id>`.
 //!
 //! The admin server (`--admin-addr`, Linkerd's proxy admin port 4191 by default) answers
@@ -24,7 +25,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{ArgGroup, Parser};
-use meshid::client::{Client, ClientConfig, Credentials, Metrics, State, SystemClock, TokenSource};
+use meshid::client::{
+    BundleWatchOptions, BundleWatcher, Client, ClientConfig, Credentials, Metrics, State,
+    SystemClock, TokenSource,
+};
 use meshid::grpc::{GrpcCertifier, Timeouts};
 use meshid::policy::{Mesh, Namespace, ServiceAccount, TrustDomain};
 use meshid::proxy::{inbound, outbound};
@@ -51,7 +55,8 @@ struct Args {
     /// The identity service's gRPC address (HOST:PORT, plaintext).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
     identity_addr: String,
-    /// PEM bundle of trust anchors: the certificate and every peer must chain to one.
+    /// PEM bundle of trust anchors: the certificate and every peer must chain to one. Re-read
+    /// every 10 seconds; a new bundle is taken if it still verifies this proxy's certificate.
     #[arg(long, value_name = "FILE")]
     trust_anchors: PathBuf,
     /// This proxy's identity, e.g. `web.emojivoto.serviceaccount.identity.linkerd.cluster.local`.
@@ -226,6 +231,19 @@ async fn run(args: Args) -> Result<()> {
         }
         signalled = &mut signal => return signalled,
     };
+    // Anchor rotation: follow the --trust-anchors file (a mounted ConfigMap) without a restart.
+    let watcher = BundleWatcher::new(
+        &args.trust_anchors,
+        &credentials,
+        SystemClock,
+        BundleWatchOptions::default(),
+    )
+    .context("cannot watch --trust-anchors")?;
+    let rx = stopping.clone();
+    tasks.spawn(async move {
+        watcher.run(stopped(rx)).await;
+        Ok(())
+    });
     tasks.spawn(readiness(
         Arc::clone(&credentials),
         admin_state,

@@ -10,6 +10,7 @@ use meshid_rotation::{Backoff, JitterSource, SeededJitter};
 use meshid_verify::{Usage, VerifyOptions};
 use ring::rand::SecureRandom;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 
@@ -224,15 +225,8 @@ pub(crate) fn validate(
             meshid_policy::rfc3339(now)
         )));
     }
-    let peer = meshid_verify::verify_chain(
-        bundle,
-        &response.leaf,
-        &response.intermediates,
-        now,
-        Usage::Either,
-        &VerifyOptions::default(),
-    )
-    .map_err(|e| invalid(format!("the certificate chain does not verify: {e}")))?;
+    let peer = verify_own_chain(bundle, &response.leaf, &response.intermediates, now)
+        .map_err(|e| invalid(format!("the certificate chain does not verify: {e}")))?;
     if !peer.matches(identity) {
         let found: Vec<_> = peer
             .dns_names()
@@ -265,6 +259,25 @@ pub(crate) fn validate(
         not_before: peer.not_before(),
         not_after: peer.not_after(),
     })
+}
+
+/// Verifies a chain this client presents (or is about to) against `bundle` at `now`, as a peer
+/// holding `bundle` would: the mesh profile, for either usage. The certify loop checks the CA's
+/// answer with it, and the bundle watcher checks the installed chain against a new bundle.
+pub(crate) fn verify_own_chain(
+    bundle: &meshid_verify::TrustBundle,
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: OffsetDateTime,
+) -> Result<meshid_verify::VerifiedPeer, meshid_verify::Error> {
+    meshid_verify::verify_chain(
+        bundle,
+        leaf,
+        intermediates,
+        now,
+        Usage::Either,
+        &VerifyOptions::default(),
+    )
 }
 
 fn duration_between(from: OffsetDateTime, to: OffsetDateTime) -> Duration {

@@ -1,5 +1,7 @@
 //! The client error type.
 
+use std::path::PathBuf;
+
 /// Why a certify attempt, or the client's setup, failed.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -28,10 +30,41 @@ pub enum Error {
         /// rustls's reason.
         reason: String,
     },
+    /// A trust-bundle file was not installed; the previous bundle keeps serving.
+    #[error("trust bundle {}: {problem}", path.display())]
+    TrustBundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: BundleProblem,
+    },
     /// The token could not be read, or is empty.
     #[error("ServiceAccount token: {reason}")]
     Token {
         /// Why.
         reason: String,
     },
+}
+
+/// Why a trust-bundle file was not installed (see [`crate::BundleWatcher`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleProblem {
+    /// The file could not be read.
+    #[error("cannot read it: {reason}")]
+    Unreadable {
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not a usable PEM bundle: empty, malformed, or holding a certificate that is
+    /// not a usable trust anchor.
+    #[error("not a usable trust bundle: {0}")]
+    Invalid(meshid_verify::Error),
+    /// The bundle would not verify the certificate this client presents, so peers and this
+    /// client's own verifiers would refuse it until renewal.
+    #[error(
+        "it does not verify the current certificate ({0}); add the new anchor next to the old \
+         one first, then rotate the issuer, then remove the old anchor"
+    )]
+    OrphansCertificate(meshid_verify::Error),
 }

@@ -7,7 +7,9 @@
 //! [`Credentials`] feed rustls: [`tls::server_config`] and [`tls::client_config`] present the
 //! current certificate (lock-free swap: new handshakes see a renewal at once, established
 //! connections are untouched) and verify peers against the current trust bundle, which can be
-//! replaced at run time for anchor rotation.
+//! replaced at run time for anchor rotation: [`BundleWatcher`] follows a bundle file (a mounted
+//! ConfigMap) and installs each new version that parses and still verifies the client's own
+//! certificate, keeping the previous bundle otherwise.
 //!
 //! # Example
 //!
@@ -45,11 +47,22 @@
 //! # }
 //! ```
 //!
-//! Run the loop with [`Client::run`] on a tokio runtime, passing a shutdown future.
+//! Run the loop with [`Client::run`] on a tokio runtime, passing a shutdown future; an
+//! out-of-process proxy also runs [`BundleWatcher::run`] on its `--trust-anchors` file.
+//!
+//! # Limitations
+//!
+//! - [`BundleWatcher`] polls (default every 10 seconds, by SHA-256 of the content); it does not
+//!   use inotify. Kubelet takes up to a minute plus its cache TTL to update a mounted
+//!   ConfigMap, so polling adds little.
+//! - A bundle that would not verify the certificate in use is refused until the client has
+//!   renewed onto one it verifies; remove an old anchor only after the issuer has moved
+//!   (see the anchor-rotation guide).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod bundle;
 mod certifier;
 mod clock;
 mod config;
@@ -59,10 +72,11 @@ mod metrics;
 mod store;
 pub mod tls;
 
+pub use bundle::{BundleCheck, BundleWatchOptions, BundleWatcher, DEFAULT_BUNDLE_POLL_INTERVAL};
 pub use certifier::{Certifier, CertifyError, CertifyRequest, CertifyResponse, LocalCertifier};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{ClientConfig, TokenSource};
 pub use driver::Client;
-pub use error::Error;
+pub use error::{BundleProblem, Error};
 pub use metrics::Metrics;
 pub use store::{Credentials, State};

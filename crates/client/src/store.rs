@@ -79,12 +79,20 @@ impl Credentials {
             .map(|i| (i.not_before, i.not_after))
     }
 
+    /// The installed certificate, key and validity, loaded together.
+    pub(crate) fn installed(&self) -> Option<Arc<Installed>> {
+        self.current.load_full()
+    }
+
     /// The trust bundle peers are verified against.
     pub fn trust_bundle(&self) -> Arc<TrustBundle> {
         self.bundle.load_full()
     }
 
     /// Replaces the trust bundle (anchor rotation) without touching the certificate.
+    ///
+    /// Nothing is checked here; [`crate::BundleWatcher`] installs a bundle file only after it
+    /// parsed and verified the installed certificate.
     pub fn set_trust_bundle(&self, bundle: TrustBundle) {
         self.bundle.store(Arc::new(bundle));
     }

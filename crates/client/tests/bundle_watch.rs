@@ -1,0 +1,348 @@
+//! The trust-bundle file watcher under paused tokio time: edits and kubelet-style symlink swaps
+//! are installed within one poll; unusable files and bundles that would orphan the current
+//! certificate are refused and the previous bundle kept; the watcher stops on shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use meshid_client::{
+    BundleCheck, BundleProblem, BundleWatchOptions, BundleWatcher, CertifyError, CertifyRequest,
+    CertifyResponse, Client, Credentials, Error, LocalCertifier, TokioClock,
+};
+use support::*;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const POLL: Duration = Duration::from_secs(10);
+
+/// A scratch directory of its own for each test.
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("meshid-bundle-watch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts a watcher of `path` for `credentials`; returns its outcomes, a shutdown trigger and
+/// its task.
+fn start(
+    path: &Path,
+    credentials: &Arc<Credentials>,
+    clock: TokioClock,
+) -> (
+    watch::Receiver<Option<BundleCheck>>,
+    oneshot::Sender<()>,
+    JoinHandle<()>,
+) {
+    let watcher =
+        BundleWatcher::new(path, credentials, clock, BundleWatchOptions::new(POLL)).unwrap();
+    assert_eq!(watcher.path(), path);
+    let outcomes = watcher.outcomes();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(watcher.run(async {
+        let _ = stopped.await;
+    }));
+    (outcomes, stop, task)
+}
+
+/// The outcome of the watcher's next pass. Under paused time, tokio jumps straight to it.
+async fn next(outcomes: &mut watch::Receiver<Option<BundleCheck>>) -> BundleCheck {
+    outcomes.changed().await.unwrap();
+    outcomes.borrow_and_update().clone().unwrap()
+}
+
+/// The next pass, which must come within one poll interval of `since`.
+async fn next_within_one_poll(
+    outcomes: &mut watch::Receiver<Option<BundleCheck>>,
+    since: Instant,
+) -> BundleCheck {
+    let outcome = next(outcomes).await;
+    // Paused time: the clock only moves to the watcher's next tick, so this is exact.
+    assert!(since.elapsed() <= POLL, "took {:?}", since.elapsed());
+    outcome
+}
+
+fn problem(outcome: BundleCheck) -> BundleProblem {
+    match outcome {
+        BundleCheck::Kept(Error::TrustBundle { problem, .. }) => problem,
+        other => panic!("expected a kept bundle, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bundle_edited_in_place_is_installed_within_one_poll() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let dir = scratch("in-place");
+    let path = dir.join("ca-bundle.crt");
+    std::fs::write(&path, pki.bundle.to_pem()).unwrap();
+    let clock = TokioClock::new(START);
+    let mut web = local_client(&pki, WEB, clock);
+    web.certify_once().await.unwrap();
+    let creds = web.credentials();
+    let before = creds.certified_key().unwrap();
+
+    let (mut outcomes, _stop, _task) = start(&path, &creds, clock);
+    // The bundle the client started with: nothing to install.
+    assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
+
+    // Phase 1 of anchor rotation: both roots.
+    let both = pki.bundle.union(&other.bundle);
+    std::fs::write(&path, both.to_pem()).unwrap();
+    let written = Instant::now();
+    let outcome = next_within_one_poll(&mut outcomes, written).await;
+    assert!(matches!(outcome, BundleCheck::Installed { anchors: 2 }));
+    assert_eq!(*creds.trust_bundle(), both);
+    // The certificate is untouched.
+    assert!(Arc::ptr_eq(&before, &creds.certified_key().unwrap()));
+    // Installed once: the next pass finds nothing new.
+    assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test(start_paused = true)]
+async fn a_configmap_symlink_swap_is_installed_within_one_poll() {
+    use std::os::unix::fs::symlink;
+
+    let pki = Pki::new();
+    let other = Pki::new();
+    let dir = scratch("configmap");
+    // kubelet's layout: ca-bundle.crt -> ..data/ca-bundle.crt, ..data -> ..<timestamp>.
+    let first = dir.join("..2026_06_01_12_00_00.1");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::write(first.join("ca-bundle.crt"), pki.bundle.to_pem()).unwrap();
+    symlink("..2026_06_01_12_00_00.1", dir.join("..data")).unwrap();
+    symlink("..data/ca-bundle.crt", dir.join("ca-bundle.crt")).unwrap();
+    let path = dir.join("ca-bundle.crt");
+    let clock = TokioClock::new(START);
+    let mut web = local_client(&pki, WEB, clock);
+    web.certify_once().await.unwrap();
+    let creds = web.credentials();
+
+    let (mut outcomes, _stop, _task) = start(&path, &creds, clock);
+    assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
+
+    // The update: a new timestamped directory, `..data` swapped by an atomic rename, the old
+    // directory removed.
+    let both = pki.bundle.union(&other.bundle);
+    let second = dir.join("..2026_06_01_12_01_00.2");
+    std::fs::create_dir(&second).unwrap();
+    std::fs::write(second.join("ca-bundle.crt"), both.to_pem()).unwrap();
+    symlink("..2026_06_01_12_01_00.2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(&first).unwrap();
+    let swapped = Instant::now();
+
+    let outcome = next_within_one_poll(&mut outcomes, swapped).await;
+    assert!(matches!(outcome, BundleCheck::Installed { anchors: 2 }));
+    assert_eq!(*creds.trust_bundle(), both);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_empty_or_missing_files_keep_the_old_bundle() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let dir = scratch("unusable");
+    let path = dir.join("ca-bundle.crt");
+    std::fs::write(&path, pki.bundle.to_pem()).unwrap();
+    let clock = TokioClock::new(START);
+    let mut web = local_client(&pki, WEB, clock);
+    web.certify_once().await.unwrap();
+    let creds = web.credentials();
+
+    let (mut outcomes, _stop, task) = start(&path, &creds, clock);
+    assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
+
+    // Malformed PEM.
+    std::fs::write(
+        &path,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let problem_found = problem(next(&mut outcomes).await);
+    assert!(
+        matches!(problem_found, BundleProblem::Invalid(_)),
+        "{problem_found:?}"
+    );
+    assert_eq!(*creds.trust_bundle(), pki.bundle);
+
+    // Empty (a truncating writer caught half-way).
+    std::fs::write(&path, b"").unwrap();
+    let empty = problem(next(&mut outcomes).await);
+    assert_eq!(
+        empty,
+        BundleProblem::Invalid(meshid_verify::Error::BundleEmpty)
+    );
+    assert_eq!(*creds.trust_bundle(), pki.bundle);
+
+    // Gone: the error names the file.
+    std::fs::remove_file(&path).unwrap();
+    let outcome = next(&mut outcomes).await;
+    let BundleCheck::Kept(error) = &outcome else {
+        panic!("expected a kept bundle, got {outcome:?}");
+    };
+    assert!(
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
+    );
+    assert!(matches!(problem(outcome), BundleProblem::Unreadable { .. }));
+    assert_eq!(*creds.trust_bundle(), pki.bundle);
+
+    // The watcher kept going: a valid bundle goes in.
+    let both = pki.bundle.union(&other.bundle);
+    std::fs::write(&path, both.to_pem()).unwrap();
+    assert!(matches!(
+        next(&mut outcomes).await,
+        BundleCheck::Installed { anchors: 2 }
+    ));
+    assert_eq!(*creds.trust_bundle(), both);
+    assert!(!task.is_finished());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A certifier that asks the old CA, or the new one once switched.
+struct Switch {
+    old: LocalCertifier<TokioClock>,
+    new: LocalCertifier<TokioClock>,
+    switched: AtomicBool,
+}
+
+impl meshid_client::Certifier for Switch {
+    async fn certify(&self, request: CertifyRequest) -> Result<CertifyResponse, CertifyError> {
+        if self.switched.load(Ordering::SeqCst) {
+            self.new.certify(request).await
+        } else {
+            self.old.certify(request).await
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bundle_that_would_orphan_the_certificate_is_refused_until_renewal() {
+    let old = Pki::new();
+    let new = Pki::new();
+    let dir = scratch("orphan");
+    let path = dir.join("ca-bundle.crt");
+    std::fs::write(&path, old.bundle.to_pem()).unwrap();
+    let clock = TokioClock::new(START);
+    let switch = Arc::new(Switch {
+        old: LocalCertifier::new(Arc::clone(&old.ca), clock),
+        new: LocalCertifier::new(Arc::clone(&new.ca), clock),
+        switched: AtomicBool::new(false),
+    });
+    let mut web = Client::new(config(WEB, &old.bundle), Arc::clone(&switch), clock)
+        .unwrap()
+        .with_jitter(meshid_rotation::SeededJitter::new(7));
+    web.certify_once().await.unwrap();
+    let creds = web.credentials();
+
+    let (mut outcomes, _stop, _task) = start(&path, &creds, clock);
+    assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
+
+    // Phase 3 first: the new root alone does not verify the certificate chained to the old
+    // one. Refused, the old bundle kept, and still refused on the next pass.
+    std::fs::write(&path, new.bundle.to_pem()).unwrap();
+    for _ in 0..2 {
+        let refused = problem(next(&mut outcomes).await);
+        assert!(
+            matches!(refused, BundleProblem::OrphansCertificate(_)),
+            "{refused:?}"
+        );
+        assert_eq!(*creds.trust_bundle(), old.bundle);
+    }
+
+    // Phase 1: both roots verify it.
+    let both = old.bundle.union(&new.bundle);
+    std::fs::write(&path, both.to_pem()).unwrap();
+    assert!(matches!(
+        next(&mut outcomes).await,
+        BundleCheck::Installed { anchors: 2 }
+    ));
+    assert_eq!(*creds.trust_bundle(), both);
+
+    // Phase 3 published while the client still holds the old root's certificate: refused...
+    std::fs::write(&path, new.bundle.to_pem()).unwrap();
+    let refused = problem(next(&mut outcomes).await);
+    assert!(matches!(refused, BundleProblem::OrphansCertificate(_)));
+    assert_eq!(*creds.trust_bundle(), both);
+
+    // ...until the client renews onto the new root (phase 2); the same file then goes in.
+    switch.switched.store(true, Ordering::SeqCst);
+    web.certify_once().await.unwrap();
+    assert!(matches!(
+        next(&mut outcomes).await,
+        BundleCheck::Installed { anchors: 1 }
+    ));
+    assert_eq!(*creds.trust_bundle(), new.bundle);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_certificate_any_valid_bundle_is_installed() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let dir = scratch("pending");
+    let path = dir.join("ca-bundle.crt");
+    std::fs::write(&path, other.bundle.to_pem()).unwrap();
+    let clock = TokioClock::new(START);
+    let web = local_client(&pki, WEB, clock);
+    let creds = web.credentials();
+    assert!(creds.certified_key().is_none());
+
+    let (mut outcomes, _stop, _task) = start(&path, &creds, clock);
+    assert!(matches!(
+        next(&mut outcomes).await,
+        BundleCheck::Installed { anchors: 1 }
+    ));
+    assert_eq!(*creds.trust_bundle(), other.bundle);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watcher_stops_on_shutdown_and_when_the_credentials_are_dropped() {
+    let pki = Pki::new();
+    let dir = scratch("stop");
+    let path = dir.join("ca-bundle.crt");
+    std::fs::write(&path, pki.bundle.to_pem()).unwrap();
+    let clock = TokioClock::new(START);
+
+    // Shutdown.
+    let web = local_client(&pki, WEB, clock);
+    let creds = web.credentials();
+    let (mut outcomes, stop, task) = start(&path, &creds, clock);
+    assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    // Every holder of the credentials gone: the next pass ends it.
+    let web = local_client(&pki, WEB, clock);
+    let creds = web.credentials();
+    let (mut outcomes, _stop, task) = start(&path, &creds, clock);
+    assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
+    drop((web, creds));
+    task.await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_zero_poll_interval_is_refused() {
+    let pki = Pki::new();
+    let web = local_client(&pki, WEB, TokioClock::new(START));
+    let refused = BundleWatcher::new(
+        "ca-bundle.crt",
+        &web.credentials(),
+        TokioClock::new(START),
+        BundleWatchOptions::new(Duration::ZERO),
+    );
+    assert!(matches!(refused, Err(Error::Config { .. })));
+}
