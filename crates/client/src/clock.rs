@@ -2,22 +2,7 @@
 
 use time::OffsetDateTime;
 
-/// A source of the current time.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> OffsetDateTime;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods)] // the one place the system clock is read
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-    }
-}
+pub use meshid_policy::{Clock, ManualClock, SystemClock};
 
 /// A clock that follows tokio's time: `start` plus the tokio time elapsed since it was made.
 ///

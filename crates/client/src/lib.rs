@@ -74,7 +74,7 @@ pub mod tls;
 
 pub use bundle::{BundleCheck, BundleWatchOptions, BundleWatcher, DEFAULT_BUNDLE_POLL_INTERVAL};
 pub use certifier::{Certifier, CertifyError, CertifyRequest, CertifyResponse, LocalCertifier};
-pub use clock::{Clock, SystemClock, TokioClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{ClientConfig, TokenSource};
 pub use driver::Client;
 pub use error::{BundleProblem, Error};
