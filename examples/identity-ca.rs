@@ -89,7 +89,8 @@ struct ServeArgs {
     /// own JWKS).
     #[arg(long)]
     token_validation: Option<TokenValidation>,
-    /// Kubeconfig for TokenReview (default: the in-cluster configuration).
+    /// Kubeconfig for the Kubernetes API: TokenReview and --kube-events (default: the
+    /// in-cluster configuration).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Context of --kubeconfig (default: its current-context).
@@ -101,6 +102,11 @@ struct ServeArgs {
     /// TokenReview requests allowed at once above that rate.
     #[arg(long, default_value_t = 200)]
     kube_apiclient_burst: u32,
+    /// Also post the issuer's events (IssuerUpdated, IssuerUpdateSkipped,
+    /// IssuedLeafCertificate, ...) as Kubernetes Events on the Deployment linkerd-identity in
+    /// --controller-namespace, through the same API access as TokenReview.
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    kube_events: bool,
     /// Accepted for the Linkerd chart's arguments; Go's pprof has no counterpart here.
     #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     enable_pprof: bool,
@@ -311,6 +317,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         kube_api.qps = args.kube_apiclient_qps;
         kube_api.burst = args.kube_apiclient_burst;
         config.kube_api = kube_api;
+        config.kube_events = args.kube_events;
         if args.enable_pprof {
             tracing::warn!("--enable-pprof is ignored: Go's pprof endpoints have no counterpart here");
         }

@@ -10,6 +10,7 @@
 //! | [`verify`] | `meshid-verify` | trust bundles, chain verification, identity match |
 //! | [`ca`] | `meshid-ca` | in-process CA: validated, hot-swappable issuer; certify |
 //! | [`client`] | `meshid-client` | proxy identity client: certify loop, rustls mTLS resolvers and verifiers |
+//! | [`kube`] | `meshid-kube` | Kubernetes API server access: in-cluster, kubeconfig or explicit; pooled HTTPS client |
 //! | [`authn`] | `meshid-authn` | ServiceAccount token authentication: TokenReview, JWKS, static |
 //! | [`grpc`] | `meshid-grpc` | Linkerd's identity gRPC API: Certify server, gRPC certifier |
 //! | [`issuer`] | `meshid-issuer` | issuer/anchor files, reload, events, auto-rotation, bootstrap |
@@ -58,6 +59,7 @@ pub use meshid_client as client;
 pub use meshid_csr as csr;
 pub use meshid_grpc as grpc;
 pub use meshid_issuer as issuer;
+pub use meshid_kube as kube;
 pub use meshid_policy as policy;
 pub use meshid_proxy as proxy;
 pub use meshid_rotation as rotation;

@@ -512,8 +512,9 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
     let dev = DevState::open(dir.join("dev")).unwrap();
     let issuer = dev.issuer_folder().dir().display().to_string();
     let anchors = dev.trust_anchors().display().to_string();
-    let out = Command::new(&bin)
-        .args([
+    let err = refused_at_start(
+        &bin,
+        &[
             "serve",
             "--issuer",
             &issuer,
@@ -523,16 +524,60 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
             "tokenreview",
             "--kubeconfig",
             &missing,
-            "--addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-        ])
+        ],
+    );
+    assert!(
+        err.starts_with(&format!(
+            "identity-ca: cannot read the kubeconfig {missing}: "
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `identity-ca` with `args` on ephemeral ports, expecting it to fail at start with
+/// exit code 1 and one line on stderr (nothing logged before); returns that line.
+fn refused_at_start(bin: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args(args)
+        .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+/// `identity-ca --kube-events` reaches the API server as TokenReview does; a kubeconfig that
+/// cannot be read stops it at start, in one line, before the issuer is loaded, even when
+/// tokens are validated offline.
+#[test]
+fn identity_ca_kube_events_with_a_missing_kubeconfig_fail_in_one_line() {
+    let bin = example("identity-ca");
+    let dir = scratch("kube-events");
+    let dev = DevState::prepare(dir.join("dev"), OffsetDateTime::now_utc()).unwrap();
+    let missing = dir.join("no-such-kubeconfig").display().to_string();
+    let issuer = dev.issuer_folder().dir().display().to_string();
+    let anchors = dev.trust_anchors().display().to_string();
+    let jwks = format!("jwks:{}", dev.jwks().display());
+    let err = refused_at_start(
+        &bin,
+        &[
+            "serve",
+            "--issuer",
+            &issuer,
+            "--trust-anchors",
+            &anchors,
+            "--token-validation",
+            &jwks,
+            "--kube-events",
+            "--kubeconfig",
+            &missing,
+        ],
+    );
+    assert!(!err.contains("Issuer cert loaded"), "{err}");
     assert!(
         err.starts_with(&format!(
             "identity-ca: cannot read the kubeconfig {missing}: "

@@ -38,6 +38,9 @@ pub enum Error {
     /// The token was refused; the reason says why (it never quotes the token).
     #[error("{0}")]
     InvalidToken(InvalidToken),
+    /// Kubernetes API access failed in a way none of the other variants describes.
+    #[error(transparent)]
+    Kube(meshid_kube::Error),
     /// The token is well formed but the authority does not recognise it (a TokenReview that
     /// answered `authenticated: false`, a token missing from the static file).
     #[error("authentication token could not be authenticated")]
@@ -115,6 +118,7 @@ impl Error {
             Self::NotAuthenticated => ErrorKind::NotAuthenticated,
             Self::ApiServer { .. }
             | Self::Config { .. }
+            | Self::Kube(_)
             | Self::RateLimited { .. }
             | Self::ReadFile { .. }
             | Self::Response { .. }
@@ -127,6 +131,23 @@ impl Error {
         Self::Config {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+/// The Kubernetes API client's errors keep this crate's variants and messages: a
+/// configuration or file error stays [`Error::Config`] or [`Error::ReadFile`], a failed
+/// connection [`Error::Transport`], and a request past its timeout [`Error::Timeout`].
+impl From<meshid_kube::Error> for Error {
+    fn from(e: meshid_kube::Error) -> Self {
+        match e {
+            meshid_kube::Error::Config { what, reason } => Self::Config { what, reason },
+            meshid_kube::Error::ReadFile { what, path, reason } => {
+                Self::ReadFile { what, path, reason }
+            }
+            meshid_kube::Error::Timeout { after } => Self::Timeout { after },
+            meshid_kube::Error::Transport { server, reason } => Self::Transport { server, reason },
+            other => Self::Kube(other),
         }
     }
 }

@@ -66,19 +66,18 @@
 //!   algorithm are refused by name; `crit` headers, JWE (five parts), padded or non-canonical
 //!   base64url and tokens over [`MAX_TOKEN_LEN`] are refused; `exp` is required and
 //!   `exp`/`nbf`/`iat` must be numbers; `sub` must agree with the `kubernetes.io` claims.
-//! - **hyper + rustls, not kube-rs, for TokenReview.** One POST does not warrant kube-rs's
-//!   dependency tree (k8s-openapi for every API group, tower stacks, a YAML parser), and its
-//!   rustls feature enables rustls' default provider, aws-lc-rs, which this workspace bans.
-//!   hyper 1 + hyper-util's pooled client + hyper-rustls (ring, no default features) keep
-//!   connections alive across reviews with a few small, widely used crates.
-//! - **Kubeconfig with yaml-rust2.** Outside a cluster the client reads a kubeconfig
-//!   ([`TokenReviewConfig::from_kubeconfig`]): server, CA, and a client certificate, token or
-//!   token file, as kubectl resolves them. `serde_yaml` is unmaintained; yaml-rust2 is the
-//!   maintained, pure-Rust successor of yaml-rust (no unsafe-heavy C bindings, no serde), and
-//!   a kubeconfig is small enough to walk by hand. Exec and auth-provider plugins, proxies and
-//!   `insecure-skip-tls-verify` are refused by name rather than half-supported. In a pod use
-//!   [`TokenReviewConfig::in_cluster`]; anywhere, [`TokenReviewConfig::new`] takes the API
-//!   server URL, CA file and token file explicitly.
+//! - **The API server through `meshid-kube`.** Where the API server is, how it is trusted and
+//!   how the identity service authenticates ([`KubeApiConfig`], [`ApiServerCa`],
+//!   [`ApiCredentials`], re-exported here) and the pooled HTTPS client (hyper + rustls with
+//!   ring, not kube-rs, whose rustls feature brings aws-lc-rs) live in `meshid-kube`, shared
+//!   with the Kubernetes Events of `meshid-issuer`. A [`TokenReviewConfig`] is a
+//!   [`KubeApiConfig`] ([`TokenReviewConfig::api`]) plus the review's own settings; build it in
+//!   a pod with [`TokenReviewConfig::in_cluster`], outside with
+//!   [`TokenReviewConfig::from_kubeconfig`] (server, CA, and a client certificate, token or
+//!   token file, as kubectl resolves them; exec and auth-provider plugins, proxies and
+//!   `insecure-skip-tls-verify` are refused by name), anywhere with
+//!   [`TokenReviewConfig::new`] (API server URL, CA file, token file), or from a
+//!   [`KubeApiConfig`] shared with other clients with [`TokenReviewConfig::with_api`].
 //! - **Cache and rate limit.** Only positive TokenReview results are cached, under the token's
 //!   SHA-256, for at most a minute and never past the token's `exp`. A token bucket (Linkerd's
 //!   QPS 100, burst 200) spaces requests to the API server, so a pod-start storm queues here
@@ -120,15 +119,19 @@ use meshid_policy::ServiceAccount;
 
 pub use error::{Error, ErrorKind, InvalidToken};
 pub use jwt::{DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Jwks, JwksAuthenticator, JwtConfig};
+/// Where the Kubernetes API server is and how to reach it (from `meshid-kube`, shared with
+/// Kubernetes Events), so TokenReview users need one import path.
+pub use meshid_kube::{
+    ApiCredentials, ApiServerCa, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, KubeApiConfig,
+};
 /// The injected time source, shared with the other meshid crates.
 pub use meshid_policy::{Clock, ManualClock, SystemClock};
 pub use signer::{DEFAULT_TOKEN_LIFETIME, JwtSigner, PodRef, TokenParams};
 pub use static_tokens::StaticAuthenticator;
 pub use token::MAX_TOKEN_LEN;
 pub use tokenreview::{
-    ApiCredentials, ApiServerCa, DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
-    DEFAULT_QPS, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, TokenReviewAuthenticator,
-    TokenReviewConfig,
+    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_QPS,
+    TokenReviewAuthenticator, TokenReviewConfig,
 };
 
 /// Turns a ServiceAccount token into the ServiceAccount it authenticates.

@@ -14,8 +14,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use meshid_authn::{
-    ApiCredentials, ApiServerCa, Authenticator, Clock, Error, ErrorKind, InvalidToken, ManualClock,
-    TokenReviewAuthenticator, TokenReviewConfig,
+    ApiCredentials, ApiServerCa, Authenticator, Clock, Error, ErrorKind, InvalidToken,
+    KubeApiConfig, ManualClock, TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_policy::ServiceAccount;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
@@ -429,7 +429,7 @@ async fn token_audiences_errors_are_retried_without_audiences() {
 async fn slow_answers_time_out() {
     let server = FakeApiServer::start().await;
     let (mut config, _dir) = server.config();
-    config.timeout = Duration::from_millis(200);
+    config.api.timeout = Duration::from_millis(200);
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     let start = Instant::now();
     let e = authn.authenticate(b"slow").await.unwrap_err();
@@ -503,7 +503,7 @@ async fn calls_are_rate_limited() {
 
     // A wait beyond the request timeout fails fast instead of queueing.
     config.qps = 1.0;
-    config.timeout = Duration::from_millis(200);
+    config.api.timeout = Duration::from_millis(200);
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     authn.authenticate(b"d").await.unwrap();
     let start = Instant::now();
@@ -568,12 +568,15 @@ async fn in_cluster_configuration() {
         _ => None,
     };
     let config = TokenReviewConfig::in_cluster_with(env, &dir.0).unwrap();
-    assert_eq!(config.api_server, server.url);
+    assert_eq!(config.api.api_server, server.url);
     assert_eq!(
-        config.credentials,
+        config.api.credentials,
         ApiCredentials::TokenFile(dir.0.join("token"))
     );
-    assert_eq!(config.ca, ApiServerCa::File(dir.0.join("ca.crt")));
+    assert_eq!(config.api.ca, ApiServerCa::File(dir.0.join("ca.crt")));
+    // The same API access, shared (e.g. with Kubernetes Events), gives the same configuration.
+    let api = KubeApiConfig::in_cluster_with(env, &dir.0).unwrap();
+    assert_eq!(TokenReviewConfig::with_api(api), config);
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     authn.authenticate(b"valid-token").await.unwrap();
 
@@ -585,7 +588,7 @@ async fn in_cluster_configuration() {
         &dir.0,
     )
     .unwrap();
-    assert_eq!(config.api_server, "https://[fd00::1]:443");
+    assert_eq!(config.api.api_server, "https://[fd00::1]:443");
     assert_eq!(
         TokenReviewConfig::in_cluster_with(|_| None, &dir.0)
             .unwrap_err()
@@ -602,7 +605,7 @@ async fn configuration_and_transport_errors() {
     let (config, dir) = server.config();
 
     let mut bad = config.clone();
-    bad.api_server = "http://127.0.0.1:6443".into();
+    bad.api.api_server = "http://127.0.0.1:6443".into();
     assert_eq!(
         TokenReviewAuthenticator::new(bad).unwrap_err().to_string(),
         "invalid API server URL \"http://127.0.0.1:6443\": must start with https://"
@@ -614,7 +617,7 @@ async fn configuration_and_transport_errors() {
         "invalid TokenReview configuration: qps must be a positive number"
     );
     let mut bad = config.clone();
-    bad.ca = ApiServerCa::File(dir.0.join("missing.crt"));
+    bad.api.ca = ApiServerCa::File(dir.0.join("missing.crt"));
     let e = TokenReviewAuthenticator::new(bad).unwrap_err();
     assert!(
         matches!(
@@ -628,7 +631,7 @@ async fn configuration_and_transport_errors() {
     );
     std::fs::write(dir.0.join("empty.crt"), "").unwrap();
     let mut bad = config.clone();
-    bad.ca = ApiServerCa::File(dir.0.join("empty.crt"));
+    bad.api.ca = ApiServerCa::File(dir.0.join("empty.crt"));
     assert_eq!(
         TokenReviewAuthenticator::new(bad).unwrap_err().to_string(),
         format!(
@@ -641,7 +644,7 @@ async fn configuration_and_transport_errors() {
     let other = FakeApiServer::start().await;
     std::fs::write(dir.0.join("other.crt"), &other.ca_pem).unwrap();
     let mut wrong_ca = config.clone();
-    wrong_ca.ca = ApiServerCa::File(dir.0.join("other.crt"));
+    wrong_ca.api.ca = ApiServerCa::File(dir.0.join("other.crt"));
     let e = TokenReviewAuthenticator::new(wrong_ca)
         .unwrap()
         .authenticate(b"valid-token")
@@ -664,7 +667,7 @@ async fn configuration_and_transport_errors() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     let mut refused = config;
-    refused.api_server = format!("https://{addr}/");
+    refused.api.api_server = format!("https://{addr}/");
     let e = TokenReviewAuthenticator::new(refused)
         .unwrap()
         .authenticate(b"valid-token")
@@ -723,13 +726,13 @@ async fn kubeconfig_with_a_client_certificate_reviews_over_mutual_tls() {
     std::fs::write(&path, kubeconfig_with_client_cert(&server, &client)).unwrap();
 
     let config = TokenReviewConfig::from_kubeconfig(&path, None).unwrap();
-    assert_eq!(config.api_server, server.url);
+    assert_eq!(config.api.api_server, server.url);
     assert_eq!(
-        config.ca,
+        config.api.ca,
         ApiServerCa::Pem(server.ca_pem.clone().into_bytes())
     );
     assert!(matches!(
-        config.credentials,
+        config.api.credentials,
         ApiCredentials::ClientCertificate { .. }
     ));
     // Debug never shows the key.
@@ -745,12 +748,12 @@ async fn kubeconfig_with_a_client_certificate_reviews_over_mutual_tls() {
 
     // The other context: a token user, whose cluster is elsewhere.
     let other = TokenReviewConfig::from_kubeconfig(&path, Some("other")).unwrap();
-    assert_eq!(other.api_server, "https://other.example:6443");
+    assert_eq!(other.api.api_server, "https://other.example:6443");
     assert_eq!(
-        other.credentials,
+        other.api.credentials,
         ApiCredentials::Token(zeroize::Zeroizing::new(CLIENT_TOKEN.to_owned()))
     );
-    assert_eq!(format!("{:?}", other.credentials), "Token(<redacted>)");
+    assert_eq!(format!("{:?}", other.api.credentials), "Token(<redacted>)");
 }
 
 #[tokio::test]
@@ -774,9 +777,9 @@ async fn kubeconfig_with_files_relative_to_its_folder_and_a_token_file() {
     .unwrap();
 
     let config = TokenReviewConfig::from_kubeconfig(&path, None).unwrap();
-    assert_eq!(config.ca, ApiServerCa::File(dir.0.join("pki/ca.crt")));
+    assert_eq!(config.api.ca, ApiServerCa::File(dir.0.join("pki/ca.crt")));
     assert_eq!(
-        config.credentials,
+        config.api.credentials,
         ApiCredentials::TokenFile(dir.0.join("sa-token"))
     );
     let authn = TokenReviewAuthenticator::new(config).unwrap();
@@ -855,7 +858,7 @@ fn kubeconfig_refusals_say_what_to_change() {
                 "{token: abc}",
             ),
             None,
-            "invalid kubeconfig: cluster c has server \"http://h:8080\": the TokenReview client \
+            "invalid kubeconfig: cluster c has server \"http://h:8080\": the Kubernetes API client \
              speaks https only",
         ),
         (

@@ -49,7 +49,11 @@ pub enum Error {
         /// The operating system's error.
         source: Arc<std::io::Error>,
     },
-    /// Posting an event to the Kubernetes API server failed.
+    /// The Kubernetes API server could not be configured or reached (feature `kube-events`).
+    #[cfg(feature = "kube-events")]
+    #[error(transparent)]
+    Kube(meshid_kube::Error),
+    /// The Kubernetes API server refused an event.
     #[error("posting a Kubernetes Event: {reason}")]
     KubeEvents {
         /// What went wrong.
@@ -99,6 +103,13 @@ impl Error {
             Self::Ca(meshid_ca::Error::InvalidIssuer(problem)) => Some(problem),
             _ => None,
         }
+    }
+}
+
+#[cfg(feature = "kube-events")]
+impl From<meshid_kube::Error> for Error {
+    fn from(e: meshid_kube::Error) -> Self {
+        Self::Kube(e)
     }
 }
 

@@ -269,3 +269,34 @@ impl EventSink for CollectingSink {
         self.lock().push(event.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that wants nothing.
+    struct Deaf;
+
+    impl EventSink for Deaf {
+        fn emit(&self, _: &Event) {}
+
+        fn wants(&self, _: EventKind) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_pair_of_sinks_records_in_both_and_wants_what_either_wants() {
+        let (logs, kube) = (
+            Arc::new(CollectingSink::new()),
+            Arc::new(CollectingSink::new()),
+        );
+        let both = (Arc::clone(&logs), Arc::clone(&kube));
+        both.emit(&Event::issuer_updated(OffsetDateTime::UNIX_EPOCH));
+        assert_eq!(logs.with_reason(reason::ISSUER_UPDATED).len(), 1);
+        assert_eq!(kube.events(), logs.events());
+        assert!(both.wants(EventKind::Normal));
+        assert!((Deaf, Arc::clone(&kube)).wants(EventKind::Warning));
+        assert!(!(Deaf, Deaf).wants(EventKind::Normal));
+    }
+}

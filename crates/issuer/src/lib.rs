@@ -23,7 +23,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `kube-events` | `KubeEventSink`: events as core/v1 Events through the API server (hyper + rustls/ring) |
+//! | `kube-events` | `KubeEventSink`: events as core/v1 Events through the API server (`meshid-kube`: in-cluster, kubeconfig or explicit; rustls/ring) |
 //!
 //! # Example
 //!
@@ -111,6 +111,10 @@ pub use folder::{
 };
 #[cfg(feature = "kube-events")]
 pub use kube::{KubeEventSink, KubeEventsConfig, ObjectReference};
+/// Where the Kubernetes API server is and how to reach it (from `meshid-kube`, shared with
+/// TokenReview).
+#[cfg(feature = "kube-events")]
+pub use meshid_kube::{ApiCredentials, ApiServerCa, KubeApiConfig};
 pub use metrics::{Metrics, ReloadResult};
 pub use reloader::{
     Change, DEFAULT_POLL_INTERVAL, ReloadHandle, ReloadOutcome, Reloader, ReloaderOptions,

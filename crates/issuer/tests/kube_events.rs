@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use meshid_issuer::{Event, EventSink, KubeEventSink, KubeEventsConfig};
+use meshid_issuer::{Event, EventSink, KubeApiConfig, KubeEventSink, KubeEventsConfig};
 use support::*;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -84,7 +84,11 @@ async fn events_are_posted_as_core_v1_events_on_the_identity_deployment() {
     let tmp = TempDir::new();
     let (url, mut seen) = api_server(&tmp).await;
     std::fs::write(tmp.path().join("token"), "sa-token\n").unwrap();
-    let config = KubeEventsConfig::new(&url, tmp.path().join("ca.crt"), tmp.path().join("token"));
+    let config = KubeEventsConfig::new(KubeApiConfig::new(
+        &url,
+        tmp.path().join("ca.crt"),
+        tmp.path().join("token"),
+    ));
     let (sink, _task) = KubeEventSink::spawn(config).unwrap();
 
     sink.emit(&Event::issuer_update_skipped(

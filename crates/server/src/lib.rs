@@ -5,7 +5,10 @@
 //!
 //! - the Linkerd-compatible gRPC `Certify` service (meshid-grpc) over the in-process CA, with
 //!   token authentication chosen by [`serve::TokenValidation`] (TokenReview, JWKS, static file);
-//! - the issuer and anchor reloader (meshid-issuer);
+//! - the issuer and anchor reloader (meshid-issuer), whose events (and those of issuance and
+//!   auto-rotation) are logged and, with [`serve::ServeConfig::kube_events`], posted as
+//!   Kubernetes Events on the `linkerd-identity` Deployment through the same API server access
+//!   as TokenReview ([`serve::KubeApi`]);
 //! - the admin HTTP server ([`admin`]): `/ping`, `/live`, `/ready` (200 once the issuer is loaded
 //!   and the gRPC listener is up), `/metrics`.
 //!
@@ -83,4 +86,10 @@ pub enum Error {
     /// The issuer folder or anchor bundle could not be read.
     #[error(transparent)]
     Issuer(meshid_issuer::Error),
+    /// The Kubernetes API server settings (kubeconfig, in-cluster) are not usable.
+    #[error(transparent)]
+    Kube(meshid_kube::Error),
+    /// Kubernetes Events could not be set up ([`serve::ServeConfig::kube_events`]).
+    #[error(transparent)]
+    KubeEvents(meshid_issuer::Error),
 }

@@ -15,7 +15,11 @@ use meshid_ca::Ca;
 use meshid_client::{Clock, SystemClock};
 use meshid_grpc::IdentityService;
 use meshid_issuer::bootstrap::TrustAnchorKey;
-use meshid_issuer::{AutoRotator, IssuerFolder, Reloader, ReloaderOptions, TracingSink};
+use meshid_issuer::{
+    AutoRotator, EventSink, IssuerFolder, KubeEventSink, KubeEventsConfig, ObjectReference,
+    Reloader, ReloaderOptions, TracingSink,
+};
+use meshid_kube::KubeApiConfig;
 use meshid_policy::{IssuancePolicy, Mesh};
 use meshid_rotation::IssuerSchedule;
 use meshid_verify::TrustBundle;
@@ -59,7 +63,8 @@ impl FromStr for TokenValidation {
     }
 }
 
-/// How the TokenReview client reaches and treats the Kubernetes API server.
+/// How the identity service reaches the Kubernetes API server (TokenReview, and Kubernetes
+/// Events with [`ServeConfig::kube_events`]), and how fast TokenReview may call it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct KubeApi {
@@ -129,8 +134,13 @@ pub struct ServeConfig {
     pub token_validation: TokenValidation,
     /// Accepted `iss` values for `jwks:` validation.
     pub jwt_issuers: Vec<String>,
-    /// The Kubernetes API for `tokenreview` validation.
+    /// The Kubernetes API for `tokenreview` validation and Kubernetes Events.
     pub kube_api: KubeApi,
+    /// Also post the events (`IssuerUpdated`, `IssuerUpdateSkipped`, `IssuedLeafCertificate`,
+    /// ...) as Kubernetes Events on the Deployment `linkerd-identity` in the control-plane
+    /// namespace, as Linkerd does, through [`kube_api`](Self::kube_api) (off by default). They
+    /// are logged either way. Needs RBAC `create` on `events` there.
+    pub kube_events: bool,
     /// Issuer and anchor reload.
     pub reload: ReloaderOptions,
     /// Mint issuers from the trust-anchor key on a schedule (off by default).
@@ -154,6 +164,7 @@ impl ServeConfig {
             token_validation,
             jwt_issuers: vec![KUBERNETES_TOKEN_ISSUER.to_owned()],
             kube_api: KubeApi::default(),
+            kube_events: false,
             reload: ReloaderOptions::default(),
             auto_rotate: None,
         }
@@ -193,8 +204,11 @@ pub async fn start(
 ) -> Result<Running, Error> {
     let clock = SystemClock;
     let now = clock.now();
-    // Configuration first: a broken token-validation setting fails before anything is logged.
-    let authenticator = authenticator(&config)?;
+    // Configuration first: a broken token-validation or Kubernetes setting fails before
+    // anything is logged.
+    let kube_api = kube_api(&config)?;
+    let authenticator = authenticator(&config, kube_api.as_ref())?;
+    let events = event_sink(&config, kube_api)?;
     let bundle = read_bundle(&config)?;
     let ca =
         Arc::new(Ca::new(config.mesh.clone(), config.policy.clone(), bundle).map_err(Error::Ca)?);
@@ -262,7 +276,7 @@ pub async fn start(
     });
 
     let mut reloader = Reloader::new(Arc::clone(&ca), config.issuer.clone(), clock)
-        .with_sink(TracingSink)
+        .with_sink(Arc::clone(&events))
         .with_metrics(issuer_metrics)
         .with_options(config.reload.clone());
     if let Some(path) = &config.trust_anchors {
@@ -273,7 +287,7 @@ pub async fn start(
             TrustAnchorKey::load(&auto.anchor_cert, &auto.anchor_key).map_err(Error::Bootstrap)?;
         let rotator = AutoRotator::new(anchor, config.issuer.clone(), auto.schedule.clone(), clock)
             .map_err(Error::Bootstrap)?
-            .with_sink(TracingSink)
+            .with_sink(Arc::clone(&events))
             .with_reload_handle(reloader.handle());
         let rx = stopped.clone();
         tasks.spawn(async move {
@@ -287,8 +301,9 @@ pub async fn start(
         Ok(())
     });
 
-    let service =
-        IdentityService::new(Arc::clone(&ca), authenticator, clock).with_metrics(grpc_metrics);
+    let service = IdentityService::new(Arc::clone(&ca), authenticator, clock)
+        .with_metrics(grpc_metrics)
+        .with_events(events);
     let rx = stopped.clone();
     tasks.spawn(async move {
         service
@@ -331,15 +346,50 @@ fn read_bundle(config: &ServeConfig) -> Result<TrustBundle, Error> {
     }
 }
 
-fn authenticator(config: &ServeConfig) -> Result<AnyAuthenticator, Error> {
+/// The API server settings, read once when TokenReview or Kubernetes Events need them: the
+/// kubeconfig given, else the in-cluster configuration.
+fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
+    if config.token_validation != TokenValidation::TokenReview && !config.kube_events {
+        return Ok(None);
+    }
+    let kube = &config.kube_api;
+    match &kube.kubeconfig {
+        Some(path) => KubeApiConfig::from_kubeconfig(path, kube.context.as_deref()),
+        None => KubeApiConfig::in_cluster(),
+    }
+    .map(Some)
+    .map_err(Error::Kube)
+}
+
+/// Logs, and with `kube_events` also Kubernetes Events on the identity Deployment.
+fn event_sink(
+    config: &ServeConfig,
+    kube_api: Option<KubeApiConfig>,
+) -> Result<Arc<dyn EventSink>, Error> {
+    let Some(api) = kube_api.filter(|_| config.kube_events) else {
+        return Ok(Arc::new(TracingSink));
+    };
+    let mut events = KubeEventsConfig::new(api);
+    events.involved_object = ObjectReference::deployment(
+        config.mesh.control_plane_namespace().as_str(),
+        "linkerd-identity",
+    );
+    // The posting task ends once every sink is dropped, with the tasks that hold them.
+    let (kube, _task) = KubeEventSink::spawn(events).map_err(Error::KubeEvents)?;
+    Ok(Arc::new((TracingSink, kube)))
+}
+
+fn authenticator(
+    config: &ServeConfig,
+    kube_api: Option<&KubeApiConfig>,
+) -> Result<AnyAuthenticator, Error> {
     Ok(match &config.token_validation {
         TokenValidation::TokenReview => {
+            let api = kube_api.cloned().ok_or_else(|| Error::Config {
+                reason: "TokenReview needs the Kubernetes API server settings".to_owned(),
+            })?;
+            let mut review = TokenReviewConfig::with_api(api);
             let kube = &config.kube_api;
-            let mut review = match &kube.kubeconfig {
-                Some(path) => TokenReviewConfig::from_kubeconfig(path, kube.context.as_deref()),
-                None => TokenReviewConfig::in_cluster(),
-            }
-            .map_err(Error::Authn)?;
             review.qps = kube.qps;
             review.burst = kube.burst;
             AnyAuthenticator::TokenReview(Box::new(

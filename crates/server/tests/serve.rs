@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_client::{Client, ClientConfig, State, SystemClock, TokenSource};
@@ -11,7 +12,7 @@ use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{ServeConfig, TokenValidation, start};
 use meshid_verify::TrustBundle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -38,6 +39,47 @@ fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
+const WEB: &str = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+
+/// The development state's issuer, anchors and tokens, on ephemeral ports.
+fn dev_config(dev: &DevState) -> ServeConfig {
+    let mut config = ServeConfig::new(
+        dev.issuer_folder(),
+        Some(dev.trust_anchors()),
+        TokenValidation::Jwks(dev.jwks()),
+    );
+    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_addr = "127.0.0.1:0".parse().unwrap();
+    config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
+    config
+}
+
+/// A client for emojivoto/web with a development token, certifying at `grpc_addr`.
+async fn web_client(
+    dev: &DevState,
+    grpc_addr: std::net::SocketAddr,
+) -> Client<GrpcCertifier, SystemClock> {
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    let token = dev
+        .token(&sa, "identity.l5d.io", Duration::from_secs(3600), now())
+        .unwrap();
+    let bundle = TrustBundle::from_pem(&std::fs::read(dev.trust_anchors()).unwrap()).unwrap();
+    let certifier =
+        GrpcCertifier::connect_plaintext(&format!("http://{grpc_addr}"), Timeouts::default())
+            .await
+            .unwrap();
+    Client::new(
+        ClientConfig::new(
+            WEB,
+            TokenSource::Fixed(Zeroizing::new(token.into_bytes())),
+            bundle,
+        ),
+        certifier,
+        SystemClock,
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn dev_mode_certifies_a_workload_and_reports_on_admin() {
     let dir = temp_dir("dev");
@@ -56,14 +98,7 @@ async fn dev_mode_certifies_a_workload_and_reports_on_admin() {
         assert_eq!(mode, 0o600, "{key}");
     }
 
-    let mut config = ServeConfig::new(
-        dev.issuer_folder(),
-        Some(dev.trust_anchors()),
-        TokenValidation::Jwks(dev.jwks()),
-    );
-    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    config.admin_addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
+    let config = dev_config(&dev);
     let (stop, stopped) = oneshot::channel::<()>();
     let running = start(config, async {
         let _ = stopped.await;
@@ -86,28 +121,7 @@ async fn dev_mode_certifies_a_workload_and_reports_on_admin() {
             .starts_with("HTTP/1.1 200")
     );
 
-    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
-    let token = dev
-        .token(&sa, "identity.l5d.io", Duration::from_secs(3600), now())
-        .unwrap();
-    let identity = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
-    let bundle = TrustBundle::from_pem(&std::fs::read(dev.trust_anchors()).unwrap()).unwrap();
-    let certifier = GrpcCertifier::connect_plaintext(
-        &format!("http://{}", running.grpc_addr),
-        Timeouts::default(),
-    )
-    .await
-    .unwrap();
-    let mut client = Client::new(
-        ClientConfig::new(
-            identity,
-            TokenSource::Fixed(Zeroizing::new(token.into_bytes())),
-            bundle,
-        ),
-        certifier,
-        SystemClock,
-    )
-    .unwrap();
+    let mut client = web_client(&dev, running.grpc_addr).await;
     client.certify_once().await.unwrap();
     assert!(matches!(
         client.credentials().current_state(),
@@ -126,7 +140,7 @@ async fn dev_mode_certifies_a_workload_and_reports_on_admin() {
     .await
     .unwrap();
     let mut cfg = ClientConfig::new(
-        identity,
+        WEB,
         TokenSource::Fixed(Zeroizing::new(token.into_bytes())),
         client.credentials().trust_bundle().as_ref().clone(),
     );
@@ -206,4 +220,190 @@ fn token_validation_flags() {
         "jwt".parse::<TokenValidation>().unwrap_err().to_string(),
         "invalid token validation 'jwt': expected tokenreview, jwks:FILE or static:FILE"
     );
+}
+
+/// (path, authorization header, JSON body) of a request to the API server double.
+type Posted = (String, String, serde_json::Value);
+
+/// A local HTTPS endpoint that answers like the API server creating an Event, and reports
+/// every request; returns its URL and the PEM of its (self-signed) certificate.
+async fn api_server() -> (String, String, mpsc::UnboundedReceiver<Posted>) {
+    use http_body_util::BodyExt as _;
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let auth = req
+                                .headers()
+                                .get("authorization")
+                                .map(|v| v.to_str().unwrap().to_owned())
+                                .unwrap_or_default();
+                            let body = req.into_body().collect().await?.to_bytes();
+                            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                            let _ = tx.send((path, auth, json));
+                            let mut answer = hyper::Response::new(http_body_util::Full::new(body));
+                            *answer.status_mut() = hyper::StatusCode::CREATED;
+                            Ok::<_, hyper::Error>(answer)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (url, cert.pem(), rx)
+}
+
+/// The next event posted with `reason`, skipping others.
+async fn posted(seen: &mut mpsc::UnboundedReceiver<Posted>, reason: &str) -> Posted {
+    let wait = async {
+        loop {
+            let posted = seen.recv().await.expect("the API server double stopped");
+            if posted.2["reason"] == reason {
+                return posted;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {reason} event posted"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
+    let dir = temp_dir("kube-events");
+    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
+    let (url, ca_pem, mut seen) = api_server().await;
+    std::fs::write(dir.join("api-ca.crt"), ca_pem).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "current-context: dev\n\
+             contexts: [{{name: dev, context: {{cluster: c, user: identity}}}}]\n\
+             clusters: [{{name: c, cluster: {{server: '{url}', certificate-authority: api-ca.crt}}}}]\n\
+             users: [{{name: identity, user: {{token: identity-token}}}}]\n"
+        ),
+    )
+    .unwrap();
+
+    let mut config = dev_config(&dev);
+    config.kube_api.kubeconfig = Some(kubeconfig);
+    config.kube_events = true;
+    config.reload = meshid_issuer::ReloaderOptions::new(Duration::from_millis(100), true);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start(config, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+
+    // An issuance is posted as IssuedLeafCertificate on the identity Deployment.
+    web_client(&dev, running.grpc_addr)
+        .await
+        .certify_once()
+        .await
+        .unwrap();
+    let (path, auth, json) = posted(&mut seen, "IssuedLeafCertificate").await;
+    assert_eq!(path, "/api/v1/namespaces/linkerd/events");
+    assert_eq!(auth, "Bearer identity-token");
+    assert_eq!(json["type"], "Normal");
+    assert_eq!(json["involvedObject"]["kind"], "Deployment");
+    assert_eq!(json["involvedObject"]["name"], "linkerd-identity");
+    assert_eq!(json["involvedObject"]["namespace"], "linkerd");
+    let message = json["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("issued certificate for {WEB} until ")),
+        "{message}"
+    );
+
+    // A new issuer in the folder is loaded and posted as IssuerUpdated.
+    let anchor = meshid_issuer::bootstrap::TrustAnchorKey::load(
+        &dev.trust_anchors(),
+        &dev.trust_anchor_key(),
+    )
+    .unwrap();
+    let folder = dev.issuer_folder();
+    meshid_issuer::bootstrap::write_issuer(
+        &anchor,
+        &meshid_issuer::bootstrap::OutputFiles::new(folder.cert_path(), folder.key_path()),
+        &meshid_issuer::bootstrap::issuer_options(
+            meshid_issuer::bootstrap::ISSUER_COMMON_NAME,
+            now(),
+            meshid_issuer::bootstrap::ISSUER_VALIDITY,
+            true,
+        ),
+        true,
+    )
+    .unwrap();
+    let (path, _, json) = posted(&mut seen, "IssuerUpdated").await;
+    assert_eq!(path, "/api/v1/namespaces/linkerd/events");
+    assert_eq!(json["message"], "Updated identity issuer");
+
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn kube_events_with_a_broken_kubeconfig_fail_at_start_in_one_line() {
+    let dir = temp_dir("kube-events-broken");
+    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
+    let mut config = dev_config(&dev);
+    config.kube_events = true;
+    // A kubeconfig whose CA file is missing: refused when the events client is built.
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "current-context: dev\n\
+         contexts: [{name: dev, context: {cluster: c, user: u}}]\n\
+         clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', certificate-authority: missing.crt}}]\n\
+         users: [{name: u, user: {token: t}}]\n",
+    )
+    .unwrap();
+    config.kube_api.kubeconfig = Some(kubeconfig);
+    let err = start(config, std::future::pending())
+        .await
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "cannot read the API server CA file {}: ",
+            dir.join("missing.crt").display()
+        )),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,4 +1,4 @@
-//! The TokenReview client configured from a kubeconfig file.
+//! The API server, its CA and this process's credentials, read from a kubeconfig file.
 //!
 //! What is read, as `kubectl` reads it: the context named, else `current-context`; its
 //! cluster's `server`, `certificate-authority-data` (which wins) or `certificate-authority`;
@@ -14,20 +14,16 @@ use base64::engine::general_purpose::STANDARD;
 use yaml_rust2::{Yaml, YamlLoader};
 use zeroize::Zeroizing;
 
-use super::config::{ApiCredentials, ApiServerCa, TokenReviewConfig};
-use crate::Error;
+use crate::{ApiCredentials, ApiServerCa, Error, KubeApiConfig};
 
-impl TokenReviewConfig {
+impl KubeApiConfig {
     /// The API server, CA and credentials of a kubeconfig file's `context` (default: its
-    /// `current-context`), with the defaults for everything else. Client certificate and key
-    /// files are read now; a `tokenFile` on every request; a `certificate-authority` file when
-    /// the authenticator is built.
+    /// `current-context`), with the default timeout. Client certificate and key files are read
+    /// now; a `tokenFile` on every request; a `certificate-authority` file when the
+    /// [`KubeClient`](crate::KubeClient) is built.
     pub fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::ReadFile {
-            what: "kubeconfig",
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::read_file("kubeconfig", path.to_owned(), &e))?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         Kubeconfig {
             what: format!("kubeconfig {}", path.display()),
@@ -62,7 +58,7 @@ impl Kubeconfig<'_> {
         Error::config(self.what.clone(), reason)
     }
 
-    fn config(&self, text: &str, context: Option<&str>) -> Result<TokenReviewConfig, Error> {
+    fn config(&self, text: &str, context: Option<&str>) -> Result<KubeApiConfig, Error> {
         let docs =
             YamlLoader::load_from_str(text).map_err(|e| self.bad(format!("not YAML: {e}")))?;
         let doc = match docs.as_slice() {
@@ -93,16 +89,13 @@ impl Kubeconfig<'_> {
             }
             _ => {
                 return Err(self.bad(format!(
-                    "context {context_name} names no user; the TokenReview client needs \
-                     credentials (a token, tokenFile or client certificate)"
+                    "context {context_name} names no user; the API client needs credentials \
+                     (a token, tokenFile or client certificate)"
                 )));
             }
         };
 
-        let mut config = TokenReviewConfig::new(api_server, PathBuf::new(), PathBuf::new());
-        config.ca = ca;
-        config.credentials = credentials;
-        Ok(config)
+        Ok(KubeApiConfig::with(api_server, ca, credentials))
     }
 
     /// The cluster's `server`, refusing the settings this client does not honour.
@@ -125,7 +118,7 @@ impl Kubeconfig<'_> {
         let server = self.required(cluster, "server", &at)?;
         if !server.starts_with("https://") {
             return Err(self.bad(format!(
-                "{at} has server {server:?}: the TokenReview client speaks https only"
+                "{at} has server {server:?}: the Kubernetes API client speaks https only"
             )));
         }
         Ok(server.to_owned())
@@ -216,11 +209,9 @@ impl Kubeconfig<'_> {
         } else {
             "kubeconfig client certificate file"
         };
-        std::fs::read(&path).map(Some).map_err(|e| Error::ReadFile {
-            what,
-            path,
-            reason: e.to_string(),
-        })
+        std::fs::read(&path)
+            .map(Some)
+            .map_err(|e| Error::read_file(what, path, &e))
     }
 
     /// The entry named `name` of the list `list` (`contexts`, `clusters`, `users`), and its

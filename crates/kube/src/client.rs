@@ -1,0 +1,379 @@
+//! A pooled HTTPS client for the API server: hyper 1 + hyper-util + hyper-rustls with ring.
+
+use core::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use zeroize::Zeroizing;
+
+use crate::{ApiCredentials, ApiServerCa, Error, KubeApiConfig};
+
+/// The largest API server answer read; a longer one is a [`Error::Transport`] error.
+pub const MAX_RESPONSE_LEN: usize = 1024 * 1024;
+
+/// The longest part of an answer quoted by [`Response::error_message`].
+const MAX_QUOTED_LEN: usize = 300;
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A client of one API server, built from a [`KubeApiConfig`].
+///
+/// Building it reads the CA (and checks the client certificate) and validates the URL;
+/// connections are pooled and kept alive between requests. A token file is read on every
+/// request, so a rotated ServiceAccount token is picked up. Cloning is cheap and shares the
+/// pool.
+#[derive(Clone)]
+pub struct KubeClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `https://authority[/prefix]`, without a trailing slash.
+    base: String,
+    config: Arc<KubeApiConfig>,
+}
+
+/// An answer of the API server: its status code and body (at most [`MAX_RESPONSE_LEN`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl KubeClient {
+    /// A client for `config`'s API server. Reads the CA file now.
+    pub fn new(config: KubeApiConfig) -> Result<Self, Error> {
+        let base = base_url(&config.api_server)?;
+        if config.timeout.is_zero() {
+            return Err(Error::config(
+                "Kubernetes API configuration",
+                "the request timeout must be positive",
+            ));
+        }
+        let tls = tls_config(&config)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(https);
+        Ok(Self {
+            client,
+            base,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KubeApiConfig {
+        &self.config
+    }
+
+    /// POSTs `json` (an encoded JSON document) to `path` below the API server's base URL
+    /// (e.g. `/api/v1/namespaces/linkerd/events`) and returns the answer, whatever its status.
+    ///
+    /// The bearer token, when the credentials are a token or token file, goes in the
+    /// `Authorization` header. The whole exchange, reading the token file included, is
+    /// bounded by the configured timeout ([`Error::Timeout`]).
+    pub async fn post_json(&self, path: &str, json: Vec<u8>) -> Result<Response, Error> {
+        let timeout = self.config.timeout;
+        tokio::time::timeout(timeout, self.post(path, json))
+            .await
+            .map_err(|_| Error::Timeout { after: timeout })?
+    }
+
+    async fn post(&self, path: &str, json: Vec<u8>) -> Result<Response, Error> {
+        let uri = self.uri(path)?;
+        let bearer = bearer(&self.config.credentials).await?;
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json");
+        if let Some(bearer) = bearer {
+            request = request.header(AUTHORIZATION, bearer);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(json)))
+            .map_err(|e| self.transport(&e))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| self.transport(&e))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_LEN)
+            .collect()
+            .await
+            .map_err(|e| self.transport(&*e))?
+            .to_bytes()
+            .to_vec();
+        Ok(Response { status, body })
+    }
+
+    /// `path` below the base URL.
+    fn uri(&self, path: &str) -> Result<Uri, Error> {
+        let bad = |reason: String| Error::config(format!("API path {path:?}"), reason);
+        if !path.starts_with('/') {
+            return Err(bad("must start with /".to_owned()));
+        }
+        format!("{}{path}", self.base)
+            .parse()
+            .map_err(|e| bad(format!("not a URL: {e}")))
+    }
+
+    /// One message for an error and its sources.
+    fn transport(&self, e: &(dyn core::error::Error + 'static)) -> Error {
+        let mut reason = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            let s_text = s.to_string();
+            if !reason.contains(&s_text) {
+                reason.push_str(": ");
+                reason.push_str(&s_text);
+            }
+            source = s.source();
+        }
+        Error::Transport {
+            server: self.config.api_server.clone(),
+            reason,
+        }
+    }
+}
+
+impl fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// What went wrong, for an error message: the `message` of a Kubernetes `Status` answer,
+    /// else the start of the body, else the status's reason phrase; control characters are
+    /// removed and the text is cut at 300 characters.
+    pub fn error_message(&self) -> String {
+        let message = serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|status| status["message"].as_str().map(str::to_owned))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).trim().to_owned());
+        let message = if message.is_empty() {
+            StatusCode::from_u16(self.status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("no message")
+                .to_owned()
+        } else {
+            message
+        };
+        let chars: Vec<char> = message.chars().filter(|c| !c.is_control()).collect();
+        let mut quoted: String = chars.iter().take(MAX_QUOTED_LEN).collect();
+        if chars.len() > MAX_QUOTED_LEN {
+            quoted.push('…');
+        }
+        quoted
+    }
+}
+
+/// `https://authority[/prefix]` of the API server URL, refusing anything else.
+fn base_url(api_server: &str) -> Result<String, Error> {
+    let bad = |reason: String| Error::config(format!("API server URL {api_server:?}"), reason);
+    let base: Uri = api_server
+        .parse()
+        .map_err(|e| bad(format!("not a URL: {e}")))?;
+    if base.scheme_str() != Some("https") {
+        return Err(bad("must start with https://".to_owned()));
+    }
+    let Some(authority) = base.authority() else {
+        return Err(bad("has no host".to_owned()));
+    };
+    if base.query().is_some() {
+        return Err(bad("must not have a query".to_owned()));
+    }
+    let prefix = base.path().trim_end_matches('/');
+    Ok(format!("https://{authority}{prefix}"))
+}
+
+/// Trust in the API server's CA only, with the client certificate if that is the credential.
+fn tls_config(config: &KubeApiConfig) -> Result<rustls::ClientConfig, Error> {
+    let (pem, source) = match &config.ca {
+        ApiServerCa::File(path) => (
+            std::fs::read(path)
+                .map_err(|e| Error::read_file("API server CA file", path.clone(), &e))?,
+            format!("API server CA file {}", path.display()),
+        ),
+        ApiServerCa::Pem(pem) => (pem.clone(), "API server CA".to_owned()),
+    };
+    let bad = |reason: String| Error::config(source.clone(), reason);
+    let blocks = pem::parse_many(&pem).map_err(|e| bad(format!("not PEM: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, block) in blocks.iter().enumerate() {
+        if block.tag() != "CERTIFICATE" {
+            continue;
+        }
+        roots
+            .add(block.contents().to_vec().into())
+            .map_err(|e| bad(format!("certificate #{i} is not a usable CA: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("it holds no CERTIFICATE block".to_owned()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots);
+    match &config.credentials {
+        ApiCredentials::ClientCertificate { chain_pem, key_pem } => {
+            let (chain, key) = client_certificate(chain_pem, key_pem)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::config("API client certificate", e.to_string()))
+        }
+        ApiCredentials::TokenFile(_) | ApiCredentials::Token(_) => {
+            Ok(builder.with_no_client_auth())
+        }
+    }
+}
+
+/// The client certificate chain and key of a kubeconfig user.
+fn client_certificate(
+    chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    let chain: Vec<CertificateDer<'static>> = pem::parse_many(chain_pem)
+        .map_err(|e| Error::config("API client certificate", format!("not PEM: {e}")))?
+        .into_iter()
+        .filter(|block| block.tag() == "CERTIFICATE")
+        .map(|block| CertificateDer::from(block.into_contents()))
+        .collect();
+    if chain.is_empty() {
+        return Err(Error::config(
+            "API client certificate",
+            "it holds no CERTIFICATE block",
+        ));
+    }
+    // The parser's error could quote the key: say only that it is not PEM.
+    let blocks =
+        pem::parse_many(key_pem).map_err(|_| Error::config("API client key", "not PEM"))?;
+    let key = blocks
+        .into_iter()
+        .find_map(|block| {
+            let tag = block.tag().to_owned();
+            let der = block.into_contents();
+            match tag.as_str() {
+                "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(der.into())),
+                "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(der.into())),
+                "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(der.into())),
+                _ => None,
+            }
+        })
+        .ok_or_else(|| {
+            Error::config(
+                "API client key",
+                "it holds no PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY block",
+            )
+        })?;
+    Ok((chain, key))
+}
+
+/// The `Authorization` header: from the (rotating) token file, or the fixed token; none when
+/// the client authenticates with a certificate.
+async fn bearer(credentials: &ApiCredentials) -> Result<Option<HeaderValue>, Error> {
+    let (token, what) = match credentials {
+        ApiCredentials::ClientCertificate { .. } => return Ok(None),
+        ApiCredentials::TokenFile(path) => (
+            Zeroizing::new(
+                tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| Error::read_file("API client token file", path.clone(), &e))?,
+            ),
+            format!("API client token file {}", path.display()),
+        ),
+        ApiCredentials::Token(token) => (token.clone(), "API client token".to_owned()),
+    };
+    let bad = |reason: &str| Error::config(what.clone(), reason);
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let header = Zeroizing::new(format!("Bearer {token}"));
+    let mut value = HeaderValue::try_from(header.as_str())
+        .map_err(|_| bad("it holds characters not allowed in an HTTP header"))?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url("https://10.0.0.1:6443/").as_deref(),
+            Ok("https://10.0.0.1:6443")
+        );
+        assert_eq!(
+            base_url("https://h/prefix/").as_deref(),
+            Ok("https://h/prefix")
+        );
+        let refused = |url: &str| base_url(url).map_err(|e| e.to_string()).unwrap_err();
+        assert_eq!(
+            refused("http://127.0.0.1:6443"),
+            "invalid API server URL \"http://127.0.0.1:6443\": must start with https://"
+        );
+        assert_eq!(
+            refused("https://h/?watch=1"),
+            "invalid API server URL \"https://h/?watch=1\": must not have a query"
+        );
+        assert!(refused("not a url").contains("not a URL"));
+    }
+
+    #[test]
+    fn error_messages_prefer_the_status_message() {
+        let status = r#"{"kind":"Status","message":"events is forbidden","code":403}"#;
+        assert_eq!(response(403, status).error_message(), "events is forbidden");
+        assert_eq!(
+            response(500, "etcdserver: request timed out\n").error_message(),
+            "etcdserver: request timed out"
+        );
+        assert_eq!(response(503, "").error_message(), "Service Unavailable");
+        let long = response(500, &"x".repeat(400)).error_message();
+        assert_eq!(long.chars().count(), 301);
+        assert!(long.ends_with('…'));
+        assert!(response(201, "{}").is_success());
+        assert!(!response(409, "{}").is_success());
+    }
+}

@@ -1,0 +1,280 @@
+//! The client against a local HTTPS endpoint that answers like the API server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use meshid_kube::{ApiCredentials, ApiServerCa, Error, KubeApiConfig, KubeClient};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+
+/// (path, authorization header, body) of each request.
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+struct Server {
+    url: String,
+    ca_pem: String,
+    seen: Seen,
+}
+
+async fn server() -> Server {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let log = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), Arc::clone(&log));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |req| answer(req, log.clone()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    Server {
+        url: format!("https://127.0.0.1:{}", addr.port()),
+        ca_pem: cert.pem(),
+        seen,
+    }
+}
+
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    log: Seen,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(req.headers()["content-type"], "application/json");
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    log.lock().unwrap().push((
+        path.clone(),
+        auth,
+        String::from_utf8_lossy(&body).into_owned(),
+    ));
+    let (status, body) = match path.trim_start_matches("/prefix") {
+        "/forbidden" => (
+            StatusCode::FORBIDDEN,
+            Bytes::from_static(
+                br#"{"kind":"Status","message":"events is forbidden: User \"x\" cannot create","code":403}"#,
+            ),
+        ),
+        "/big" => (StatusCode::OK, Bytes::from(vec![b'x'; 2 * 1024 * 1024])),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            (StatusCode::OK, Bytes::new())
+        }
+        _ => (StatusCode::CREATED, body),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "meshid-kube-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(server: &Server, dir: &TempDir) -> KubeApiConfig {
+    std::fs::write(dir.0.join("ca.crt"), &server.ca_pem).unwrap();
+    std::fs::write(dir.0.join("token"), "sa-token\n").unwrap();
+    KubeApiConfig::new(&server.url, dir.0.join("ca.crt"), dir.0.join("token"))
+}
+
+#[tokio::test]
+async fn posts_json_with_the_bearer_token_below_the_base_url() {
+    let server = server().await;
+    let dir = TempDir::new();
+    let mut config = config(&server, &dir);
+    config.api_server = format!("{}/prefix/", server.url);
+    let client = KubeClient::new(config).unwrap();
+
+    let answer = client
+        .post_json("/api/v1/namespaces/linkerd/events", b"{\"a\":1}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 201);
+    assert!(answer.is_success());
+    assert_eq!(answer.body, b"{\"a\":1}");
+
+    // The token file is re-read for every request.
+    std::fs::write(dir.0.join("token"), "rotated").unwrap();
+    let answer = client
+        .post_json("/forbidden", b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        answer.error_message(),
+        "events is forbidden: User \"x\" cannot create"
+    );
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        (
+            "/prefix/api/v1/namespaces/linkerd/events".to_owned(),
+            "Bearer sa-token".to_owned(),
+            "{\"a\":1}".to_owned()
+        )
+    );
+    assert_eq!(seen[1].1, "Bearer rotated");
+
+    // A fixed token; Debug never shows it.
+    let mut config = client.config().clone();
+    config.credentials = ApiCredentials::Token("fixed-token".to_owned().into());
+    assert!(!format!("{config:?}").contains("fixed-token"));
+    let client = KubeClient::new(config).unwrap();
+    assert!(!format!("{client:?}").contains("fixed-token"));
+    client.post_json("/x", b"{}".to_vec()).await.unwrap();
+    assert_eq!(
+        server.seen.lock().unwrap()[2].1,
+        "Bearer fixed-token".to_owned()
+    );
+}
+
+#[tokio::test]
+async fn failures_are_one_line_and_say_what_is_wrong() {
+    let server = server().await;
+    let dir = TempDir::new();
+    let config = config(&server, &dir);
+
+    let mut bad = config.clone();
+    bad.api_server = "http://127.0.0.1:6443".into();
+    assert_eq!(
+        KubeClient::new(bad).unwrap_err().to_string(),
+        "invalid API server URL \"http://127.0.0.1:6443\": must start with https://"
+    );
+    let mut bad = config.clone();
+    bad.ca = ApiServerCa::File(dir.0.join("missing.crt"));
+    assert!(
+        KubeClient::new(bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with(&format!(
+                "cannot read the API server CA file {}: ",
+                dir.0.join("missing.crt").display()
+            ))
+    );
+    let mut bad = config.clone();
+    bad.ca = ApiServerCa::Pem(b"no certificate here".to_vec());
+    assert_eq!(
+        KubeClient::new(bad).unwrap_err().to_string(),
+        "invalid API server CA: it holds no CERTIFICATE block"
+    );
+    let mut bad = config.clone();
+    bad.timeout = Duration::ZERO;
+    assert_eq!(
+        KubeClient::new(bad).unwrap_err().to_string(),
+        "invalid Kubernetes API configuration: the request timeout must be positive"
+    );
+
+    let client = KubeClient::new(config.clone()).unwrap();
+    assert_eq!(
+        client.post_json("api/v1", Vec::new()).await.unwrap_err(),
+        Error::Config {
+            what: "API path \"api/v1\"".into(),
+            reason: "must start with /".into()
+        }
+    );
+    // Answers longer than the limit are refused.
+    let e = client.post_json("/big", Vec::new()).await.unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    // An empty token file is refused before anything is sent.
+    std::fs::write(dir.0.join("token"), " \n").unwrap();
+    assert_eq!(
+        client
+            .post_json("/x", Vec::new())
+            .await
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "invalid API client token file {}: it is empty",
+            dir.0.join("token").display()
+        )
+    );
+    std::fs::write(dir.0.join("token"), "sa-token").unwrap();
+
+    // Slow answers time out.
+    let mut slow = config.clone();
+    slow.timeout = Duration::from_millis(200);
+    let e = KubeClient::new(slow)
+        .unwrap()
+        .post_json("/slow", Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Error::Timeout {
+            after: Duration::from_millis(200)
+        }
+    );
+
+    // A server whose certificate does not chain to the CA: one line, with the TLS reason.
+    let other = self::server().await;
+    let mut wrong = config;
+    wrong.ca = ApiServerCa::Pem(other.ca_pem.into_bytes());
+    let e = KubeClient::new(wrong)
+        .unwrap()
+        .post_json("/x", Vec::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot reach the Kubernetes API server at {}: ",
+            server.url
+        )),
+        "{e}"
+    );
+    assert!(e.contains("invalid peer certificate"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
