@@ -3,7 +3,8 @@
 //! With no arguments it runs in development mode: a state folder `./.meshid-dev/` (trust
 //! anchor, issuer, token-signing key, JWKS) is created or reused, gRPC `Certify` listens on
 //! 127.0.0.1:8080 and admin HTTP on 127.0.0.1:9990. `--issuer DIR` serves a real issuer
-//! folder instead. Linkerd's single-dash flags (`-identity-trust-domain=cluster.local`) work.
+//! folder instead; so does running where Linkerd's chart mounts the issuer Secret
+//! (`/var/run/linkerd/identity/issuer`, anchors from its trust-roots ConfigMap mount). Linkerd's single-dash flags (`-identity-trust-domain=cluster.local`) work.
 //!
 //! Subcommands: `serve` (default), `token` (a development token), `root-ca`, `issuer` and
 //! `cert-manager` (bootstrap tooling).
@@ -20,6 +21,7 @@ use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAn
 use meshid::issuer::{IssuerFolder, IssuerScheme};
 use meshid::policy::{GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain};
 use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
+use meshid::server::linkerd::LinkerdMounts;
 use meshid::server::serve::{AutoRotate, KubeApi, ServeConfig, TokenValidation, start};
 use time::OffsetDateTime;
 
@@ -75,10 +77,13 @@ struct ServeArgs {
     /// Issuer folder layout: linkerd.io/tls (crt.pem, key.pem) or kubernetes.io/tls.
     #[arg(long, default_value = "linkerd.io/tls")]
     identity_scheme: String,
-    /// Issuer folder (a mounted Secret); without it, development mode.
+    /// Issuer folder (a mounted Secret); without it, the one Linkerd's chart mounts at
+    /// /var/run/linkerd/identity/issuer if present, else development mode.
     #[arg(long)]
     issuer: Option<PathBuf>,
-    /// Trust-anchor bundle (default: ca.crt of a kubernetes.io/tls issuer folder).
+    /// Trust-anchor bundle (default: Linkerd's mounted
+    /// /var/run/linkerd/identity/trust-roots/ca-bundle.crt with Linkerd's issuer mount, else
+    /// ca.crt of a kubernetes.io/tls issuer folder).
     #[arg(long)]
     trust_anchors: Option<PathBuf>,
     /// Trust-anchor key (0600): mint issuers on cert-manager's schedule (48h, renewed 25h
@@ -286,11 +291,19 @@ fn serve(args: ServeArgs) -> Result<()> {
     runtime.block_on(async move {
         let now = OffsetDateTime::now_utc();
         let scheme: IssuerScheme = args.identity_scheme.parse().context("--identity-scheme")?;
-        let (mut config, dev) = match &args.issuer {
+        // No --issuer: Linkerd's mounted issuer if this runs where the chart mounts it, else
+        // development mode.
+        let mounted = args.issuer.is_none().then(LinkerdMounts::find).flatten();
+        if let Some(mounts) = &mounted {
+            tracing::info!(issuer = %mounts.issuer.display(), "serving the issuer mounted by Linkerd's chart");
+        }
+        let issuer_dir = args.issuer.clone().or_else(|| mounted.as_ref().map(|m| m.issuer.clone()));
+        let trust_anchors = args.trust_anchors.clone().or_else(|| mounted.and_then(|m| m.trust_anchors));
+        let (mut config, dev) = match &issuer_dir {
             Some(dir) => {
                 let validation = args.token_validation.clone().unwrap_or(TokenValidation::TokenReview);
-                let mut config = ServeConfig::new(IssuerFolder::new(dir, scheme), args.trust_anchors.clone(), validation);
-                if let (Some(key), Some(cert)) = (&args.trust_anchor_key, &args.trust_anchors) {
+                let mut config = ServeConfig::new(IssuerFolder::new(dir, scheme), trust_anchors.clone(), validation);
+                if let (Some(key), Some(cert)) = (&args.trust_anchor_key, &trust_anchors) {
                     config.auto_rotate = Some(AutoRotate::new(cert.clone(), key.clone()));
                 }
                 (config, None)

@@ -13,7 +13,8 @@
 //!   and the gRPC listener is up), `/metrics`.
 //!
 //! [`dev::DevState`] prepares a development state folder (anchor, issuer, token-signing key,
-//! JWKS) so all of this runs on one machine.
+//! JWKS) so all of this runs on one machine; [`linkerd::LinkerdMounts`] finds the issuer and
+//! trust anchors where Linkerd's chart mounts them.
 //!
 //! # Example
 //!
@@ -43,6 +44,7 @@ use std::net::SocketAddr;
 pub mod admin;
 pub mod cli;
 pub mod dev;
+pub mod linkerd;
 pub mod serve;
 
 /// Why the identity service could not start or run.
