@@ -1,5 +1,8 @@
 //! Events as Kubernetes core/v1 Events (feature `kube-events`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use meshid_kube::{KubeApiConfig, KubeClient};
 use meshid_policy::rfc3339;
 use tokio::sync::mpsc;
@@ -73,6 +76,8 @@ impl KubeEventsConfig {
 #[derive(Clone, Debug)]
 pub struct KubeEventSink {
     tx: mpsc::Sender<Event>,
+    /// Events dropped because the queue was full or closed.
+    dropped: Arc<AtomicU64>,
 }
 
 impl KubeEventSink {
@@ -82,25 +87,52 @@ impl KubeEventSink {
         let poster = Poster::new(config)?;
         let (tx, mut rx) = mpsc::channel::<Event>(poster.config.queue.max(1));
         let task = tokio::spawn(async move {
+            let mut failed = 0u64;
             while let Some(event) = rx.recv().await {
                 if let Err(e) = poster.post(&event).await {
-                    tracing::warn!(error = %e, reason = event.reason, "Kubernetes Event not recorded");
+                    failed += 1;
+                    if worth_a_warning(failed) {
+                        tracing::warn!(error = %e, reason = event.reason, failed, "Kubernetes Event not recorded");
+                    } else {
+                        tracing::debug!(error = %e, reason = event.reason, failed, "Kubernetes Event not recorded");
+                    }
                 }
             }
         });
-        Ok((Self { tx }, task))
+        Ok((
+            Self {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            task,
+        ))
     }
 }
 
 impl EventSink for KubeEventSink {
     fn emit(&self, event: &Event) {
         if self.tx.try_send(event.clone()).is_err() {
-            tracing::warn!(
-                reason = event.reason,
-                "Kubernetes Event queue full or closed; event dropped"
-            );
+            let dropped = self
+                .dropped
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1);
+            if worth_a_warning(dropped) {
+                tracing::warn!(
+                    reason = event.reason,
+                    dropped,
+                    "Kubernetes Event queue full or closed; event dropped"
+                );
+            } else {
+                tracing::debug!(reason = event.reason, dropped, "Kubernetes Event dropped");
+            }
         }
     }
+}
+
+/// Whether the `n`th failure of a kind is logged at warn (the 1st, 2nd, 4th, 8th, ...; the
+/// others at debug), so an API server outage during a pod-start storm does not flood the log.
+fn worth_a_warning(n: u64) -> bool {
+    n.is_power_of_two()
 }
 
 struct Poster {
@@ -170,5 +202,16 @@ impl Poster {
             "lastTimestamp": time,
             "count": 1,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_a_warning;
+
+    #[test]
+    fn repeated_failures_are_warned_about_ever_more_rarely() {
+        let warned: Vec<u64> = (1..=1000).filter(|&n| worth_a_warning(n)).collect();
+        assert_eq!(warned, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
     }
 }
