@@ -81,7 +81,9 @@
 //! - **Cache and rate limit.** Only positive TokenReview results are cached, under the token's
 //!   SHA-256, for at most a minute and never past the token's `exp`. A token bucket (Linkerd's
 //!   QPS 100, burst 200) spaces requests to the API server, so a pod-start storm queues here
-//!   instead of being throttled there.
+//!   instead of being throttled there; callers presenting the same token while it is being
+//!   reviewed (a proxy retrying a slow request) share one review, and a cancelled caller
+//!   leaves nothing behind.
 //! - **Tokens are secrets.** They are never logged, never quoted in errors (an answer from the
 //!   API server that echoes the token is redacted) and never shown by `Debug`; the static and
 //!   cached forms are SHA-256 digests.

@@ -263,6 +263,10 @@ async fn answer(
         "garbage" => Ok(Response::new(Full::new(Bytes::from_static(
             b"<html>proxy</html>",
         )))),
+        "delayed" => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            reviewed(json!({"authenticated": true, "user": user("web"), "audiences": requested}))
+        }
         "slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             reviewed(json!({"authenticated": true, "user": user("web"), "audiences": requested}))
@@ -963,4 +967,44 @@ fn kubeconfig_refusals_say_what_to_change() {
         ),
         "{e:?}"
     );
+}
+
+#[tokio::test]
+async fn callers_with_one_token_share_one_review_and_cancelled_ones_leave_nothing() {
+    let server = FakeApiServer::start().await;
+    let (config, _dir) = server.config();
+    let authn = Arc::new(TokenReviewAuthenticator::new(config).unwrap());
+
+    // Eight callers with the same token while its review is in flight: one API call.
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let authn = Arc::clone(&authn);
+        callers.spawn(async move { authn.authenticate(b"delayed").await });
+    }
+    while let Some(answer) = callers.join_next().await {
+        assert_eq!(answer.unwrap().unwrap().service_account, web());
+    }
+    assert_eq!(server.hits(), 1);
+    assert_eq!(authn.reviews_in_flight(), 0);
+
+    // A caller that gives up (its request was cancelled) leaves no review behind, and the
+    // next caller with that token asks again.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(50), authn.authenticate(b"slow")).await;
+    assert!(gave_up.is_err());
+    assert_eq!(authn.reviews_in_flight(), 0);
+    // The next caller with that token starts a review of its own; aborted, it too leaves
+    // nothing behind.
+    let next = {
+        let authn = Arc::clone(&authn);
+        tokio::spawn(async move { authn.authenticate(b"slow").await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while authn.reviews_in_flight() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(authn.reviews_in_flight(), 1);
+    next.abort();
+    assert!(next.await.unwrap_err().is_cancelled());
+    assert_eq!(authn.reviews_in_flight(), 0);
 }

@@ -6,10 +6,12 @@ mod limiter;
 
 use core::fmt;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use meshid_kube::KubeClient;
 use meshid_policy::ServiceAccount;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use self::cache::Cache;
 pub use self::config::{
@@ -47,6 +49,9 @@ pub struct TokenReviewAuthenticator<C = SystemClock> {
     config: TokenReviewConfig,
     limiter: RateLimiter,
     cache: Cache,
+    /// Reviews in flight, by token digest: a caller with the same token waits for that
+    /// review's answer instead of asking the API server again.
+    in_flight: InFlightMap,
     clock: C,
 }
 
@@ -108,6 +113,7 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
             client,
             limiter: RateLimiter::new(config.qps, config.burst),
             cache: Cache::new(config.cache_capacity),
+            in_flight: Mutex::new(HashMap::new()),
             config,
             clock,
         })
@@ -116,6 +122,15 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
     /// The configuration.
     pub fn config(&self) -> &TokenReviewConfig {
         &self.config
+    }
+
+    /// How many distinct tokens are being reviewed right now (callers with the same token
+    /// share one review).
+    pub fn reviews_in_flight(&self) -> usize {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// How many positive results are cached (expired ones included until looked up or
@@ -211,6 +226,68 @@ impl<C: Clock> Authenticator for TokenReviewAuthenticator<C> {
             tracing::trace!(service_account = %hit.service_account, "TokenReview cache hit");
             return Ok(hit);
         }
+        // One review per token at a time: a proxy that retries while its first request is
+        // still being reviewed (or many callers with one token) costs the API server one call.
+        let waiter = InFlight::join(&self.in_flight, key);
+        let cell = waiter.cell();
+        cell.get_or_init(|| self.review_and_cache(token, key))
+            .await
+            .clone()
+    }
+}
+
+/// The reviews in flight, by token digest.
+type InFlightMap = Mutex<HashMap<[u8; 32], Arc<OnceCell<Result<Authenticated, Error>>>>>;
+
+/// One caller's share of a review in flight. The review's entry is removed when its last
+/// caller leaves, answered or cancelled, so cancelled requests leave nothing behind.
+struct InFlight<'a> {
+    map: &'a InFlightMap,
+    key: [u8; 32],
+    cell: Option<Arc<OnceCell<Result<Authenticated, Error>>>>,
+}
+
+impl<'a> InFlight<'a> {
+    fn join(map: &'a InFlightMap, key: [u8; 32]) -> Self {
+        let mut entries = map.lock().unwrap_or_else(|e| e.into_inner());
+        let cell = Arc::clone(entries.entry(key).or_default());
+        Self {
+            map,
+            key,
+            cell: Some(cell),
+        }
+    }
+
+    /// The shared review (set in `join`, taken only in `drop`; a fresh one otherwise). The
+    /// handle is dropped before this caller's share is, so it never keeps the entry alive.
+    fn cell(&self) -> Arc<OnceCell<Result<Authenticated, Error>>> {
+        self.cell.clone().unwrap_or_default()
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let Some(cell) = self.cell.take() else {
+            return;
+        };
+        // Under the lock, this caller's handle is dropped too, so the last one to leave
+        // always sees just the map's handle and its own.
+        let mut entries = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if entries
+            .get(&self.key)
+            .is_some_and(|entry| Arc::ptr_eq(entry, &cell))
+            && Arc::strong_count(&cell) == 2
+        {
+            entries.remove(&self.key);
+        }
+        drop(cell);
+        drop(entries);
+    }
+}
+
+impl<C: Clock> TokenReviewAuthenticator<C> {
+    /// Reviews `token` and caches a positive answer.
+    async fn review_and_cache(&self, token: &str, key: [u8; 32]) -> Result<Authenticated, Error> {
         let result = self.review_and_check(token).await;
         match &result {
             Ok(authenticated) => {
