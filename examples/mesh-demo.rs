@@ -180,17 +180,17 @@ async fn demo(dir: &Path) -> Result<()> {
         seen.push(tap);
     }
     let mut edges = Vec::new();
-    for (name, _, inbound_addr, app_addr) in &routes {
-        // The outbound proxy's tap names the peer proxy it dialled; the inbound proxy's, the
-        // application it forwarded to.
+    for (name, _, inbound_addr, _) in &routes {
+        // The outbound proxy's tap names the peer proxy it dialled; the inbound proxy's tap of
+        // the same connection has, as its source, the outbound proxy's end of it.
         let out = seen
             .iter()
             .find(|t| t.direction == Direction::Out && t.dst == *inbound_addr)
             .ok_or_else(|| anyhow!("no outbound tap for web → {name}"))?;
         let inb = seen
             .iter()
-            .find(|t| t.direction == Direction::In && t.dst == *app_addr)
-            .ok_or_else(|| anyhow!("no inbound tap for web → {name}"))?;
+            .find(|t| t.direction == Direction::In && t.src == out.mtls_local)
+            .ok_or_else(|| anyhow!("no inbound tap of the connection web → {name}"))?;
         edges.push(Edge::observed(
             &mesh,
             inb.peer_identity.clone(),

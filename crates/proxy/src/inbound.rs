@@ -53,6 +53,7 @@ async fn handle(
     acceptor: TlsAcceptor,
     taps: Option<mpsc::UnboundedSender<Tap>>,
 ) -> Result<(), Error> {
+    let mtls_local = tcp.local_addr()?;
     let mut tls = acceptor.accept(tcp).await?;
     let client_id = peer_identity(tls.get_ref().1);
     tracing::info!(
@@ -65,6 +66,7 @@ async fn handle(
             src,
             dst: app,
             peer_identity: client_id,
+            mtls_local,
         });
     }
     let mut upstream = TcpStream::connect(app).await?;

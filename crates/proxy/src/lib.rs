@@ -52,6 +52,10 @@ pub struct Tap {
     pub dst: SocketAddr,
     /// The authenticated identity of the mTLS peer (the client on `in`, the server on `out`).
     pub peer_identity: Option<String>,
+    /// This proxy's end of the mTLS connection: on `out`, the local address of the
+    /// connection to the peer proxy, which that proxy's `in` tap reports as its `src`; on
+    /// `in`, the local address the peer connected to. It pairs the two taps of one call.
+    pub mtls_local: SocketAddr,
 }
 
 /// Which side of the proxy a connection crossed.

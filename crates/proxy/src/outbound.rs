@@ -60,6 +60,7 @@ async fn handle(
     taps: Option<mpsc::UnboundedSender<Tap>>,
 ) -> Result<(), Error> {
     let tcp = TcpStream::connect(peer).await?;
+    let mtls_local = tcp.local_addr()?;
     let mut tls = connector.connect(sni, tcp).await?;
     let server_id = peer_identity(tls.get_ref().1);
     tracing::info!(
@@ -72,6 +73,7 @@ async fn handle(
             src,
             dst: peer,
             peer_identity: server_id,
+            mtls_local,
         });
     }
     tokio::io::copy_bidirectional(&mut app, &mut tls).await?;

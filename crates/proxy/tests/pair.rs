@@ -92,4 +92,8 @@ async fn bytes_cross_the_mesh_over_mtls() {
     assert_eq!(taps[1].direction, Direction::In);
     assert_eq!(taps[1].peer_identity.as_deref(), Some(WEB));
     assert_eq!(taps[1].dst, app_addr);
+    // The two taps of one call pair up: the inbound side saw the outbound side's end of the
+    // mTLS connection as its source, and was reached on its own listener.
+    assert_eq!(taps[1].src, taps[0].mtls_local);
+    assert_eq!(taps[1].mtls_local, inbound_addr);
 }
