@@ -228,15 +228,9 @@ pub(crate) fn validate(
     let peer = verify_own_chain(bundle, &response.leaf, &response.intermediates, now)
         .map_err(|e| invalid(format!("the certificate chain does not verify: {e}")))?;
     if !peer.matches(identity) {
-        let found: Vec<_> = peer
-            .dns_names()
-            .iter()
-            .chain(peer.uris())
-            .cloned()
-            .collect();
         return Err(invalid(format!(
             "the certificate does not name the local identity {identity}: found [{}]",
-            found.join(", ")
+            peer.names().join(", ")
         )));
     }
     if (valid_until - peer.not_after()).abs() >= time::Duration::SECOND {

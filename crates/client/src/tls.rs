@@ -110,12 +110,7 @@ impl ServerCertVerifier for ServerIdentityVerifier {
             Usage::Server,
         )?;
         if !peer.matches(&self.expected) {
-            let found: Vec<_> = peer
-                .dns_names()
-                .iter()
-                .chain(peer.uris())
-                .cloned()
-                .collect();
+            let found = peer.names();
             return Err(match ServerName::try_from(self.expected.clone()) {
                 // A DNS identity: rustls's own "not valid for name" error, with the names found.
                 Ok(expected) => rustls::Error::InvalidCertificate(

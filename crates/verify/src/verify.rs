@@ -148,8 +148,9 @@ impl VerifiedPeer {
         }
     }
 
-    /// The DNS SANs then the URI SANs.
-    fn names(&self) -> Vec<String> {
+    /// The leaf's names, DNS SANs then URI SANs: what an error says was found instead of the
+    /// expected identity.
+    pub fn names(&self) -> Vec<String> {
         self.dns_names.iter().chain(&self.uris).cloned().collect()
     }
 }
