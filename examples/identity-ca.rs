@@ -239,8 +239,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::RootCa(args)) => {
-            let mut options = CaOptions::root(&args.common_name, now, args.duration.into());
-            options.not_before = now;
+            let options = CaOptions::root(&args.common_name, now, args.duration.into());
             bootstrap::write_root_ca(
                 &OutputFiles::new(&args.cert, &args.key),
                 &options,
