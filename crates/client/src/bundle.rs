@@ -189,15 +189,22 @@ impl<K: Clock> BundleWatcher<K> {
                 );
                 return;
             };
-            let outcome = self.check(&credentials, self.clock.now());
+            // Read off the runtime's worker: a mounted volume can be slow.
+            let read = tokio::fs::read(&self.path).await;
+            let outcome = self.check(read, &credentials, self.clock.now());
             drop(credentials);
             self.outcomes.send_replace(Some(outcome));
         }
     }
 
     /// One pass: read, compare, validate, install.
-    fn check(&mut self, credentials: &Credentials, now: OffsetDateTime) -> BundleCheck {
-        let pem = match std::fs::read(&self.path) {
+    fn check(
+        &mut self,
+        read: std::io::Result<Vec<u8>>,
+        credentials: &Credentials,
+        now: OffsetDateTime,
+    ) -> BundleCheck {
+        let pem = match read {
             Ok(pem) => pem,
             Err(e) => {
                 let reason = e.to_string();
