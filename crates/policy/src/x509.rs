@@ -77,3 +77,32 @@ mod tests {
         assert_eq!(modulus_bits(&[]), 0);
     }
 }
+
+/// DER encodings that meshid's hand-written readers (the CSR walker, the leaf reader of chain
+/// verification) compare against, kept in one place.
+pub mod der {
+    /// basicConstraints, 2.5.29.19.
+    pub const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+    /// keyUsage, 2.5.29.15.
+    pub const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+    /// extKeyUsage, 2.5.29.37.
+    pub const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
+    /// subjectAltName, 2.5.29.17.
+    pub const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+    /// id-kp-serverAuth, 1.3.6.1.5.5.7.3.1.
+    pub const OID_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    /// id-kp-clientAuth, 1.3.6.1.5.5.7.3.2.
+    pub const OID_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+
+    /// The DER of a P-256 SubjectPublicKeyInfo up to the 64 bytes of the point's coordinates:
+    /// id-ecPublicKey, prime256v1, a BIT STRING holding an uncompressed point.
+    pub const SPKI_P256_PREFIX: &[u8] = &[
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    ];
+    /// The same for P-384 (secp384r1), up to the 96 bytes of the coordinates.
+    pub const SPKI_P384_PREFIX: &[u8] = &[
+        0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05,
+        0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00, 0x04,
+    ];
+}

@@ -4,6 +4,10 @@
 //! profile reads (validity, a P-256/P-384 key, the four extensions) are decoded by hand, and
 //! anything else is handed to x509-parser, so that unusual encodings get exactly its verdict.
 
+use meshid_policy::x509::der::{
+    OID_BASIC_CONSTRAINTS, OID_CLIENT_AUTH, OID_EXT_KEY_USAGE, OID_KEY_USAGE, OID_SERVER_AUTH,
+    OID_SUBJECT_ALT_NAME, SPKI_P256_PREFIX, SPKI_P384_PREFIX,
+};
 use meshid_policy::{KeyAlgorithm, PublicKeyKind};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 use x509_parser::certificate::{Validity, X509Certificate};
@@ -30,33 +34,8 @@ const TAG_DNS_NAME: u8 = 0x82;
 const TAG_URI: u8 = 0x86;
 const TAG_IP_ADDRESS: u8 = 0x87;
 
-/// basicConstraints, 2.5.29.19.
-const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-/// keyUsage, 2.5.29.15.
-const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
-/// extKeyUsage, 2.5.29.37.
-const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
-/// subjectAltName, 2.5.29.17.
-const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 /// anyExtendedKeyUsage, 2.5.29.37.0.
 const OID_ANY_EKU: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
-/// id-kp-serverAuth, 1.3.6.1.5.5.7.3.1.
-const OID_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
-/// id-kp-clientAuth, 1.3.6.1.5.5.7.3.2.
-const OID_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
-
-/// The DER of a P-256 SubjectPublicKeyInfo up to the 64 bytes of the point's coordinates:
-/// id-ecPublicKey, prime256v1, a BIT STRING holding an uncompressed point.
-const SPKI_P256_PREFIX: &[u8] = &[
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
-];
-/// The same for P-384 (secp384r1), up to the 96 bytes of the coordinates.
-const SPKI_P384_PREFIX: &[u8] = &[
-    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
-    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00, 0x04,
-];
-
 /// Parses one DER certificate, refusing trailing bytes.
 pub(crate) fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     finish(X509Certificate::from_der(der))
