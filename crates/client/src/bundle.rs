@@ -16,6 +16,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::driver::verify_own_chain;
 use crate::error::BundleProblem;
+use crate::store::Installed;
 use crate::{Clock, Credentials, Error};
 
 /// How often [`BundleWatcher`] re-reads the file by default.
@@ -224,16 +225,19 @@ impl<K: Clock> BundleWatcher<K> {
             Ok(bundle) => bundle,
             Err(e) => return self.refused(&hash, BundleProblem::Invalid(e)),
         };
-        let current = credentials.trust_bundle();
-        if bundle == *current {
+        if bundle == *credentials.trust_bundle() {
             // Same anchors (the bundle the client started with, or a reformatted file).
             self.installed = Some(hash);
             return self.unchanged();
         }
-        if let Err(e) = verifies_installed(credentials, &bundle, now) {
-            return self.refused(&hash, BundleProblem::OrphansCertificate(e));
-        }
-        credentials.set_trust_bundle(bundle.clone());
+        // Checked and installed in one turn, so a renewal cannot slip in between.
+        let current = match credentials
+            .set_trust_bundle_checked(bundle.clone(), |installed, new| {
+                verifies_installed(installed, new, now)
+            }) {
+            Ok(previous) => previous,
+            Err(e) => return self.refused(&hash, BundleProblem::OrphansCertificate(e)),
+        };
         let subjects: Vec<&str> = bundle.anchors().map(Anchor::subject).collect();
         let earliest_not_after = bundle
             .anchors()
@@ -282,15 +286,15 @@ impl<K: Clock> BundleWatcher<K> {
     }
 }
 
-/// Whether `bundle` verifies the certificate `credentials` present. Nothing to check without
+/// Whether `bundle` verifies the `installed` certificate. Nothing to check without
 /// one, or outside its validity (an expired certificate verifies under no bundle, and the
 /// certify loop validates its replacement against the bundle in use then).
 fn verifies_installed(
-    credentials: &Credentials,
+    installed: Option<&Installed>,
     bundle: &TrustBundle,
     now: OffsetDateTime,
 ) -> Result<(), meshid_verify::Error> {
-    let Some(installed) = credentials.installed() else {
+    let Some(installed) = installed else {
         return Ok(());
     };
     if now < installed.not_before || now >= installed.not_after {

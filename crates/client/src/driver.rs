@@ -189,17 +189,17 @@ impl<C: Certifier, K: Clock> Client<C, K> {
             .await
             .map_err(Error::Certify)?;
         let now = self.clock.now();
-        let installed = validate(
-            &response,
-            key,
-            &self.config.identity,
-            &self.credentials.trust_bundle(),
-            now,
-            &self.provider,
-        )?;
-        let window = (now, installed.not_before, installed.not_after);
-        self.credentials.install(installed);
-        Ok(window)
+        let (not_before, not_after) = self.credentials.install_checked(|bundle| {
+            validate(
+                &response,
+                key,
+                &self.config.identity,
+                bundle,
+                now,
+                &self.provider,
+            )
+        })?;
+        Ok((now, not_before, not_after))
     }
 }
 
