@@ -8,6 +8,7 @@ use meshid_policy::PublicKeyKind;
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use time::OffsetDateTime;
 
+use crate::anchor_signatures::AnchorSignatures;
 use crate::{Error, x509};
 
 /// The PEM label of a certificate.
@@ -35,6 +36,8 @@ struct Inner {
     anchors: Vec<Anchor>,
     /// Parallel to `anchors`: what webpki builds paths to.
     trust_anchors: Vec<TrustAnchor<'static>>,
+    /// Issuer signatures by the anchors' keys that verified (shared by clones).
+    signatures: AnchorSignatures,
 }
 
 impl TrustBundle {
@@ -169,12 +172,20 @@ impl TrustBundle {
     }
 
     fn from_parts(anchors: Vec<Anchor>, trust_anchors: Vec<TrustAnchor<'static>>) -> Self {
+        let signatures =
+            AnchorSignatures::new(anchors.iter().map(|a| a.key_bits.clone()).collect());
         Self {
             inner: Arc::new(Inner {
                 anchors,
                 trust_anchors,
+                signatures,
             }),
         }
+    }
+
+    /// What path building verifies signatures with under this bundle.
+    pub(crate) fn signatures(&self) -> &AnchorSignatures {
+        &self.inner.signatures
     }
 
     fn entries(&self) -> impl Iterator<Item = (&Anchor, &TrustAnchor<'static>)> {
@@ -214,6 +225,8 @@ pub struct Anchor {
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     key: PublicKeyKind,
+    /// The `subjectPublicKey` bits, as webpki hands them to a signature algorithm.
+    key_bits: Vec<u8>,
 }
 
 impl Anchor {
@@ -221,7 +234,7 @@ impl Anchor {
     /// building). An anchor must be a CA certificate (basicConstraints cA=TRUE) with a
     /// non-empty subject: webpki alone would take any certificate, leaves and v1 included.
     fn parse(der: CertificateDer<'static>) -> Result<(Self, TrustAnchor<'static>), String> {
-        let (subject, not_before, not_after, key) = {
+        let (subject, not_before, not_after, key, key_bits) = {
             let cert = x509::parse_certificate(&der)?;
             let is_ca = cert.basic_constraints().map_err(|e| e.to_string())?;
             if !is_ca.is_some_and(|bc| bc.value.ca) {
@@ -242,6 +255,7 @@ impl Anchor {
                 validity.not_before.to_datetime(),
                 validity.not_after.to_datetime(),
                 meshid_policy::x509::public_key_kind(cert.public_key()),
+                cert.public_key().subject_public_key.data.to_vec(),
             )
         };
         let trust_anchor = webpki::anchor_from_trusted_cert(&der)
@@ -253,6 +267,7 @@ impl Anchor {
             not_before,
             not_after,
             key,
+            key_bits,
         };
         Ok((anchor, trust_anchor))
     }

@@ -106,6 +106,7 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod anchor_signatures;
 mod bundle;
 mod error;
 mod verify;

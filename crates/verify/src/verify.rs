@@ -6,7 +6,7 @@ use core::time::Duration;
 use std::sync::OnceLock;
 
 use meshid_policy::{KeyAlgorithm, PublicKeyKind};
-use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
 use webpki::{EndEntityCert, KeyUsage, VerifiedPath};
 
@@ -372,9 +372,17 @@ impl<'a> PathCheck<'a> {
         leaf: &CertificateDer<'_>,
     ) -> Result<(Chain, usize), Error> {
         let check = |path: &VerifiedPath<'_>| self.check(path);
+        let algorithms = self
+            .bundle
+            .signatures()
+            .algorithms(webpki::ALL_VERIFICATION_ALGS);
+        let algorithms: Vec<&dyn SignatureVerificationAlgorithm> = algorithms
+            .iter()
+            .map(|alg| alg as &dyn SignatureVerificationAlgorithm)
+            .collect();
         let path = end_entity
             .verify_for_usage(
-                webpki::ALL_VERIFICATION_ALGS,
+                &algorithms,
                 self.bundle.trust_anchors(),
                 intermediates,
                 self.unix_now,

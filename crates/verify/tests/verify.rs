@@ -202,6 +202,45 @@ fn refuses_a_bad_signature() {
 }
 
 #[test]
+fn an_issuer_verified_once_is_still_checked_byte_for_byte() {
+    let pki = Pki::new();
+    let bundle = pki.bundle();
+    let chain = |issuer: &CertificateDer<'_>| {
+        verify_chain(
+            &bundle,
+            &pki.leaf,
+            std::slice::from_ref(issuer),
+            NOW,
+            Usage::Server,
+            &VerifyOptions::default(),
+        )
+    };
+    // The bundle remembers the root's signature over the issuer...
+    for _ in 0..3 {
+        chain(&pki.issuer.der).unwrap();
+    }
+    // ...and only for exactly that issuer: a flipped bit in its signature, or in the
+    // signed part (here the last byte of its serial number), is verified afresh and fails.
+    let mut bad_signature = pki.issuer.der.to_vec();
+    let last = bad_signature.len() - 1;
+    bad_signature[last] ^= 0x01;
+    let mut bad_body = pki.issuer.der.to_vec();
+    let serial = bad_body
+        .windows(2)
+        .position(|w| w == [0x02, 0x14])
+        .expect("a 20-byte serial number");
+    bad_body[serial + 2 + 19] ^= 0x01;
+    for tampered in [bad_signature, bad_body] {
+        assert_eq!(
+            err(chain(&CertificateDer::from(tampered))),
+            Error::Chain(webpki::Error::InvalidSignatureForPublicKey)
+        );
+    }
+    // A clone of the bundle shares what it remembered; the genuine issuer still verifies.
+    verify(&pki, &pki.leaf, Usage::Server).unwrap();
+}
+
+#[test]
 fn refuses_an_expired_leaf() {
     let pki = Pki::new();
     let leaf = pki.issuer.leaf(&Leaf {
