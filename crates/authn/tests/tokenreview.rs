@@ -1,30 +1,23 @@
 //! TokenReview against a local HTTPS endpoint that answers like the Kubernetes API server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::convert::Infallible;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use meshid_authn::{
     ApiCredentials, ApiServerCa, Authenticator, Clock, Error, ErrorKind, InvalidToken,
     KubeApiConfig, ManualClock, TokenReviewAuthenticator, TokenReviewConfig,
 };
+use meshid_kube_testing::{Answer, ApiServerDouble, ClientCertificate, Request};
 use meshid_policy::ServiceAccount;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 /// The identity service's own credential, as mounted in its pod.
@@ -38,189 +31,93 @@ struct Seen {
     audiences: Option<Vec<String>>,
 }
 
-struct FakeApiServer {
-    url: String,
-    ca_pem: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+impl Seen {
+    fn of(req: &Request) -> Self {
+        let review: Value = serde_json::from_slice(&req.body).unwrap();
+        Self {
+            authorization: req.authorization().to_owned(),
+            token: review["spec"]["token"].as_str().unwrap().to_owned(),
+            audiences: review["spec"].get("audiences").map(|a| {
+                a.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            }),
+        }
+    }
 }
 
-/// A client certificate the fake API server accepts, and its key (PEM).
-struct ClientCert {
-    chain_pem: String,
-    key_pem: String,
-}
-
-/// A self-signed CA for the test's certificates.
-fn test_ca() -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    (ca_cert, Issuer::new(ca_params, ca_key))
-}
+/// The API server double, answering TokenReviews like [`answer`].
+struct FakeApiServer(ApiServerDouble);
 
 impl FakeApiServer {
     async fn start() -> Self {
-        Self::start_with_client_ca(None).await
+        Self(ApiServerDouble::builder().answer(answer).start().await)
     }
 
     /// A server that also accepts TLS client certificates issued by a CA it makes; returns
     /// one such certificate (`CN=system:serviceaccount:linkerd:linkerd-identity`).
-    async fn start_with_client_certs() -> (Self, ClientCert) {
-        let (ca_cert, issuer) = test_ca();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(
-            rcgen::DnType::CommonName,
-            "system:serviceaccount:linkerd:linkerd-identity",
-        );
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let server = Self::start_with_client_ca(Some(ca_cert.der().clone())).await;
-        let client = ClientCert {
-            chain_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        };
-        (server, client)
+    async fn start_with_client_certs() -> (Self, ClientCertificate) {
+        let server = ApiServerDouble::builder()
+            .accept_client_certificates("system:serviceaccount:linkerd:linkerd-identity")
+            .answer(answer)
+            .start()
+            .await;
+        let client = server.client_certificate().unwrap().clone();
+        (Self(server), client)
     }
 
-    async fn start_with_client_ca(
-        client_ca: Option<rustls::pki_types::CertificateDer<'static>>,
-    ) -> Self {
-        let (ca_cert, issuer) = test_ca();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        let cert = params.signed_by(&key, &issuer).unwrap();
+    fn url(&self) -> &str {
+        self.0.url()
+    }
 
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = match client_ca {
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                roots.add(ca).unwrap();
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider,
-                )
-                .allow_unauthenticated()
-                .build()
-                .unwrap();
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let tls = builder
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (acceptor, log) = (acceptor.clone(), log.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    // A verified client certificate authenticates like the bearer token.
-                    let by_certificate = tls.get_ref().1.peer_certificates().is_some();
-                    let service = hyper::service::service_fn(move |req| {
-                        answer(req, by_certificate, log.clone())
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            url: format!("https://{addr}"),
-            ca_pem: ca_cert.pem(),
-            seen,
-        }
+    fn ca_pem(&self) -> &str {
+        self.0.ca_pem()
     }
 
     fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.0.requests().iter().map(Seen::of).collect()
     }
 
     fn hits(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.0.hits()
     }
 
     /// A configuration for this server, with its files in a fresh directory.
     fn config(&self) -> (TokenReviewConfig, TempDir) {
         let dir = TempDir::new();
-        std::fs::write(dir.0.join("ca.crt"), &self.ca_pem).unwrap();
+        std::fs::write(dir.0.join("ca.crt"), self.ca_pem()).unwrap();
         std::fs::write(dir.0.join("token"), CLIENT_TOKEN).unwrap();
-        let config = TokenReviewConfig::new(&self.url, dir.0.join("ca.crt"), dir.0.join("token"));
+        let config = TokenReviewConfig::new(self.url(), dir.0.join("ca.crt"), dir.0.join("token"));
         (config, dir)
     }
 }
 
 /// Answers by the reviewed token, like an API server would.
-async fn answer(
-    req: Request<hyper::body::Incoming>,
-    by_certificate: bool,
-    log: Arc<Mutex<Vec<Seen>>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let authorization = req
-        .headers()
-        .get("authorization")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let path = req.uri().path().to_owned();
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let review: Value = serde_json::from_slice(&body).unwrap();
-    let token = review["spec"]["token"].as_str().unwrap().to_owned();
-    let audiences = review["spec"].get("audiences").map(|a| {
-        a.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-    });
-    log.lock().unwrap().push(Seen {
-        authorization: authorization.clone(),
-        token: token.clone(),
-        audiences: audiences.clone(),
-    });
-    assert_eq!(path, "/apis/authentication.k8s.io/v1/tokenreviews");
+async fn answer(req: Request) -> Answer {
+    let Seen {
+        authorization,
+        token,
+        audiences,
+    } = Seen::of(&req);
+    let review: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(req.path, "/apis/authentication.k8s.io/v1/tokenreviews");
     assert_eq!(review["apiVersion"], "authentication.k8s.io/v1");
     assert_eq!(review["kind"], "TokenReview");
 
-    let status = |code: StatusCode, body: Value| {
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-        *r.status_mut() = code;
-        Ok(r)
-    };
-    if !by_certificate
+    let status = |code: u16, body: Value| Answer::new(code, body.to_string());
+    // A verified client certificate authenticates like the bearer token.
+    if !req.client_certificate
         && authorization != format!("Bearer {CLIENT_TOKEN}")
         && !authorization.ends_with("-rotated")
     {
         return status(
-            StatusCode::UNAUTHORIZED,
+            401,
             json!({"kind": "Status", "message": "Unauthorized", "code": 401}),
         );
     }
-    let reviewed = |s: Value| {
-        status(
-            StatusCode::CREATED,
-            json!({"kind": "TokenReview", "status": s}),
-        )
-    };
+    let reviewed = |s: Value| status(201, json!({"kind": "TokenReview", "status": s}));
     let user = |sa: &str| {
         json!({"username": format!("system:serviceaccount:emojivoto:{sa}"),
                "uid": "9b1f0f6e-0000-4000-8000-000000000001",
@@ -245,24 +142,16 @@ async fn answer(
         "user-token" => reviewed(json!({
             "authenticated": true, "user": {"username": "alice"}, "audiences": requested})),
         "throttled" => status(
-            StatusCode::TOO_MANY_REQUESTS,
+            429,
             json!({"kind": "Status", "status": "Failure", "reason": "TooManyRequests",
                    "message": "Too many requests, please try again later.", "code": 429}),
         ),
-        "broken" => Ok({
-            let mut r = Response::new(Full::new(Bytes::from_static(
-                b"etcdserver: request timed out\n",
-            )));
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r
-        }),
+        "broken" => Answer::new(500, &b"etcdserver: request timed out\n"[..]),
         "echoed" => status(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            500,
             json!({"kind": "Status", "message": "cannot review echoed", "code": 500}),
         ),
-        "garbage" => Ok(Response::new(Full::new(Bytes::from_static(
-            b"<html>proxy</html>",
-        )))),
+        "garbage" => Answer::new(200, &b"<html>proxy</html>"[..]),
         "delayed" => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             reviewed(json!({"authenticated": true, "user": user("web"), "audiences": requested}))
@@ -565,14 +454,14 @@ async fn the_client_token_is_reread_on_every_request() {
 async fn in_cluster_configuration() {
     let server = FakeApiServer::start().await;
     let (_, dir) = server.config();
-    let port = server.url.rsplit_once(':').unwrap().1.to_owned();
+    let port = server.url().rsplit_once(':').unwrap().1.to_owned();
     let env = |name: &str| match name {
         "KUBERNETES_SERVICE_HOST" => Some("127.0.0.1".to_owned()),
         "KUBERNETES_SERVICE_PORT" => Some(port.clone()),
         _ => None,
     };
     let config = TokenReviewConfig::in_cluster_with(env, &dir.0).unwrap();
-    assert_eq!(config.api.api_server, server.url);
+    assert_eq!(config.api.api_server, server.url());
     assert_eq!(
         config.api.credentials,
         ApiCredentials::TokenFile(dir.0.join("token"))
@@ -646,7 +535,7 @@ async fn configuration_and_transport_errors() {
 
     // The server's certificate does not chain to this CA.
     let other = FakeApiServer::start().await;
-    std::fs::write(dir.0.join("other.crt"), &other.ca_pem).unwrap();
+    std::fs::write(dir.0.join("other.crt"), other.ca_pem()).unwrap();
     let mut wrong_ca = config.clone();
     wrong_ca.api.ca = ApiServerCa::File(dir.0.join("other.crt"));
     let e = TokenReviewAuthenticator::new(wrong_ca)
@@ -659,7 +548,7 @@ async fn configuration_and_transport_errors() {
     assert!(
         msg.starts_with(&format!(
             "cannot reach the Kubernetes API server at {}: ",
-            server.url
+            server.url()
         )),
         "{msg}"
     );
@@ -681,7 +570,7 @@ async fn configuration_and_transport_errors() {
 }
 
 /// A kubeconfig in the shape `kind`/`kubeadm` write: inline CA, inline client certificate.
-fn kubeconfig_with_client_cert(server: &FakeApiServer, client: &ClientCert) -> String {
+fn kubeconfig_with_client_cert(server: &FakeApiServer, client: &ClientCertificate) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
         r#"apiVersion: v1
@@ -715,8 +604,8 @@ users:
   user:
     token: {CLIENT_TOKEN}
 "#,
-        url = server.url,
-        ca = b64(&server.ca_pem),
+        url = server.url(),
+        ca = b64(server.ca_pem()),
         cert = b64(&client.chain_pem),
         key = b64(&client.key_pem),
     )
@@ -730,10 +619,10 @@ async fn kubeconfig_with_a_client_certificate_reviews_over_mutual_tls() {
     std::fs::write(&path, kubeconfig_with_client_cert(&server, &client)).unwrap();
 
     let config = TokenReviewConfig::from_kubeconfig(&path, None).unwrap();
-    assert_eq!(config.api.api_server, server.url);
+    assert_eq!(config.api.api_server, server.url());
     assert_eq!(
         config.api.ca,
-        ApiServerCa::Pem(server.ca_pem.clone().into_bytes())
+        ApiServerCa::Pem(server.ca_pem().as_bytes().to_vec())
     );
     assert!(matches!(
         config.api.credentials,
@@ -765,7 +654,7 @@ async fn kubeconfig_with_files_relative_to_its_folder_and_a_token_file() {
     let server = FakeApiServer::start().await;
     let dir = TempDir::new();
     std::fs::create_dir_all(dir.0.join("pki")).unwrap();
-    std::fs::write(dir.0.join("pki/ca.crt"), &server.ca_pem).unwrap();
+    std::fs::write(dir.0.join("pki/ca.crt"), server.ca_pem()).unwrap();
     std::fs::write(dir.0.join("sa-token"), CLIENT_TOKEN).unwrap();
     let path = dir.0.join("config");
     std::fs::write(
@@ -775,7 +664,7 @@ async fn kubeconfig_with_files_relative_to_its_folder_and_a_token_file() {
              contexts: [{{name: dev, context: {{cluster: c, user: u}}}}]\n\
              clusters: [{{name: c, cluster: {{server: '{}', certificate-authority: pki/ca.crt}}}}]\n\
              users: [{{name: u, user: {{tokenFile: sa-token}}}}]\n",
-            server.url
+            server.url()
         ),
     )
     .unwrap();

@@ -1,106 +1,46 @@
 //! The client against a local HTTPS endpoint that answers like the API server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use meshid_kube::{ApiCredentials, ApiServerCa, Error, KubeApiConfig, KubeClient};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+use meshid_kube_testing::{Answer, ApiServerDouble, Request};
 
-/// (path, authorization header, body) of each request.
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
-
-struct Server {
-    url: String,
-    ca_pem: String,
-    seen: Seen,
+async fn server() -> ApiServerDouble {
+    ApiServerDouble::builder().answer(answer).start().await
 }
 
-async fn server() -> Server {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Seen::default();
-    let log = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, log) = (acceptor.clone(), Arc::clone(&log));
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(move |req| answer(req, log.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
+async fn answer(req: Request) -> Answer {
+    assert_eq!(req.headers["content-type"], "application/json");
+    match req.path.trim_start_matches("/prefix") {
+        "/forbidden" => Answer::new(
+            403,
+            &br#"{"kind":"Status","message":"events is forbidden: User \"x\" cannot create","code":403}"#[..],
+        ),
+        "/big" => Answer::new(200, vec![b'x'; 2 * 1024 * 1024]),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Answer::new(200, Vec::new())
         }
-    });
-    Server {
-        url: format!("https://127.0.0.1:{}", addr.port()),
-        ca_pem: cert.pem(),
-        seen,
+        _ => Answer::new(201, req.body),
     }
 }
 
-async fn answer(
-    req: Request<hyper::body::Incoming>,
-    log: Seen,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_owned();
-    let auth = req
-        .headers()
-        .get("authorization")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    assert_eq!(req.headers()["content-type"], "application/json");
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    log.lock().unwrap().push((
-        path.clone(),
-        auth,
-        String::from_utf8_lossy(&body).into_owned(),
-    ));
-    let (status, body) = match path.trim_start_matches("/prefix") {
-        "/forbidden" => (
-            StatusCode::FORBIDDEN,
-            Bytes::from_static(
-                br#"{"kind":"Status","message":"events is forbidden: User \"x\" cannot create","code":403}"#,
-            ),
-        ),
-        "/big" => (StatusCode::OK, Bytes::from(vec![b'x'; 2 * 1024 * 1024])),
-        "/slow" => {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            (StatusCode::OK, Bytes::new())
-        }
-        _ => (StatusCode::CREATED, body),
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    Ok(response)
+/// (path, authorization header, body) of each request.
+fn recorded(server: &ApiServerDouble) -> Vec<(String, String, String)> {
+    server
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.authorization().to_owned(),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )
+        })
+        .collect()
 }
 
 struct TempDir(PathBuf);
@@ -124,10 +64,10 @@ impl Drop for TempDir {
     }
 }
 
-fn config(server: &Server, dir: &TempDir) -> KubeApiConfig {
-    std::fs::write(dir.0.join("ca.crt"), &server.ca_pem).unwrap();
+fn config(server: &ApiServerDouble, dir: &TempDir) -> KubeApiConfig {
+    std::fs::write(dir.0.join("ca.crt"), server.ca_pem()).unwrap();
     std::fs::write(dir.0.join("token"), "sa-token\n").unwrap();
-    KubeApiConfig::new(&server.url, dir.0.join("ca.crt"), dir.0.join("token"))
+    KubeApiConfig::new(server.url(), dir.0.join("ca.crt"), dir.0.join("token"))
 }
 
 #[tokio::test]
@@ -135,7 +75,7 @@ async fn posts_json_with_the_bearer_token_below_the_base_url() {
     let server = server().await;
     let dir = TempDir::new();
     let mut config = config(&server, &dir);
-    config.api_server = format!("{}/prefix/", server.url);
+    config.api_server = format!("{}/prefix/", server.url());
     let client = KubeClient::new(config).unwrap();
 
     let answer = client
@@ -157,7 +97,7 @@ async fn posts_json_with_the_bearer_token_below_the_base_url() {
         answer.error_message(),
         "events is forbidden: User \"x\" cannot create"
     );
-    let seen = server.seen.lock().unwrap().clone();
+    let seen = recorded(&server);
     assert_eq!(
         seen[0],
         (
@@ -175,10 +115,7 @@ async fn posts_json_with_the_bearer_token_below_the_base_url() {
     let client = KubeClient::new(config).unwrap();
     assert!(!format!("{client:?}").contains("fixed-token"));
     client.post_json("/x", b"{}".to_vec()).await.unwrap();
-    assert_eq!(
-        server.seen.lock().unwrap()[2].1,
-        "Bearer fixed-token".to_owned()
-    );
+    assert_eq!(recorded(&server)[2].1, "Bearer fixed-token".to_owned());
 }
 
 #[tokio::test]
@@ -261,7 +198,7 @@ async fn failures_are_one_line_and_say_what_is_wrong() {
     // A server whose certificate does not chain to the CA: one line, with the TLS reason.
     let other = self::server().await;
     let mut wrong = config;
-    wrong.ca = ApiServerCa::Pem(other.ca_pem.into_bytes());
+    wrong.ca = ApiServerCa::Pem(other.ca_pem().as_bytes().to_vec());
     let e = KubeClient::new(wrong)
         .unwrap()
         .post_json("/x", Vec::new())
@@ -271,7 +208,7 @@ async fn failures_are_one_line_and_say_what_is_wrong() {
     assert!(
         e.starts_with(&format!(
             "cannot reach the Kubernetes API server at {}: ",
-            server.url
+            server.url()
         )),
         "{e}"
     );

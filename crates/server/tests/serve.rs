@@ -2,17 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_client::{Client, ClientConfig, State, SystemClock, TokenSource};
 use meshid_grpc::{GrpcCertifier, Timeouts};
+use meshid_kube_testing::ApiServerDouble;
 use meshid_policy::ServiceAccount;
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{ServeConfig, TokenValidation, start};
 use meshid_verify::TrustBundle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -225,86 +225,29 @@ fn token_validation_flags() {
 /// (path, authorization header, JSON body) of a request to the API server double.
 type Posted = (String, String, serde_json::Value);
 
-/// A local HTTPS endpoint that answers like the API server creating an Event, and reports
-/// every request; returns its URL and the PEM of its (self-signed) certificate.
-async fn api_server() -> (String, String, mpsc::UnboundedReceiver<Posted>) {
-    use http_body_util::BodyExt as _;
-
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let tx = tx.clone();
-                        async move {
-                            let path = req.uri().path().to_owned();
-                            let auth = req
-                                .headers()
-                                .get("authorization")
-                                .map(|v| v.to_str().unwrap().to_owned())
-                                .unwrap_or_default();
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                            let _ = tx.send((path, auth, json));
-                            let mut answer = hyper::Response::new(http_body_util::Full::new(body));
-                            *answer.status_mut() = hyper::StatusCode::CREATED;
-                            Ok::<_, hyper::Error>(answer)
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    (url, cert.pem(), rx)
-}
-
 /// The next event posted with `reason`, skipping others.
-async fn posted(seen: &mut mpsc::UnboundedReceiver<Posted>, reason: &str) -> Posted {
-    let wait = async {
-        loop {
-            let posted = seen.recv().await.expect("the API server double stopped");
-            if posted.2["reason"] == reason {
-                return posted;
-            }
+async fn posted(api: &ApiServerDouble, reason: &str) -> Posted {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(req) = api.next_request(left).await else {
+            panic!("no {reason} event posted");
+        };
+        let json: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        if json["reason"] == reason {
+            return (req.path.clone(), req.authorization().to_owned(), json);
         }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {reason} event posted"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
     let dir = temp_dir("kube-events");
     let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
-    let (url, ca_pem, mut seen) = api_server().await;
-    std::fs::write(dir.join("api-ca.crt"), ca_pem).unwrap();
+    // A local HTTPS endpoint that answers like the API server creating an Event.
+    let api = ApiServerDouble::start().await;
+    let url = api.url();
+    std::fs::write(dir.join("api-ca.crt"), api.ca_pem()).unwrap();
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -334,7 +277,7 @@ async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
         .certify_once()
         .await
         .unwrap();
-    let (path, auth, json) = posted(&mut seen, "IssuedLeafCertificate").await;
+    let (path, auth, json) = posted(&api, "IssuedLeafCertificate").await;
     assert_eq!(path, "/api/v1/namespaces/linkerd/events");
     assert_eq!(auth, "Bearer identity-token");
     assert_eq!(json["type"], "Normal");
@@ -366,7 +309,7 @@ async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
         true,
     )
     .unwrap();
-    let (path, _, json) = posted(&mut seen, "IssuerUpdated").await;
+    let (path, _, json) = posted(&api, "IssuerUpdated").await;
     assert_eq!(path, "/api/v1/namespaces/linkerd/events");
     assert_eq!(json["message"], "Updated identity issuer");
 
