@@ -1,11 +1,12 @@
 //! Events as Kubernetes core/v1 Events (feature `kube-events`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use meshid_kube::{KubeApiConfig, KubeClient};
 use meshid_policy::rfc3339;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Event, EventSink};
 
@@ -72,23 +73,76 @@ impl KubeEventsConfig {
 ///
 /// `emit` never blocks: events are queued for a background task, which posts them one at a
 /// time; a failed post is logged and the event dropped. The identity service needs RBAC
-/// `create` on `events` in the object's namespace.
+/// `create` on `events` in the object's namespace. At shutdown, [`KubeEventsTask::close`]
+/// posts what is still queued, within a deadline.
 #[derive(Clone, Debug)]
 pub struct KubeEventSink {
     tx: mpsc::Sender<Event>,
     /// Events dropped because the queue was full or closed.
     dropped: Arc<AtomicU64>,
+    /// Events queued and not yet posted (or given up on).
+    pending: Arc<AtomicUsize>,
+}
+
+/// The posting task of a [`KubeEventSink`].
+///
+/// The task also ends by itself once every sink is dropped and the queue is empty; dropping
+/// this handle does not stop it.
+#[derive(Debug)]
+pub struct KubeEventsTask {
+    close: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl KubeEventsTask {
+    /// Stops taking events (later ones are dropped, and logged), posts the ones already
+    /// queued, and waits for that at most `within`. Returns how many queued events were not
+    /// posted in time; they are given up.
+    pub async fn close(mut self, within: Duration) -> usize {
+        // An error means the task has already ended.
+        let _ = self.close.send(());
+        match tokio::time::timeout(within, &mut self.task).await {
+            Ok(_) => 0,
+            Err(_) => {
+                self.task.abort();
+                self.pending.load(Ordering::Acquire)
+            }
+        }
+    }
 }
 
 impl KubeEventSink {
     /// Starts the posting task on the current tokio runtime. Reads the CA file now, so a
     /// broken configuration fails here rather than on the first event.
-    pub fn spawn(config: KubeEventsConfig) -> Result<(Self, tokio::task::JoinHandle<()>), Error> {
+    pub fn spawn(config: KubeEventsConfig) -> Result<(Self, KubeEventsTask), Error> {
         let poster = Poster::new(config)?;
         let (tx, mut rx) = mpsc::channel::<Event>(poster.config.queue.max(1));
+        let (close, closing) = oneshot::channel::<()>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let posted = Arc::clone(&pending);
         let task = tokio::spawn(async move {
+            let mut closing = Some(closing);
             let mut failed = 0u64;
-            while let Some(event) = rx.recv().await {
+            loop {
+                let event = match closing.as_mut() {
+                    Some(signal) => tokio::select! {
+                        biased;
+                        closed = signal => {
+                            closing = None;
+                            // A dropped handle (an error) leaves the queue open.
+                            if closed.is_ok() {
+                                rx.close();
+                            }
+                            continue;
+                        }
+                        event = rx.recv() => event,
+                    },
+                    None => rx.recv().await,
+                };
+                let Some(event) = event else {
+                    break;
+                };
                 if let Err(e) = poster.post(&event).await {
                     failed += 1;
                     if worth_a_warning(failed) {
@@ -97,21 +151,30 @@ impl KubeEventSink {
                         tracing::debug!(error = %e, reason = event.reason, failed, "Kubernetes Event not recorded");
                     }
                 }
+                posted.fetch_sub(1, Ordering::AcqRel);
             }
         });
         Ok((
             Self {
                 tx,
                 dropped: Arc::new(AtomicU64::new(0)),
+                pending: Arc::clone(&pending),
             },
-            task,
+            KubeEventsTask {
+                close,
+                task,
+                pending,
+            },
         ))
     }
 }
 
 impl EventSink for KubeEventSink {
     fn emit(&self, event: &Event) {
+        // Counted before it is queued, so the task never sees it uncounted.
+        self.pending.fetch_add(1, Ordering::AcqRel);
         if self.tx.try_send(event.clone()).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             let dropped = self
                 .dropped
                 .fetch_add(1, Ordering::Relaxed)

@@ -110,7 +110,7 @@ pub use folder::{
     read_trust_bundle,
 };
 #[cfg(feature = "kube-events")]
-pub use kube::{KubeEventSink, KubeEventsConfig, ObjectReference};
+pub use kube::{KubeEventSink, KubeEventsConfig, KubeEventsTask, ObjectReference};
 /// Where the Kubernetes API server is and how to reach it (from `meshid-kube`, shared with
 /// TokenReview).
 #[cfg(feature = "kube-events")]

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use meshid_issuer::{Event, EventSink, KubeApiConfig, KubeEventSink, KubeEventsConfig};
-use meshid_kube_testing::ApiServerDouble;
+use meshid_kube_testing::{Answer, ApiServerDouble};
 use support::*;
 
 /// (path, authorization header, JSON body) of the next request, within 5s.
@@ -21,18 +21,33 @@ async fn next_posted(api: &ApiServerDouble) -> (String, String, serde_json::Valu
     (req.path.clone(), req.authorization().to_owned(), json)
 }
 
+/// Posting to `api`, with the CA and token files in `tmp`.
+fn config(api: &ApiServerDouble, tmp: &TempDir) -> KubeEventsConfig {
+    std::fs::write(tmp.path().join("ca.crt"), api.ca_pem()).unwrap();
+    std::fs::write(tmp.path().join("token"), "sa-token\n").unwrap();
+    KubeEventsConfig::new(KubeApiConfig::new(
+        api.url(),
+        tmp.path().join("ca.crt"),
+        tmp.path().join("token"),
+    ))
+}
+
+/// An API server that takes `delay` to answer each post.
+async fn slow_api(delay: Duration) -> ApiServerDouble {
+    ApiServerDouble::builder()
+        .answer(move |request| async move {
+            tokio::time::sleep(delay).await;
+            Answer::echo(&request)
+        })
+        .start()
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_posted_as_core_v1_events_on_the_identity_deployment() {
     let tmp = TempDir::new();
     let api = ApiServerDouble::start().await;
-    std::fs::write(tmp.path().join("ca.crt"), api.ca_pem()).unwrap();
-    std::fs::write(tmp.path().join("token"), "sa-token\n").unwrap();
-    let config = KubeEventsConfig::new(KubeApiConfig::new(
-        api.url(),
-        tmp.path().join("ca.crt"),
-        tmp.path().join("token"),
-    ));
-    let (sink, _task) = KubeEventSink::spawn(config).unwrap();
+    let (sink, _task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
 
     sink.emit(&Event::issuer_update_skipped(
         &"reading /x/crt.pem: gone",
@@ -64,4 +79,57 @@ async fn events_are_posted_as_core_v1_events_on_the_identity_deployment() {
     assert_eq!(json["reason"], "IssuerUpdated");
     assert_eq!(json["message"], "Updated identity issuer");
     assert_eq!(json["lastTimestamp"], "2026-06-01T12:00:01Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_posts_every_queued_event_and_takes_no_more() {
+    let tmp = TempDir::new();
+    let api = slow_api(Duration::from_millis(50)).await;
+    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
+    for i in 0..5 {
+        sink.emit(&Event::issuer_updated(START + Duration::from_secs(i)));
+    }
+
+    // The sink is still held (as the service's components hold it at shutdown).
+    assert_eq!(task.close(Duration::from_secs(10)).await, 0);
+    assert_eq!(
+        api.hits(),
+        5,
+        "every queued event was posted before close returned"
+    );
+
+    // Events after close are dropped, not queued for a task that has ended.
+    sink.emit(&Event::issuer_updated(START));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.hits(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_gives_up_at_the_deadline_and_counts_what_was_not_posted() {
+    let tmp = TempDir::new();
+    let api = slow_api(Duration::from_secs(2)).await;
+    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
+    for i in 0..3 {
+        sink.emit(&Event::issuer_updated(START + Duration::from_secs(i)));
+    }
+
+    let started = std::time::Instant::now();
+    let unposted = task.close(Duration::from_millis(300)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "close waited for a slow post"
+    );
+    // The first event is being posted (and is given up with the others).
+    assert_eq!(unposted, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_task_handle_leaves_the_sink_posting() {
+    let tmp = TempDir::new();
+    let api = ApiServerDouble::start().await;
+    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
+    drop(task);
+    sink.emit(&Event::issuer_updated(START));
+    let (_, _, json) = next_posted(&api).await;
+    assert_eq!(json["reason"], "IssuerUpdated");
 }

@@ -6,6 +6,7 @@ use core::sync::atomic::AtomicU64;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use meshid_authn::{
     AnyAuthenticator, Jwks, JwksAuthenticator, JwtConfig, StaticAuthenticator,
@@ -16,8 +17,8 @@ use meshid_client::{Clock, SystemClock};
 use meshid_grpc::IdentityService;
 use meshid_issuer::bootstrap::TrustAnchorKey;
 use meshid_issuer::{
-    AutoRotator, EventSink, IssuerFolder, KubeEventSink, KubeEventsConfig, ObjectReference,
-    Reloader, ReloaderOptions, TracingSink,
+    AutoRotator, EventSink, IssuerFolder, KubeEventSink, KubeEventsConfig, KubeEventsTask,
+    ObjectReference, Reloader, ReloaderOptions, TracingSink,
 };
 use meshid_kube::KubeApiConfig;
 use meshid_policy::{IssuancePolicy, Mesh};
@@ -105,7 +106,7 @@ impl AutoRotate {
     /// Rotation with Linkerd's cert-manager recipe: 48h issuers renewed 25h before expiry.
     pub fn new(anchor_cert: PathBuf, anchor_key: PathBuf) -> Self {
         let mut schedule = IssuerSchedule::default();
-        schedule.renew_before = Some(core::time::Duration::from_secs(25 * 3600));
+        schedule.renew_before = Some(Duration::from_secs(25 * 3600));
         Self {
             anchor_cert,
             anchor_key,
@@ -180,11 +181,33 @@ pub struct Running {
     /// The CA (for in-process callers and tests).
     pub ca: Arc<Ca>,
     tasks: tokio::task::JoinSet<Result<(), Error>>,
+    kube_events: Option<KubeEventsTask>,
 }
 
+/// How long [`Running::wait`] gives the Kubernetes Events still queued at shutdown.
+pub const EVENTS_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Running {
-    /// Waits until every task has stopped (after the shutdown future completed).
+    /// Waits until every task has stopped (after the shutdown future completed), then posts
+    /// the Kubernetes Events still queued (with [`ServeConfig::kube_events`]), for at most
+    /// [`EVENTS_FLUSH_TIMEOUT`]; events not posted by then are counted in a warning.
     pub async fn wait(mut self) -> Result<(), Error> {
+        let outcome = self.join().await;
+        if let Some(events) = self.kube_events.take() {
+            let unposted = events.close(EVENTS_FLUSH_TIMEOUT).await;
+            if unposted > 0 {
+                tracing::warn!(
+                    unposted,
+                    timeout = ?EVENTS_FLUSH_TIMEOUT,
+                    "Kubernetes Events still queued at shutdown were not posted in time"
+                );
+            }
+        }
+        outcome
+    }
+
+    /// Joins the tasks; the first failure ends the wait.
+    async fn join(&mut self) -> Result<(), Error> {
         while let Some(joined) = self.tasks.join_next().await {
             joined.map_err(|e| Error::Config {
                 reason: format!("a task failed: {e}"),
@@ -208,7 +231,7 @@ pub async fn start(
     // anything is logged.
     let kube_api = kube_api(&config)?;
     let authenticator = authenticator(&config, kube_api.as_ref())?;
-    let events = event_sink(&config, kube_api)?;
+    let (events, kube_events) = event_sink(&config, kube_api)?;
     let bundle = read_bundle(&config)?;
     let ca =
         Arc::new(Ca::new(config.mesh.clone(), config.policy.clone(), bundle).map_err(Error::Ca)?);
@@ -325,6 +348,7 @@ pub async fn start(
         admin_addr,
         ca,
         tasks,
+        kube_events,
     })
 }
 
@@ -365,18 +389,17 @@ fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
 fn event_sink(
     config: &ServeConfig,
     kube_api: Option<KubeApiConfig>,
-) -> Result<Arc<dyn EventSink>, Error> {
+) -> Result<(Arc<dyn EventSink>, Option<KubeEventsTask>), Error> {
     let Some(api) = kube_api.filter(|_| config.kube_events) else {
-        return Ok(Arc::new(TracingSink));
+        return Ok((Arc::new(TracingSink), None));
     };
     let mut events = KubeEventsConfig::new(api);
     events.involved_object = ObjectReference::deployment(
         config.mesh.control_plane_namespace().as_str(),
         "linkerd-identity",
     );
-    // The posting task ends once every sink is dropped, with the tasks that hold them.
-    let (kube, _task) = KubeEventSink::spawn(events).map_err(Error::KubeEvents)?;
-    Ok(Arc::new((TracingSink, kube)))
+    let (kube, task) = KubeEventSink::spawn(events).map_err(Error::KubeEvents)?;
+    Ok((Arc::new((TracingSink, kube)), Some(task)))
 }
 
 fn authenticator(

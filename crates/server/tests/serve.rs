@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meshid_client::{Client, ClientConfig, State, SystemClock, TokenSource};
 use meshid_grpc::{GrpcCertifier, Timeouts};
-use meshid_kube_testing::ApiServerDouble;
+use meshid_kube_testing::{Answer, ApiServerDouble};
 use meshid_policy::ServiceAccount;
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{ServeConfig, TokenValidation, start};
@@ -240,12 +240,8 @@ async fn posted(api: &ApiServerDouble, reason: &str) -> Posted {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
-    let dir = temp_dir("kube-events");
-    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
-    // A local HTTPS endpoint that answers like the API server creating an Event.
-    let api = ApiServerDouble::start().await;
+/// A kubeconfig in `dir` reaching `api` with a bearer token.
+fn kubeconfig_for(api: &ApiServerDouble, dir: &std::path::Path) -> std::path::PathBuf {
     let url = api.url();
     std::fs::write(dir.join("api-ca.crt"), api.ca_pem()).unwrap();
     let kubeconfig = dir.join("kubeconfig");
@@ -259,9 +255,62 @@ async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
         ),
     )
     .unwrap();
+    kubeconfig
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_events_still_queued_at_shutdown_are_posted_before_wait_returns() {
+    let dir = temp_dir("kube-events-shutdown");
+    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
+    // An API server that takes a while to create each Event.
+    let api = ApiServerDouble::builder()
+        .answer(|request| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Answer::echo(&request)
+        })
+        .start()
+        .await;
+    let mut config = dev_config(&dev);
+    config.kube_api.kubeconfig = Some(kubeconfig_for(&api, &dir));
+    config.kube_events = true;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start(config, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+
+    let mut client = web_client(&dev, running.grpc_addr).await;
+    for _ in 0..3 {
+        client.certify_once().await.unwrap();
+    }
+    // Stopped at once: the three events are still queued (one post takes 300 ms).
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+    let issued = api
+        .requests()
+        .iter()
+        .filter(|request| {
+            serde_json::from_slice::<serde_json::Value>(&request.body).unwrap()["reason"]
+                == "IssuedLeafCertificate"
+        })
+        .count();
+    assert_eq!(
+        issued, 3,
+        "every queued event was posted before wait returned"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
+    let dir = temp_dir("kube-events");
+    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
+    // A local HTTPS endpoint that answers like the API server creating an Event.
+    let api = ApiServerDouble::start().await;
 
     let mut config = dev_config(&dev);
-    config.kube_api.kubeconfig = Some(kubeconfig);
+    config.kube_api.kubeconfig = Some(kubeconfig_for(&api, &dir));
     config.kube_events = true;
     config.reload = meshid_issuer::ReloaderOptions::new(Duration::from_millis(100), true);
     let (stop, stopped) = oneshot::channel::<()>();
