@@ -73,9 +73,9 @@
 //!   with the Kubernetes Events of `meshid-issuer`. A [`TokenReviewConfig`] is a
 //!   [`KubeApiConfig`] ([`TokenReviewConfig::api`]) plus the review's own settings; build it in
 //!   a pod with [`TokenReviewConfig::in_cluster`], outside with
-//!   [`TokenReviewConfig::from_kubeconfig`] (server, CA, and a client certificate, token or
-//!   token file, as kubectl resolves them; exec and auth-provider plugins, proxies and
-//!   `insecure-skip-tls-verify` are refused by name), anywhere with
+//!   [`TokenReviewConfig::from_kubeconfig`] (server, CA, and a client certificate, token,
+//!   token file or exec credential plugin, as kubectl resolves them; auth-provider plugins,
+//!   proxies and `insecure-skip-tls-verify` are refused by name), anywhere with
 //!   [`TokenReviewConfig::new`] (API server URL, CA file, token file), or from a
 //!   [`KubeApiConfig`] shared with other clients with [`TokenReviewConfig::with_api`].
 //! - **Cache and rate limit.** Only positive TokenReview results are cached, under the token's
@@ -101,8 +101,8 @@
 //!   pod-bound tokens): a token stays valid until it expires.
 //! - The API server CA file, and a kubeconfig's client certificate and key, are read once,
 //!   when the configuration or the authenticator is built (a token file on every request).
-//! - Kubeconfig exec credential plugins (EKS, GKE, AKS logins) are not run: give such a
-//!   cluster a user with a token or client certificate.
+//! - Kubeconfig exec credential plugins run without a terminal and must print a token;
+//!   plugins that return a client certificate are refused.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]

@@ -772,17 +772,36 @@ fn kubeconfig_refusals_say_what_to_change() {
         (
             config(
                 ok_cluster,
-                "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}}",
+                "{exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: aws}}",
             ),
             None,
-            "invalid kubeconfig: user u uses exec credential plugins, which are not \
-             supported; use a user with a token, tokenFile or client certificate (for example \
-             a ServiceAccount token from `kubectl create token`)",
+            "invalid kubeconfig: user u exec has apiVersion \"client.authentication.k8s.io/v1alpha1\"; \
+             supported: client.authentication.k8s.io/v1, client.authentication.k8s.io/v1beta1",
+        ),
+        (
+            config(
+                ok_cluster,
+                "{token: abc, exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}}",
+            ),
+            None,
+            "invalid kubeconfig: user u sets both exec and token; keep one way to authenticate",
+        ),
+        (
+            config(
+                ok_cluster,
+                "{exec: {apiVersion: client.authentication.k8s.io/v1, command: kubelogin, \
+                 interactiveMode: Always}}",
+            ),
+            None,
+            "invalid kubeconfig: user u exec has interactiveMode Always: the plugin needs a \
+             terminal, and this client runs it without one; log in first, or use a plugin that \
+             can run unattended",
         ),
         (
             config(ok_cluster, "{auth-provider: {name: gcp}}"),
             None,
-            "invalid kubeconfig: user u uses auth-provider plugins, which are not supported; ",
+            "invalid kubeconfig: user u uses an auth-provider plugin, which kubectl itself has \
+             removed; use an exec credential plugin",
         ),
         (
             config(ok_cluster, "{username: admin, password: secret}"),

@@ -12,9 +12,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use meshid_policy::{Clock, SystemClock};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use zeroize::Zeroizing;
 
+use crate::exec::{ClusterInfo, ExecCredentials};
 use crate::{ApiCredentials, ApiServerCa, Error, KubeApiConfig};
 
 /// The largest API server answer read; a longer one is a [`Error::Transport`] error.
@@ -38,6 +40,10 @@ pub struct KubeClient {
     /// `https://authority[/prefix]`, without a trailing slash.
     base: String,
     config: Arc<KubeApiConfig>,
+    /// The plugin's token, with [`ApiCredentials::Exec`].
+    exec: Option<Arc<ExecCredentials>>,
+    /// What tells whether an exec plugin's token has expired.
+    clock: Arc<dyn Clock>,
 }
 
 /// An answer of the API server: its status code and body (at most [`MAX_RESPONSE_LEN`]).
@@ -60,7 +66,17 @@ impl KubeClient {
                 "the request timeout must be positive",
             ));
         }
-        let tls = tls_config(&config)?;
+        let (tls, ca_pem) = tls_config(&config)?;
+        let exec = match &config.credentials {
+            ApiCredentials::Exec(plugin) => Some(Arc::new(ExecCredentials::new(
+                plugin.clone(),
+                ClusterInfo {
+                    server: config.api_server.clone(),
+                    ca_pem,
+                },
+            ))),
+            _ => None,
+        };
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -78,7 +94,16 @@ impl KubeClient {
             client,
             base,
             config: Arc::new(config),
+            exec,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// This client, reading the time from `clock` (to tell when an exec credential plugin's
+    /// token has expired) instead of the system clock.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// The configuration.
@@ -100,8 +125,33 @@ impl KubeClient {
     }
 
     async fn post(&self, path: &str, json: Vec<u8>) -> Result<Response, Error> {
+        let Some(exec) = &self.exec else {
+            let bearer = bearer(&self.config.credentials).await?;
+            return self.send(path, json, bearer).await;
+        };
+        // An exec plugin's token: on 401, run the plugin again (unless the token was just
+        // made) and send once more, as kubectl does on its next request.
+        let json = Bytes::from(json);
+        let token = exec.bearer(self.clock.now()).await?;
+        let response = self
+            .send(path, json.clone(), Some(exec_header(&token.token)?))
+            .await?;
+        if response.status != 401 || token.fresh {
+            return Ok(response);
+        }
+        exec.refused(&token.token).await;
+        let token = exec.bearer(self.clock.now()).await?;
+        self.send(path, json, Some(exec_header(&token.token)?))
+            .await
+    }
+
+    async fn send(
+        &self,
+        path: &str,
+        json: impl Into<Bytes>,
+        bearer: Option<HeaderValue>,
+    ) -> Result<Response, Error> {
         let uri = self.uri(path)?;
-        let bearer = bearer(&self.config.credentials).await?;
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -111,7 +161,7 @@ impl KubeClient {
             request = request.header(AUTHORIZATION, bearer);
         }
         let request = request
-            .body(Full::new(Bytes::from(json)))
+            .body(Full::new(json.into()))
             .map_err(|e| self.transport(&e))?;
         let response = self
             .client
@@ -218,8 +268,9 @@ fn base_url(api_server: &str) -> Result<String, Error> {
     Ok(format!("https://{authority}{prefix}"))
 }
 
-/// Trust in the API server's CA only, with the client certificate if that is the credential.
-fn tls_config(config: &KubeApiConfig) -> Result<rustls::ClientConfig, Error> {
+/// Trust in the API server's CA only, with the client certificate if that is the credential;
+/// and the CA's PEM.
+fn tls_config(config: &KubeApiConfig) -> Result<(rustls::ClientConfig, Vec<u8>), Error> {
     let (pem, source) = match &config.ca {
         ApiServerCa::File(path) => (
             std::fs::read(path)
@@ -247,17 +298,18 @@ fn tls_config(config: &KubeApiConfig) -> Result<rustls::ClientConfig, Error> {
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(e.to_string()))?
         .with_root_certificates(roots);
-    match &config.credentials {
+    let tls = match &config.credentials {
         ApiCredentials::ClientCertificate { chain_pem, key_pem } => {
             let (chain, key) = client_certificate(chain_pem, key_pem)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::config("API client certificate", e.to_string()))
+                .map_err(|e| Error::config("API client certificate", e.to_string()))?
         }
-        ApiCredentials::TokenFile(_) | ApiCredentials::Token(_) => {
-            Ok(builder.with_no_client_auth())
+        ApiCredentials::TokenFile(_) | ApiCredentials::Token(_) | ApiCredentials::Exec(_) => {
+            builder.with_no_client_auth()
         }
-    }
+    };
+    Ok((tls, pem))
 }
 
 /// The client certificate chain and key of a kubeconfig user.
@@ -305,7 +357,8 @@ fn client_certificate(
 /// the client authenticates with a certificate.
 async fn bearer(credentials: &ApiCredentials) -> Result<Option<HeaderValue>, Error> {
     let (token, what) = match credentials {
-        ApiCredentials::ClientCertificate { .. } => return Ok(None),
+        // The exec plugin's token is fetched by the client, which keeps it.
+        ApiCredentials::ClientCertificate { .. } | ApiCredentials::Exec(_) => return Ok(None),
         ApiCredentials::TokenFile(path) => (
             Zeroizing::new(
                 tokio::fs::read_to_string(path)
@@ -316,7 +369,12 @@ async fn bearer(credentials: &ApiCredentials) -> Result<Option<HeaderValue>, Err
         ),
         ApiCredentials::Token(token) => (token.clone(), "API client token".to_owned()),
     };
-    let bad = |reason: &str| Error::config(what.clone(), reason);
+    bearer_header(&token, &what).map(Some)
+}
+
+/// `Authorization: Bearer <token>`, marked sensitive.
+fn bearer_header(token: &str, what: &str) -> Result<HeaderValue, Error> {
+    let bad = |reason: &str| Error::config(what, reason);
     let token = token.trim();
     if token.is_empty() {
         return Err(bad("it is empty"));
@@ -325,7 +383,11 @@ async fn bearer(credentials: &ApiCredentials) -> Result<Option<HeaderValue>, Err
     let mut value = HeaderValue::try_from(header.as_str())
         .map_err(|_| bad("it holds characters not allowed in an HTTP header"))?;
     value.set_sensitive(true);
-    Ok(Some(value))
+    Ok(value)
+}
+
+fn exec_header(token: &str) -> Result<HeaderValue, Error> {
+    bearer_header(token, "token printed by the exec credential plugin")
 }
 
 #[cfg(test)]

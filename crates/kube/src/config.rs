@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use crate::Error;
+use crate::{Error, ExecPlugin};
 
 /// Where a pod finds its ServiceAccount token and the cluster CA.
 pub const IN_CLUSTER_SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -43,6 +43,8 @@ pub enum ApiCredentials {
         /// The private key, PEM (PKCS#8, SEC1 or PKCS#1).
         key_pem: Zeroizing<Vec<u8>>,
     },
+    /// A bearer token printed by an exec credential plugin (a kubeconfig's `exec`).
+    Exec(ExecPlugin),
 }
 
 impl fmt::Debug for ApiCredentials {
@@ -55,6 +57,7 @@ impl fmt::Debug for ApiCredentials {
                 .field("chain_pem", &format_args!("{} bytes", chain_pem.len()))
                 .field("key_pem", &format_args!("<redacted>"))
                 .finish(),
+            Self::Exec(plugin) => f.debug_tuple("Exec").field(plugin).finish(),
         }
     }
 }

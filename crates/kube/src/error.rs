@@ -38,6 +38,15 @@ pub enum Error {
         /// The request timeout.
         after: Duration,
     },
+    /// The kubeconfig's exec credential plugin could not be run, failed, or printed no usable
+    /// token.
+    #[error("the kubeconfig exec credential plugin {command} failed: {reason}")]
+    ExecPlugin {
+        /// The command.
+        command: String,
+        /// What went wrong (its exit status and standard error, or what its output lacks).
+        reason: String,
+    },
     /// The connection to the API server failed (TCP, TLS, HTTP), or its answer was too long.
     #[error("cannot reach the Kubernetes API server at {server}: {reason}")]
     Transport {

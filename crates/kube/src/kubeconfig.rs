@@ -2,10 +2,11 @@
 //!
 //! What is read, as `kubectl` reads it: the context named, else `current-context`; its
 //! cluster's `server`, `certificate-authority-data` (which wins) or `certificate-authority`;
-//! its user's `client-certificate[-data]` + `client-key[-data]`, `token` or `tokenFile`.
-//! Relative paths are relative to the kubeconfig's folder. What would weaken or silently
-//! change the connection is refused by name: `insecure-skip-tls-verify: true`,
-//! `tls-server-name`, `proxy-url`, exec and auth-provider plugins, basic authentication.
+//! its user's `client-certificate[-data]` + `client-key[-data]`, `token`, `tokenFile` or `exec`
+//! credential plugin (one that prints a token; run without a terminal). Relative paths are
+//! relative to the kubeconfig's folder. What would weaken or silently change the connection
+//! is refused by name: `insecure-skip-tls-verify: true`, `tls-server-name`, `proxy-url`,
+//! auth-provider plugins, basic authentication.
 
 use std::path::{Path, PathBuf};
 
@@ -14,13 +15,14 @@ use base64::engine::general_purpose::STANDARD;
 use yaml_rust2::{Yaml, YamlLoader};
 use zeroize::Zeroizing;
 
-use crate::{ApiCredentials, ApiServerCa, Error, KubeApiConfig};
+use crate::{ApiCredentials, ApiServerCa, EXEC_API_VERSIONS, Error, ExecPlugin, KubeApiConfig};
 
 impl KubeApiConfig {
     /// The API server, CA and credentials of a kubeconfig file's `context` (default: its
     /// `current-context`), with the default timeout. Client certificate and key files are read
     /// now; a `tokenFile` on every request; a `certificate-authority` file when the
-    /// [`KubeClient`](crate::KubeClient) is built.
+    /// [`KubeClient`](crate::KubeClient) is built; an `exec` plugin runs on the first request
+    /// (see [`ExecPlugin`]).
     pub fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::read_file("kubeconfig", path.to_owned(), &e))?;
@@ -144,17 +146,12 @@ impl Kubeconfig<'_> {
     /// The user's credentials: a client certificate, else a token, else a token file.
     fn credentials(&self, user: &Yaml, name: &str) -> Result<ApiCredentials, Error> {
         let at = format!("user {name}");
-        for (plugin, what) in [
-            ("exec", "exec credential plugins"),
-            ("auth-provider", "auth-provider plugins"),
-        ] {
-            if !matches!(user[plugin], Yaml::BadValue | Yaml::Null) {
-                return Err(self.bad(format!(
-                    "{at} uses {what}, which are not supported; use a user with a token, \
-                     tokenFile or client certificate (for example a ServiceAccount token \
-                     from `kubectl create token`)"
-                )));
-            }
+        if !matches!(user["auth-provider"], Yaml::BadValue | Yaml::Null) {
+            return Err(self.bad(format!(
+                "{at} uses an auth-provider plugin, which kubectl itself has removed; use an \
+                 exec credential plugin (for example gke-gcloud-auth-plugin or kubelogin), a \
+                 token, tokenFile or client certificate"
+            )));
         }
         if self.string(user, "username", &at)?.is_some()
             || self.string(user, "password", &at)?.is_some()
@@ -165,6 +162,23 @@ impl Kubeconfig<'_> {
             )));
         }
 
+        if !matches!(user["exec"], Yaml::BadValue | Yaml::Null) {
+            for other in [
+                "token",
+                "tokenFile",
+                "client-certificate",
+                "client-certificate-data",
+                "client-key",
+                "client-key-data",
+            ] {
+                if !matches!(user[other], Yaml::BadValue | Yaml::Null) {
+                    return Err(self.bad(format!(
+                        "{at} sets both exec and {other}; keep one way to authenticate"
+                    )));
+                }
+            }
+            return self.exec(&user["exec"], &format!("{at} exec"));
+        }
         let chain = self.pem(user, "client-certificate", &at)?;
         let key = self.pem(user, "client-key", &at)?.map(Zeroizing::new);
         match (chain, key) {
@@ -192,6 +206,78 @@ impl Kubeconfig<'_> {
             "{at} has no credentials this client can use (client-certificate + client-key, \
              token or tokenFile)"
         )))
+    }
+
+    /// An exec credential plugin, as kubectl would run it, without a terminal.
+    fn exec(&self, exec: &Yaml, at: &str) -> Result<ApiCredentials, Error> {
+        if !matches!(exec, Yaml::Hash(_)) {
+            return Err(self.bad(format!("{at} is not a mapping")));
+        }
+        let api_version = self.required(exec, "apiVersion", at)?;
+        if !EXEC_API_VERSIONS.contains(&api_version) {
+            return Err(self.bad(format!(
+                "{at} has apiVersion {api_version:?}; supported: {}",
+                EXEC_API_VERSIONS.join(", ")
+            )));
+        }
+        let command = self.required(exec, "command", at)?;
+        // As kubectl: a relative path is taken from the kubeconfig's folder, a bare name from
+        // PATH.
+        let command = if command.contains('/') {
+            self.path(command)
+        } else {
+            PathBuf::from(command)
+        };
+        let args = self
+            .list(exec, "args", at)?
+            .iter()
+            .map(|arg| {
+                arg.as_str().map(str::to_owned).ok_or_else(|| {
+                    self.bad(format!("{at}: args holds a value that is not a string"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = self
+            .list(exec, "env", at)?
+            .iter()
+            .map(|var| {
+                let name = self.required(var, "name", &format!("{at} env entry"))?;
+                let value = self
+                    .string(var, "value", &format!("{at} env {name}"))?
+                    .unwrap_or_default();
+                Ok((name.to_owned(), value.to_owned()))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        match self.string(exec, "interactiveMode", at)? {
+            None | Some("Never" | "IfAvailable") => {}
+            Some("Always") => {
+                return Err(self.bad(format!(
+                    "{at} has interactiveMode Always: the plugin needs a terminal, and this \
+                     client runs it without one; log in first, or use a plugin that can run \
+                     unattended"
+                )));
+            }
+            Some(other) => {
+                return Err(self.bad(format!(
+                    "{at} has interactiveMode {other:?}; expected Never, IfAvailable or Always"
+                )));
+            }
+        }
+        let mut plugin = ExecPlugin::new(command, args);
+        plugin.api_version = api_version.to_owned();
+        plugin.env = env;
+        plugin.install_hint = self.string(exec, "installHint", at)?.map(str::to_owned);
+        plugin.provide_cluster_info = self.bool(exec, "provideClusterInfo", at)?.unwrap_or(false);
+        Ok(ApiCredentials::Exec(plugin))
+    }
+
+    /// A list field; absent and `null` are empty, anything but a list an error.
+    fn list<'y>(&self, map: &'y Yaml, key: &str, at: &str) -> Result<&'y [Yaml], Error> {
+        match &map[key] {
+            Yaml::Array(items) => Ok(items),
+            Yaml::BadValue | Yaml::Null => Ok(&[]),
+            _ => Err(self.bad(format!("{at}: {key} is not a list"))),
+        }
     }
 
     /// `<field>-data` (base64 PEM) or `<field>` (a PEM file, read now).

@@ -9,7 +9,7 @@
 //! | constructor | where the settings come from |
 //! |---|---|
 //! | [`KubeApiConfig::in_cluster`] | a pod: `KUBERNETES_SERVICE_HOST`/`_PORT`, the mounted ServiceAccount token and `ca.crt` ([`IN_CLUSTER_SERVICE_ACCOUNT_DIR`]) |
-//! | [`KubeApiConfig::from_kubeconfig`] | a kubeconfig's context: server, CA (file or data), client certificate, token or token file |
+//! | [`KubeApiConfig::from_kubeconfig`] | a kubeconfig's context: server, CA (file or data), client certificate, token, token file or exec credential plugin |
 //! | [`KubeApiConfig::new`] | explicit: API server URL, CA file, token file |
 //!
 //! # Example
@@ -70,10 +70,18 @@
 //!   maintained, pure-Rust successor of yaml-rust, and a kubeconfig is small enough to walk by
 //!   hand, as kubectl resolves it: the context named, else `current-context`; its cluster's
 //!   `server`, `certificate-authority-data` (which wins) or `certificate-authority`; its user's
-//!   `client-certificate[-data]` + `client-key[-data]`, `token` or `tokenFile`, relative paths
-//!   taken from the kubeconfig's folder. What would weaken or silently change the connection
-//!   is refused by name rather than half-supported: `insecure-skip-tls-verify: true`,
-//!   `tls-server-name`, `proxy-url`, exec and auth-provider plugins, basic authentication.
+//!   `client-certificate[-data]` + `client-key[-data]`, `token`, `tokenFile` or `exec`
+//!   plugin, relative paths taken from the kubeconfig's folder. What would weaken or silently
+//!   change the connection is refused by name rather than half-supported:
+//!   `insecure-skip-tls-verify: true`, `tls-server-name`, `proxy-url`, auth-provider plugins
+//!   (removed from kubectl too), basic authentication.
+//! - **Exec credential plugins** ([`ExecPlugin`]; `aws eks get-token`,
+//!   `gke-gcloud-auth-plugin`, `kubelogin`) run as kubectl runs them: `KUBERNETES_EXEC_INFO`
+//!   set (with the cluster when `provideClusterInfo`), no terminal, standard input closed.
+//!   Their token is kept until its `expirationTimestamp` (less 10 s) and fetched anew when the
+//!   API server answers 401, and the request is then sent once more. One run at a time; a run
+//!   counts against the request's timeout and is killed with it. A plugin that returns a
+//!   client certificate is refused, and its output is never quoted in errors.
 //! - **The API server's certificate is always verified**, against the configured CA only (no
 //!   system roots), and only `https://` URLs are accepted.
 //! - **Credentials are secrets.** Tokens and keys are zeroized when dropped, never logged,
@@ -97,6 +105,7 @@
 mod client;
 mod config;
 mod error;
+mod exec;
 mod kubeconfig;
 
 pub use client::{KubeClient, MAX_RESPONSE_LEN, Response};
@@ -104,3 +113,4 @@ pub use config::{
     ApiCredentials, ApiServerCa, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, KubeApiConfig,
 };
 pub use error::Error;
+pub use exec::{EXEC_API_VERSIONS, ExecPlugin};
