@@ -17,6 +17,7 @@ use meshid::authn::DEFAULT_AUDIENCE;
 use meshid::policy::ServiceAccount;
 use meshid::server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid::server::serve::{ServeConfig, TokenValidation, start};
+use tempfile::TempDir;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -44,12 +45,14 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh scratch folder for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("meshid-examples-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch folder for one test, removed when the returned value is dropped. Bind it
+/// before any [`Process`] that works in it: locals are dropped in reverse order, so each child
+/// is killed and reaped before its folder goes.
+fn scratch(test: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("meshid-examples-{test}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A child process whose output goes to a file, killed when dropped (on failure too).
@@ -158,7 +161,7 @@ impl Drop for Process {
 #[test]
 fn mesh_demo_prints_observed_edges() {
     let dir = scratch("mesh-demo");
-    let mut demo = Process::spawn("mesh-demo", &example("mesh-demo"), &[], &dir);
+    let mut demo = Process::spawn("mesh-demo", &example("mesh-demo"), &[], dir.path());
     let status = demo.wait(Duration::from_secs(20));
     let output = demo.output();
     assert!(status.success(), "mesh-demo failed ({status}):\n{output}");
@@ -184,7 +187,6 @@ fn mesh_demo_prints_observed_edges() {
             "no peer identities for web → {dst}:\n{output}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -230,7 +232,7 @@ async fn proxies_carry_bytes_over_mtls() {
 
     // The identity service, in process, on ephemeral ports.
     let now = OffsetDateTime::now_utc();
-    let dev = DevState::prepare(dir.join("ca"), now).unwrap();
+    let dev = DevState::prepare(dir.path().join("ca"), now).unwrap();
     let mut config = ServeConfig::new(
         dev.issuer_folder(),
         Some(dev.trust_anchors()),
@@ -250,7 +252,7 @@ async fn proxies_carry_bytes_over_mtls() {
         dev.token(&sa, DEFAULT_AUDIENCE, Duration::from_secs(3600), now)
             .unwrap()
     };
-    let emoji_token = dir.join("emoji.token");
+    let emoji_token = dir.path().join("emoji.token");
     std::fs::write(&emoji_token, token("emoji")).unwrap();
 
     // The emoji application: an echo server.
@@ -282,7 +284,7 @@ async fn proxies_carry_bytes_over_mtls() {
             ("--app", &app_addr),
             ("--admin-addr", &emoji_admin),
         ],
-        &dir,
+        dir.path(),
     );
     let web_token = token("web");
     let mut web = Process::spawn(
@@ -298,7 +300,7 @@ async fn proxies_carry_bytes_over_mtls() {
             ("--peer-identity", EMOJI),
             ("--admin-addr", &web_admin),
         ],
-        &dir,
+        dir.path(),
     );
 
     // Both become ready once certified.
@@ -362,7 +364,6 @@ async fn proxies_carry_bytes_over_mtls() {
 
     let _ = stop.send(());
     ca.wait().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A free local port (bound, then released), as `127.0.0.1:PORT`.
@@ -398,7 +399,7 @@ fn identity_ca_bootstrap_subcommands() {
     let run = |args: &[&str]| {
         Command::new(&bin)
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir.path())
             .output()
             .unwrap()
     };
@@ -409,7 +410,7 @@ fn identity_ca_bootstrap_subcommands() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mode = std::fs::metadata(dir.join("ca.key"))
+    let mode = std::fs::metadata(dir.path().join("ca.key"))
         .unwrap()
         .permissions()
         .mode()
@@ -436,10 +437,11 @@ fn identity_ca_bootstrap_subcommands() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let crt = std::fs::read_to_string(dir.join("issuer.crt")).unwrap();
-    let key = std::fs::read_to_string(dir.join("issuer.key")).unwrap();
+    let crt = std::fs::read_to_string(dir.path().join("issuer.crt")).unwrap();
+    let key = std::fs::read_to_string(dir.path().join("issuer.key")).unwrap();
     let bundle =
-        meshid::verify::TrustBundle::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap()).unwrap();
+        meshid::verify::TrustBundle::from_pem(&std::fs::read(dir.path().join("ca.crt")).unwrap())
+            .unwrap();
     #[allow(clippy::disallowed_methods)]
     let now = OffsetDateTime::now_utc();
     let issuer = meshid::ca::IssuerCredentials::from_pem(&crt, &key, &bundle, now).unwrap();
@@ -467,7 +469,6 @@ fn identity_ca_bootstrap_subcommands() {
         err.trim_end(),
         "identity-ca: unexpected argument '--bogus' found"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `identity-ca` started with the arguments of Linkerd's chart (the `identity` command,
@@ -478,7 +479,7 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
     let bin = example("identity-ca");
     let dir = scratch("chart-args");
     let (addr, admin) = (free_port(), free_port());
-    let dev_dir = dir.join("dev").display().to_string();
+    let dev_dir = dir.path().join("dev").display().to_string();
     let args = [
         "identity".to_owned(),
         "-log-level=info".to_owned(),
@@ -496,7 +497,7 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
         format!("-dev-dir={dev_dir}"),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut ca = Process::spawn_args("identity-ca", &bin, &args, &dir);
+    let mut ca = Process::spawn_args("identity-ca", &bin, &args, dir.path());
     ca.wait_ready(&admin, Duration::from_secs(20)).await;
     assert!(
         ca.output().contains("Issuer cert loaded"),
@@ -508,8 +509,8 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
     assert!(status.success(), "{status}:\n{}", ca.output());
 
     // TokenReview through a kubeconfig that is not there: one line, non-zero.
-    let missing = dir.join("no-such-kubeconfig").display().to_string();
-    let dev = DevState::open(dir.join("dev")).unwrap();
+    let missing = dir.path().join("no-such-kubeconfig").display().to_string();
+    let dev = DevState::open(dir.path().join("dev")).unwrap();
     let issuer = dev.issuer_folder().dir().display().to_string();
     let anchors = dev.trust_anchors().display().to_string();
     let err = refused_at_start(
@@ -532,7 +533,6 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
         )),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs `identity-ca` with `args` on ephemeral ports, expecting it to fail at start with
@@ -557,8 +557,8 @@ fn refused_at_start(bin: &Path, args: &[&str]) -> String {
 fn identity_ca_kube_events_with_a_missing_kubeconfig_fail_in_one_line() {
     let bin = example("identity-ca");
     let dir = scratch("kube-events");
-    let dev = DevState::prepare(dir.join("dev"), OffsetDateTime::now_utc()).unwrap();
-    let missing = dir.join("no-such-kubeconfig").display().to_string();
+    let dev = DevState::prepare(dir.path().join("dev"), OffsetDateTime::now_utc()).unwrap();
+    let missing = dir.path().join("no-such-kubeconfig").display().to_string();
     let issuer = dev.issuer_folder().dir().display().to_string();
     let anchors = dev.trust_anchors().display().to_string();
     let jwks = format!("jwks:{}", dev.jwks().display());
@@ -584,5 +584,4 @@ fn identity_ca_kube_events_with_a_missing_kubeconfig_fail_in_one_line() {
         )),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,9 +1,7 @@
 //! TokenReview against a local HTTPS endpoint that answers like the Kubernetes API server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -15,6 +13,7 @@ use meshid_authn::{
 use meshid_kube_testing::{Answer, ApiServerDouble, ClientCertificate, Request};
 use meshid_policy::ServiceAccount;
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::net::TcpListener;
@@ -86,10 +85,14 @@ impl FakeApiServer {
 
     /// A configuration for this server, with its files in a fresh directory.
     fn config(&self) -> (TokenReviewConfig, TempDir) {
-        let dir = TempDir::new();
-        std::fs::write(dir.0.join("ca.crt"), self.ca_pem()).unwrap();
-        std::fs::write(dir.0.join("token"), CLIENT_TOKEN).unwrap();
-        let config = TokenReviewConfig::new(self.url(), dir.0.join("ca.crt"), dir.0.join("token"));
+        let dir = temp_dir();
+        std::fs::write(dir.path().join("ca.crt"), self.ca_pem()).unwrap();
+        std::fs::write(dir.path().join("token"), CLIENT_TOKEN).unwrap();
+        let config = TokenReviewConfig::new(
+            self.url(),
+            dir.path().join("ca.crt"),
+            dir.path().join("token"),
+        );
         (config, dir)
     }
 }
@@ -164,25 +167,12 @@ async fn answer(req: Request) -> Answer {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "meshid-authn-tokenreview-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh folder, removed when the returned value is dropped.
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("meshid-authn-tokenreview-")
+        .tempdir()
+        .unwrap()
 }
 
 /// A JWT-shaped token whose payload says `exp` (the signature is the API server's business).
@@ -423,12 +413,12 @@ async fn the_client_token_is_reread_on_every_request() {
     let (config, dir) = server.config();
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     authn.authenticate(b"one").await.unwrap();
-    std::fs::write(dir.0.join("token"), "kubelet-rotated\n").unwrap();
+    std::fs::write(dir.path().join("token"), "kubelet-rotated\n").unwrap();
     authn.authenticate(b"two").await.unwrap();
     let seen = server.requests();
     assert_eq!(seen[1].authorization, "Bearer kubelet-rotated");
 
-    std::fs::write(dir.0.join("token"), "revoked").unwrap();
+    std::fs::write(dir.path().join("token"), "revoked").unwrap();
     let e = authn.authenticate(b"three").await.unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -436,7 +426,7 @@ async fn the_client_token_is_reread_on_every_request() {
          identity service's own credentials were refused: check its token file or kubeconfig \
          user"
     );
-    std::fs::remove_file(dir.0.join("token")).unwrap();
+    std::fs::remove_file(dir.path().join("token")).unwrap();
     let e = authn.authenticate(b"four").await.unwrap_err();
     assert!(
         matches!(
@@ -460,15 +450,15 @@ async fn in_cluster_configuration() {
         "KUBERNETES_SERVICE_PORT" => Some(port.clone()),
         _ => None,
     };
-    let config = TokenReviewConfig::in_cluster_with(env, &dir.0).unwrap();
+    let config = TokenReviewConfig::in_cluster_with(env, dir.path()).unwrap();
     assert_eq!(config.api.api_server, server.url());
     assert_eq!(
         config.api.credentials,
-        ApiCredentials::TokenFile(dir.0.join("token"))
+        ApiCredentials::TokenFile(dir.path().join("token"))
     );
-    assert_eq!(config.api.ca, ApiServerCa::File(dir.0.join("ca.crt")));
+    assert_eq!(config.api.ca, ApiServerCa::File(dir.path().join("ca.crt")));
     // The same API access, shared (e.g. with Kubernetes Events), gives the same configuration.
-    let api = KubeApiConfig::in_cluster_with(env, &dir.0).unwrap();
+    let api = KubeApiConfig::in_cluster_with(env, dir.path()).unwrap();
     assert_eq!(TokenReviewConfig::with_api(api), config);
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     authn.authenticate(b"valid-token").await.unwrap();
@@ -478,12 +468,12 @@ async fn in_cluster_configuration() {
             "KUBERNETES_SERVICE_HOST" => Some("fd00::1".into()),
             _ => Some("443".into()),
         },
-        &dir.0,
+        dir.path(),
     )
     .unwrap();
     assert_eq!(config.api.api_server, "https://[fd00::1]:443");
     assert_eq!(
-        TokenReviewConfig::in_cluster_with(|_| None, &dir.0)
+        TokenReviewConfig::in_cluster_with(|_| None, dir.path())
             .unwrap_err()
             .to_string(),
         "invalid in-cluster configuration: KUBERNETES_SERVICE_HOST is not set, so this is not \
@@ -510,7 +500,7 @@ async fn configuration_and_transport_errors() {
         "invalid TokenReview configuration: qps must be a positive number"
     );
     let mut bad = config.clone();
-    bad.api.ca = ApiServerCa::File(dir.0.join("missing.crt"));
+    bad.api.ca = ApiServerCa::File(dir.path().join("missing.crt"));
     let e = TokenReviewAuthenticator::new(bad).unwrap_err();
     assert!(
         matches!(
@@ -522,22 +512,22 @@ async fn configuration_and_transport_errors() {
         ),
         "{e:?}"
     );
-    std::fs::write(dir.0.join("empty.crt"), "").unwrap();
+    std::fs::write(dir.path().join("empty.crt"), "").unwrap();
     let mut bad = config.clone();
-    bad.api.ca = ApiServerCa::File(dir.0.join("empty.crt"));
+    bad.api.ca = ApiServerCa::File(dir.path().join("empty.crt"));
     assert_eq!(
         TokenReviewAuthenticator::new(bad).unwrap_err().to_string(),
         format!(
             "invalid API server CA file {}: it holds no CERTIFICATE block",
-            dir.0.join("empty.crt").display()
+            dir.path().join("empty.crt").display()
         )
     );
 
     // The server's certificate does not chain to this CA.
     let other = FakeApiServer::start().await;
-    std::fs::write(dir.0.join("other.crt"), other.ca_pem()).unwrap();
+    std::fs::write(dir.path().join("other.crt"), other.ca_pem()).unwrap();
     let mut wrong_ca = config.clone();
-    wrong_ca.api.ca = ApiServerCa::File(dir.0.join("other.crt"));
+    wrong_ca.api.ca = ApiServerCa::File(dir.path().join("other.crt"));
     let e = TokenReviewAuthenticator::new(wrong_ca)
         .unwrap()
         .authenticate(b"valid-token")
@@ -614,8 +604,8 @@ users:
 #[tokio::test]
 async fn kubeconfig_with_a_client_certificate_reviews_over_mutual_tls() {
     let (server, client) = FakeApiServer::start_with_client_certs().await;
-    let dir = TempDir::new();
-    let path = dir.0.join("kubeconfig");
+    let dir = temp_dir();
+    let path = dir.path().join("kubeconfig");
     std::fs::write(&path, kubeconfig_with_client_cert(&server, &client)).unwrap();
 
     let config = TokenReviewConfig::from_kubeconfig(&path, None).unwrap();
@@ -652,11 +642,11 @@ async fn kubeconfig_with_a_client_certificate_reviews_over_mutual_tls() {
 #[tokio::test]
 async fn kubeconfig_with_files_relative_to_its_folder_and_a_token_file() {
     let server = FakeApiServer::start().await;
-    let dir = TempDir::new();
-    std::fs::create_dir_all(dir.0.join("pki")).unwrap();
-    std::fs::write(dir.0.join("pki/ca.crt"), server.ca_pem()).unwrap();
-    std::fs::write(dir.0.join("sa-token"), CLIENT_TOKEN).unwrap();
-    let path = dir.0.join("config");
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.path().join("pki")).unwrap();
+    std::fs::write(dir.path().join("pki/ca.crt"), server.ca_pem()).unwrap();
+    std::fs::write(dir.path().join("sa-token"), CLIENT_TOKEN).unwrap();
+    let path = dir.path().join("config");
     std::fs::write(
         &path,
         format!(
@@ -670,10 +660,13 @@ async fn kubeconfig_with_files_relative_to_its_folder_and_a_token_file() {
     .unwrap();
 
     let config = TokenReviewConfig::from_kubeconfig(&path, None).unwrap();
-    assert_eq!(config.api.ca, ApiServerCa::File(dir.0.join("pki/ca.crt")));
+    assert_eq!(
+        config.api.ca,
+        ApiServerCa::File(dir.path().join("pki/ca.crt"))
+    );
     assert_eq!(
         config.api.credentials,
-        ApiCredentials::TokenFile(dir.0.join("sa-token"))
+        ApiCredentials::TokenFile(dir.path().join("sa-token"))
     );
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     authn.authenticate(b"valid-token").await.unwrap();
@@ -682,7 +675,7 @@ async fn kubeconfig_with_files_relative_to_its_folder_and_a_token_file() {
         format!("Bearer {CLIENT_TOKEN}")
     );
     // Re-read on every request, like the in-cluster token.
-    std::fs::write(dir.0.join("sa-token"), "kubelet-rotated").unwrap();
+    std::fs::write(dir.path().join("sa-token"), "kubelet-rotated").unwrap();
     authn.authenticate(b"another-token").await.unwrap();
     assert_eq!(server.requests()[1].authorization, "Bearer kubelet-rotated");
 }

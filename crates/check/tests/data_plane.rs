@@ -241,14 +241,17 @@ fn proxy_file_read_from_disk() {
     let issuer = issuer(&root);
     let leaf = leaf(&issuer, LEAF_FROM, LEAF_UNTIL);
     let dir = temp_dir("proxy-file");
-    let path = dir.join("web.pem");
+    let path = dir.path().join("web.pem");
     std::fs::write(&path, chain_pem(&leaf, &issuer)).unwrap();
     let chain = ProxyChain::read(&path);
     assert_eq!(chain.chain.as_ref().map(Vec::len), Ok(2));
-    let missing = ProxyChain::read(&dir.join("nope.pem"));
+    let missing = ProxyChain::read(&dir.path().join("nope.pem"));
     assert_eq!(
         missing.chain,
-        Err(format!("{} does not exist", dir.join("nope.pem").display()))
+        Err(format!(
+            "{} does not exist",
+            dir.path().join("nope.pem").display()
+        ))
     );
 }
 

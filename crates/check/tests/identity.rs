@@ -11,6 +11,7 @@ use meshid_check::{
     CheckOptions, ClockSource, FailOn, IdentityScheme, InputPaths, Inputs, PemSource, Status,
 };
 use support::*;
+use tempfile::TempDir;
 use time::Duration;
 use time::macros::datetime;
 
@@ -57,23 +58,29 @@ fn healthy_pki_passes_every_check_in_linkerd_shape() {
 
 // === certificate config is valid ===
 
-/// Writes an issuer folder in `scheme`'s layout, with `ca.crt` for kubernetes.io/tls.
-fn issuer_dir(name: &str, scheme: IdentityScheme, root: &Cert, issuer: &Cert) -> InputPaths {
+/// Writes an issuer folder in `scheme`'s layout, with `ca.crt` for kubernetes.io/tls; the
+/// folder is removed when the returned `TempDir` is dropped.
+fn issuer_dir(
+    name: &str,
+    scheme: IdentityScheme,
+    root: &Cert,
+    issuer: &Cert,
+) -> (TempDir, InputPaths) {
     let dir = temp_dir(name);
     let (crt, key) = scheme.file_names();
-    fs::write(dir.join(crt), &issuer.pem).unwrap();
-    fs::write(dir.join(key), issuer.key_pem()).unwrap();
-    let mut paths = InputPaths::new(&dir, None);
+    fs::write(dir.path().join(crt), &issuer.pem).unwrap();
+    fs::write(dir.path().join(key), issuer.key_pem()).unwrap();
+    let mut paths = InputPaths::new(dir.path(), None);
     paths.identity_scheme = scheme;
     match scheme {
-        IdentityScheme::KubernetesTls => fs::write(dir.join("ca.crt"), &root.pem).unwrap(),
+        IdentityScheme::KubernetesTls => fs::write(dir.path().join("ca.crt"), &root.pem).unwrap(),
         _ => {
-            let anchors = dir.join("ca-bundle.crt");
+            let anchors = dir.path().join("ca-bundle.crt");
             fs::write(&anchors, &root.pem).unwrap();
             paths.trust_anchors = Some(anchors);
         }
     }
-    paths
+    (dir, paths)
 }
 
 #[test]
@@ -81,7 +88,7 @@ fn config_from_files_in_both_schemes() {
     let root = root();
     let issuer = issuer(&root);
     for scheme in [IdentityScheme::LinkerdTls, IdentityScheme::KubernetesTls] {
-        let paths = issuer_dir("schemes", scheme, &root, &issuer);
+        let (_dir, paths) = issuer_dir("schemes", scheme, &root, &issuer);
         let report = run(&Inputs::read(&paths), false);
         assert!(
             report.checks().all(|c| c.status == Status::Ok),
@@ -94,7 +101,7 @@ fn config_from_files_in_both_schemes() {
 fn config_missing_file_is_fatal() {
     let root = root();
     let issuer = issuer(&root);
-    let paths = issuer_dir("missing", IdentityScheme::LinkerdTls, &root, &issuer);
+    let (_dir, paths) = issuer_dir("missing", IdentityScheme::LinkerdTls, &root, &issuer);
     fs::remove_file(paths.issuer_dir.join("key.pem")).unwrap();
     let report = run(&Inputs::read(&paths), true);
     let check = report.check(CERT_CONFIG).unwrap();
@@ -130,7 +137,7 @@ fn config_missing_file_is_fatal() {
 fn config_wrong_scheme_says_which_files_are_there() {
     let root = root();
     let issuer = issuer(&root);
-    let mut paths = issuer_dir("wrong-scheme", IdentityScheme::LinkerdTls, &root, &issuer);
+    let (_dir, mut paths) = issuer_dir("wrong-scheme", IdentityScheme::LinkerdTls, &root, &issuer);
     paths.identity_scheme = IdentityScheme::KubernetesTls;
     let report = run(&Inputs::read(&paths), false);
     assert_eq!(
@@ -151,7 +158,7 @@ fn config_wrong_scheme_says_which_files_are_there() {
 fn config_without_anchors_under_linkerd_scheme() {
     let root = root();
     let issuer = issuer(&root);
-    let mut paths = issuer_dir("no-anchors", IdentityScheme::LinkerdTls, &root, &issuer);
+    let (_dir, mut paths) = issuer_dir("no-anchors", IdentityScheme::LinkerdTls, &root, &issuer);
     paths.trust_anchors = None;
     let report = run(&Inputs::read(&paths), false);
     assert_eq!(

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,19 +16,19 @@ use meshid_client::{
     CertifyResponse, Client, Credentials, Error, LocalCertifier, TokioClock,
 };
 use support::*;
+use tempfile::TempDir;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 const POLL: Duration = Duration::from_secs(10);
 
-/// A scratch directory of its own for each test.
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("meshid-bundle-watch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory of its own for each test, removed when the returned value is dropped.
+fn scratch(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("meshid-bundle-watch-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Starts a watcher of `path` for `credentials`; returns its outcomes, a shutdown trigger and
@@ -82,7 +82,7 @@ async fn a_bundle_edited_in_place_is_installed_within_one_poll() {
     let pki = Pki::new();
     let other = Pki::new();
     let dir = scratch("in-place");
-    let path = dir.join("ca-bundle.crt");
+    let path = dir.path().join("ca-bundle.crt");
     std::fs::write(&path, pki.bundle.to_pem()).unwrap();
     let clock = TokioClock::new(START);
     let mut web = local_client(&pki, WEB, clock);
@@ -105,7 +105,6 @@ async fn a_bundle_edited_in_place_is_installed_within_one_poll() {
     assert!(Arc::ptr_eq(&before, &creds.certified_key().unwrap()));
     // Installed once: the next pass finds nothing new.
     assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[cfg(unix)]
@@ -117,12 +116,12 @@ async fn a_configmap_symlink_swap_is_installed_within_one_poll() {
     let other = Pki::new();
     let dir = scratch("configmap");
     // kubelet's layout: ca-bundle.crt -> ..data/ca-bundle.crt, ..data -> ..<timestamp>.
-    let first = dir.join("..2026_06_01_12_00_00.1");
+    let first = dir.path().join("..2026_06_01_12_00_00.1");
     std::fs::create_dir(&first).unwrap();
     std::fs::write(first.join("ca-bundle.crt"), pki.bundle.to_pem()).unwrap();
-    symlink("..2026_06_01_12_00_00.1", dir.join("..data")).unwrap();
-    symlink("..data/ca-bundle.crt", dir.join("ca-bundle.crt")).unwrap();
-    let path = dir.join("ca-bundle.crt");
+    symlink("..2026_06_01_12_00_00.1", dir.path().join("..data")).unwrap();
+    symlink("..data/ca-bundle.crt", dir.path().join("ca-bundle.crt")).unwrap();
+    let path = dir.path().join("ca-bundle.crt");
     let clock = TokioClock::new(START);
     let mut web = local_client(&pki, WEB, clock);
     web.certify_once().await.unwrap();
@@ -134,18 +133,17 @@ async fn a_configmap_symlink_swap_is_installed_within_one_poll() {
     // The update: a new timestamped directory, `..data` swapped by an atomic rename, the old
     // directory removed.
     let both = pki.bundle.union(&other.bundle);
-    let second = dir.join("..2026_06_01_12_01_00.2");
+    let second = dir.path().join("..2026_06_01_12_01_00.2");
     std::fs::create_dir(&second).unwrap();
     std::fs::write(second.join("ca-bundle.crt"), both.to_pem()).unwrap();
-    symlink("..2026_06_01_12_01_00.2", dir.join("..data_tmp")).unwrap();
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    symlink("..2026_06_01_12_01_00.2", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
     std::fs::remove_dir_all(&first).unwrap();
     let swapped = Instant::now();
 
     let outcome = next_within_one_poll(&mut outcomes, swapped).await;
     assert!(matches!(outcome, BundleCheck::Installed { anchors: 2 }));
     assert_eq!(*creds.trust_bundle(), both);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -153,7 +151,7 @@ async fn malformed_empty_or_missing_files_keep_the_old_bundle() {
     let pki = Pki::new();
     let other = Pki::new();
     let dir = scratch("unusable");
-    let path = dir.join("ca-bundle.crt");
+    let path = dir.path().join("ca-bundle.crt");
     std::fs::write(&path, pki.bundle.to_pem()).unwrap();
     let clock = TokioClock::new(START);
     let mut web = local_client(&pki, WEB, clock);
@@ -207,7 +205,6 @@ async fn malformed_empty_or_missing_files_keep_the_old_bundle() {
     ));
     assert_eq!(*creds.trust_bundle(), both);
     assert!(!task.is_finished());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A certifier that asks the old CA, or the new one once switched.
@@ -232,7 +229,7 @@ async fn a_bundle_that_would_orphan_the_certificate_is_refused_until_renewal() {
     let old = Pki::new();
     let new = Pki::new();
     let dir = scratch("orphan");
-    let path = dir.join("ca-bundle.crt");
+    let path = dir.path().join("ca-bundle.crt");
     std::fs::write(&path, old.bundle.to_pem()).unwrap();
     let clock = TokioClock::new(START);
     let switch = Arc::new(Switch {
@@ -284,7 +281,6 @@ async fn a_bundle_that_would_orphan_the_certificate_is_refused_until_renewal() {
         BundleCheck::Installed { anchors: 1 }
     ));
     assert_eq!(*creds.trust_bundle(), new.bundle);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -292,7 +288,7 @@ async fn without_a_certificate_any_valid_bundle_is_installed() {
     let pki = Pki::new();
     let other = Pki::new();
     let dir = scratch("pending");
-    let path = dir.join("ca-bundle.crt");
+    let path = dir.path().join("ca-bundle.crt");
     std::fs::write(&path, other.bundle.to_pem()).unwrap();
     let clock = TokioClock::new(START);
     let web = local_client(&pki, WEB, clock);
@@ -305,14 +301,13 @@ async fn without_a_certificate_any_valid_bundle_is_installed() {
         BundleCheck::Installed { anchors: 1 }
     ));
     assert_eq!(*creds.trust_bundle(), other.bundle);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_watcher_stops_on_shutdown_and_when_the_credentials_are_dropped() {
     let pki = Pki::new();
     let dir = scratch("stop");
-    let path = dir.join("ca-bundle.crt");
+    let path = dir.path().join("ca-bundle.crt");
     std::fs::write(&path, pki.bundle.to_pem()).unwrap();
     let clock = TokioClock::new(START);
 
@@ -331,7 +326,6 @@ async fn the_watcher_stops_on_shutdown_and_when_the_credentials_are_dropped() {
     assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
     drop((web, creds));
     task.await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -394,9 +394,11 @@ async fn invalid_responses_are_never_installed() {
 async fn an_empty_token_is_never_sent() {
     let pki = Pki::new();
     let clock = TokioClock::new(START);
-    let dir = std::env::temp_dir().join(format!("meshid-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("token");
+    let dir = tempfile::Builder::new()
+        .prefix("meshid-token-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("token");
     std::fs::write(&path, b"\n").unwrap();
     let flaky = Arc::new(Flaky::new(
         LocalCertifier::new(Arc::clone(&pki.ca), clock),
@@ -411,7 +413,6 @@ async fn an_empty_token_is_never_sent() {
     // The file is re-read on every attempt: a rotated token is picked up.
     std::fs::write(&path, b"eyJhbGciOi.rotated\n").unwrap();
     client.certify_once().await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ async fn exchange(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anchor_rotation_in_three_phases_drops_no_handshake() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let old = root("old.root");
     let new = root("new.root");
     let first = issuer(&old, START, 2 * DAY);

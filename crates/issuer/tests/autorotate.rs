@@ -21,7 +21,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 #[tokio::test(start_paused = true)]
 async fn a_new_issuer_appears_at_the_renew_before_point_and_the_ca_switches_to_it() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root = root("root.linkerd.cluster.local");
     let anchor = TrustAnchorKey::from_ca_certificate(&root).unwrap();
     let folder = IssuerFolder::new(tmp.path().join("issuer"), IssuerScheme::LinkerdTls);
@@ -98,7 +98,7 @@ async fn a_new_issuer_appears_at_the_renew_before_point_and_the_ca_switches_to_i
 
 #[test]
 fn the_anchor_key_must_be_private() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root = root("root.linkerd.cluster.local");
     let cert = tmp.path().join("ca.crt");
     let key = tmp.path().join("ca.key");
@@ -126,7 +126,7 @@ fn the_anchor_key_must_be_private() {
 
 #[test]
 fn a_schedule_cert_manager_would_refuse_is_refused() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root = root("root.linkerd.cluster.local");
     let mut schedule = IssuerSchedule::default();
     schedule.renew_before = Some(49 * HOUR);

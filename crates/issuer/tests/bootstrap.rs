@@ -22,7 +22,7 @@ fn mode(path: &std::path::Path) -> u32 {
 
 #[test]
 fn root_ca_then_issuer_like_step_and_linkerd() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root_out = OutputFiles::new(tmp.path().join("ca.crt"), tmp.path().join("ca.key"));
     write_root_ca(
         &root_out,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use meshid_issuer::{Event, EventSink, KubeApiConfig, KubeEventSink, KubeEventsConfig};
 use meshid_kube_testing::{Answer, ApiServerDouble};
 use support::*;
+use tempfile::TempDir;
 
 /// (path, authorization header, JSON body) of the next request, within 5s.
 async fn next_posted(api: &ApiServerDouble) -> (String, String, serde_json::Value) {
@@ -45,7 +46,7 @@ async fn slow_api(delay: Duration) -> ApiServerDouble {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_posted_as_core_v1_events_on_the_identity_deployment() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let api = ApiServerDouble::start().await;
     let (sink, _task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
 
@@ -83,7 +84,7 @@ async fn events_are_posted_as_core_v1_events_on_the_identity_deployment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_posts_every_queued_event_and_takes_no_more() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let api = slow_api(Duration::from_millis(50)).await;
     let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
     for i in 0..5 {
@@ -106,7 +107,7 @@ async fn closing_posts_every_queued_event_and_takes_no_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_gives_up_at_the_deadline_and_counts_what_was_not_posted() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let api = slow_api(Duration::from_secs(2)).await;
     let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
     for i in 0..3 {
@@ -125,7 +126,7 @@ async fn closing_gives_up_at_the_deadline_and_counts_what_was_not_posted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_task_handle_leaves_the_sink_posting() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let api = ApiServerDouble::start().await;
     let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
     drop(task);

@@ -23,7 +23,7 @@ const MIN_SWAPS: usize = 50;
 
 #[test]
 fn ten_thousand_certifies_across_fifty_issuer_swaps() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root = root("root.linkerd.cluster.local");
     let now = START + Duration::from_secs(600);
     // Issuers shorter-lived than a leaf (24h), with different NotAfters, so every leaf is

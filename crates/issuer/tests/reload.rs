@@ -17,6 +17,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
 };
 use support::*;
+use tempfile::TempDir;
 use time::macros::datetime;
 
 fn serving(ca: &Ca, issuer: &CaCertificate) -> bool {
@@ -45,7 +46,7 @@ fn shutdown() -> (tokio::sync::oneshot::Sender<()>, impl Future<Output = ()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_swap_is_picked_up_by_the_watcher_within_two_seconds() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root = root("root.linkerd.cluster.local");
     let first = issuer(&root, START, 2 * DAY);
     let kubelet = Kubelet::new(&tmp.path().join("issuer"), &as_refs(&linkerd_files(&first)));
@@ -77,7 +78,7 @@ async fn a_kubelet_swap_is_picked_up_by_the_watcher_within_two_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_watcher_off_the_poll_picks_up_a_swap_within_its_interval() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root = root("root.linkerd.cluster.local");
     let first = issuer(&root, START, 2 * DAY);
     let kubelet = Kubelet::new(&tmp.path().join("issuer"), &as_refs(&linkerd_files(&first)));
@@ -117,7 +118,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let tmp = TempDir::new();
+        let tmp = temp_dir();
         let root = root("root.linkerd.cluster.local");
         let first = issuer(&root, START, 2 * DAY);
         let kubelet = Kubelet::new(&tmp.path().join("issuer"), &as_refs(&linkerd_files(&first)));
@@ -329,7 +330,7 @@ fn validation_failures_also_raise_issuer_validation_failed_but_read_errors_do_no
 
 #[test]
 fn an_issuer_written_before_its_not_before_goes_in_once_valid() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let root = root("root.linkerd.cluster.local");
     let first = issuer(&root, START, 2 * DAY);
     let early = issuer(&root, START + DAY, 2 * DAY);
@@ -349,7 +350,7 @@ fn an_issuer_written_before_its_not_before_goes_in_once_valid() {
 
 #[test]
 fn kubernetes_tls_scheme_takes_anchors_from_ca_crt() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let old = root("old.root");
     let new = root("new.root");
     let first = issuer(&old, START, 2 * DAY);
@@ -393,7 +394,7 @@ fn kubernetes_tls_scheme_takes_anchors_from_ca_crt() {
 
 #[test]
 fn a_bundle_that_would_orphan_the_issuer_is_refused_then_applied_after_the_issuer_moves() {
-    let tmp = TempDir::new();
+    let tmp = temp_dir();
     let old = root("old.root");
     let new = root("new.root");
     let first = issuer(&old, START, 2 * DAY);

@@ -1,12 +1,11 @@
 //! The client against a local HTTPS endpoint that answers like the API server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use meshid_kube::{ApiCredentials, ApiServerCa, Error, KubeApiConfig, KubeClient};
 use meshid_kube_testing::{Answer, ApiServerDouble, Request};
+use tempfile::TempDir;
 
 async fn server() -> ApiServerDouble {
     ApiServerDouble::builder().answer(answer).start().await
@@ -43,37 +42,28 @@ fn recorded(server: &ApiServerDouble) -> Vec<(String, String, String)> {
         .collect()
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "meshid-kube-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh folder, removed when the returned value is dropped.
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("meshid-kube-")
+        .tempdir()
+        .unwrap()
 }
 
 fn config(server: &ApiServerDouble, dir: &TempDir) -> KubeApiConfig {
-    std::fs::write(dir.0.join("ca.crt"), server.ca_pem()).unwrap();
-    std::fs::write(dir.0.join("token"), "sa-token\n").unwrap();
-    KubeApiConfig::new(server.url(), dir.0.join("ca.crt"), dir.0.join("token"))
+    std::fs::write(dir.path().join("ca.crt"), server.ca_pem()).unwrap();
+    std::fs::write(dir.path().join("token"), "sa-token\n").unwrap();
+    KubeApiConfig::new(
+        server.url(),
+        dir.path().join("ca.crt"),
+        dir.path().join("token"),
+    )
 }
 
 #[tokio::test]
 async fn posts_json_with_the_bearer_token_below_the_base_url() {
     let server = server().await;
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let mut config = config(&server, &dir);
     config.api_server = format!("{}/prefix/", server.url());
     let client = KubeClient::new(config).unwrap();
@@ -87,7 +77,7 @@ async fn posts_json_with_the_bearer_token_below_the_base_url() {
     assert_eq!(answer.body, b"{\"a\":1}");
 
     // The token file is re-read for every request.
-    std::fs::write(dir.0.join("token"), "rotated").unwrap();
+    std::fs::write(dir.path().join("token"), "rotated").unwrap();
     let answer = client
         .post_json("/forbidden", b"{}".to_vec())
         .await
@@ -121,7 +111,7 @@ async fn posts_json_with_the_bearer_token_below_the_base_url() {
 #[tokio::test]
 async fn failures_are_one_line_and_say_what_is_wrong() {
     let server = server().await;
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let config = config(&server, &dir);
 
     let mut bad = config.clone();
@@ -131,14 +121,14 @@ async fn failures_are_one_line_and_say_what_is_wrong() {
         "invalid API server URL \"http://127.0.0.1:6443\": must start with https://"
     );
     let mut bad = config.clone();
-    bad.ca = ApiServerCa::File(dir.0.join("missing.crt"));
+    bad.ca = ApiServerCa::File(dir.path().join("missing.crt"));
     assert!(
         KubeClient::new(bad)
             .unwrap_err()
             .to_string()
             .starts_with(&format!(
                 "cannot read the API server CA file {}: ",
-                dir.0.join("missing.crt").display()
+                dir.path().join("missing.crt").display()
             ))
     );
     let mut bad = config.clone();
@@ -166,7 +156,7 @@ async fn failures_are_one_line_and_say_what_is_wrong() {
     let e = client.post_json("/big", Vec::new()).await.unwrap_err();
     assert!(matches!(e, Error::Transport { .. }), "{e:?}");
     // An empty token file is refused before anything is sent.
-    std::fs::write(dir.0.join("token"), " \n").unwrap();
+    std::fs::write(dir.path().join("token"), " \n").unwrap();
     assert_eq!(
         client
             .post_json("/x", Vec::new())
@@ -175,10 +165,10 @@ async fn failures_are_one_line_and_say_what_is_wrong() {
             .to_string(),
         format!(
             "invalid API client token file {}: it is empty",
-            dir.0.join("token").display()
+            dir.path().join("token").display()
         )
     );
-    std::fs::write(dir.0.join("token"), "sa-token").unwrap();
+    std::fs::write(dir.path().join("token"), "sa-token").unwrap();
 
     // Slow answers time out.
     let mut slow = config.clone();

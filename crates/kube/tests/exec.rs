@@ -6,33 +6,28 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use meshid_kube::{ApiCredentials, Error, ExecPlugin, KubeApiConfig, KubeClient};
 use meshid_kube_testing::{Answer, ApiServerDouble};
 use meshid_policy::ManualClock;
+use tempfile::TempDir;
 use time::macros::datetime;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "meshid-kube-exec-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
+/// A fresh folder, removed when the returned value is dropped.
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("meshid-kube-exec-")
+        .tempdir()
+        .unwrap()
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The authorization header of each request `api` has seen.
+fn authorizations(api: &ApiServerDouble) -> Vec<String> {
+    api.requests()
+        .iter()
+        .map(|r| r.authorization().to_owned())
+        .collect()
 }
 
 /// An executable `sh` script at `dir/name`.
@@ -101,12 +96,12 @@ async fn post(client: &KubeClient) -> Result<u16, Error> {
 
 #[tokio::test]
 async fn the_plugins_token_is_sent_and_kept_until_it_expires() {
-    let dir = TempDir::new();
-    counting_plugin(&dir.0, Some("2999-01-01T00:00:00Z"));
+    let dir = temp_dir();
+    counting_plugin(dir.path(), Some("2999-01-01T00:00:00Z"));
     let api = ApiServerDouble::start().await;
     let path = kubeconfig(
         &api,
-        &dir.0,
+        dir.path(),
         "{apiVersion: client.authentication.k8s.io/v1, command: ./get-token, \
          args: [eks, get-token, --cluster-name, prod], env: [{name: REGION, value: eu-west-1}], \
          provideClusterInfo: true, interactiveMode: IfAvailable}",
@@ -116,21 +111,16 @@ async fn the_plugins_token_is_sent_and_kept_until_it_expires() {
         panic!("{:?}", config.credentials);
     };
     // The relative command is taken from the kubeconfig's folder.
-    assert_eq!(plugin.command, dir.0.join("./get-token"));
+    assert_eq!(plugin.command, dir.path().join("./get-token"));
     let client = KubeClient::new(config).unwrap();
 
     for _ in 0..3 {
         assert_eq!(post(&client).await.unwrap(), 201);
     }
-    let seen: Vec<String> = api
-        .requests()
-        .iter()
-        .map(|r| r.authorization().to_owned())
-        .collect();
-    assert_eq!(seen, ["Bearer token-1"; 3]);
+    assert_eq!(authorizations(&api), ["Bearer token-1"; 3]);
 
     // One run, with the arguments, the environment and KUBERNETES_EXEC_INFO.
-    let runs = runs(&dir.0);
+    let runs = runs(dir.path());
     assert_eq!(runs.len(), 1, "{runs:?}");
     let [args, region, info] = runs[0].splitn(3, '|').collect::<Vec<_>>()[..] else {
         panic!("{runs:?}");
@@ -147,13 +137,13 @@ async fn the_plugins_token_is_sent_and_kept_until_it_expires() {
 
 #[tokio::test]
 async fn a_token_is_fetched_again_ten_seconds_before_it_expires() {
-    let dir = TempDir::new();
-    counting_plugin(&dir.0, Some("2026-06-01T12:15:00Z"));
+    let dir = temp_dir();
+    counting_plugin(dir.path(), Some("2026-06-01T12:15:00Z"));
     let api = ApiServerDouble::start().await;
     let clock = Arc::new(ManualClock::new(datetime!(2026-06-01 12:00 UTC)));
     let client = client(&kubeconfig(
         &api,
-        &dir.0,
+        dir.path(),
         "{apiVersion: client.authentication.k8s.io/v1, command: ./get-token}",
     ))
     .with_clock(Arc::clone(&clock));
@@ -162,20 +152,18 @@ async fn a_token_is_fetched_again_ten_seconds_before_it_expires() {
     assert_eq!(post(&client).await.unwrap(), 201);
     clock.set(datetime!(2026-06-01 12:14:50 UTC));
     assert_eq!(post(&client).await.unwrap(), 201);
-    let seen: Vec<String> = api
-        .requests()
-        .iter()
-        .map(|r| r.authorization().to_owned())
-        .collect();
-    assert_eq!(seen, ["Bearer token-1", "Bearer token-1", "Bearer token-2"]);
+    assert_eq!(
+        authorizations(&api),
+        ["Bearer token-1", "Bearer token-1", "Bearer token-2"]
+    );
     // Without provideClusterInfo the plugin is not told the cluster.
-    assert!(!runs(&dir.0)[0].contains("server"));
+    assert!(!runs(dir.path())[0].contains("server"));
 }
 
 #[tokio::test]
 async fn a_refused_token_is_fetched_again_and_the_request_sent_once_more() {
-    let dir = TempDir::new();
-    counting_plugin(&dir.0, None);
+    let dir = temp_dir();
+    counting_plugin(dir.path(), None);
     // The API server has stopped taking the first token (revoked, or expired early).
     let api = ApiServerDouble::builder()
         .answer(|request| async move {
@@ -192,7 +180,7 @@ async fn a_refused_token_is_fetched_again_and_the_request_sent_once_more() {
         .await;
     let client = client(&kubeconfig(
         &api,
-        &dir.0,
+        dir.path(),
         "{apiVersion: client.authentication.k8s.io/v1, command: ./get-token}",
     ));
     // The first token was fresh when refused: the 401 is the answer.
@@ -200,18 +188,16 @@ async fn a_refused_token_is_fetched_again_and_the_request_sent_once_more() {
     // ...and was kept, so the next request sends it again, is refused, and is retried once
     // with a new token.
     assert_eq!(post(&client).await.unwrap(), 201);
-    let seen: Vec<String> = api
-        .requests()
-        .iter()
-        .map(|r| r.authorization().to_owned())
-        .collect();
-    assert_eq!(seen, ["Bearer token-1", "Bearer token-1", "Bearer token-2"]);
-    assert_eq!(runs(&dir.0).len(), 2);
+    assert_eq!(
+        authorizations(&api),
+        ["Bearer token-1", "Bearer token-1", "Bearer token-2"]
+    );
+    assert_eq!(runs(dir.path()).len(), 2);
 }
 
 #[tokio::test]
 async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let api = ApiServerDouble::start().await;
     let cases: [(&str, String); 5] = [
         (
@@ -227,7 +213,7 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
             format!(
                 "the kubeconfig exec credential plugin {} failed: it exited with exit status: \
                  3: error: SSO session expired; run aws sso login",
-                dir.0.join("./fails").display()
+                dir.path().join("./fails").display()
             ),
         ),
         (
@@ -235,7 +221,7 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
             format!(
                 "the kubeconfig exec credential plugin {} failed: it returned a client \
                  certificate, which is not supported; use a plugin that returns a token",
-                dir.0.join("./prints-a-certificate").display()
+                dir.path().join("./prints-a-certificate").display()
             ),
         ),
         (
@@ -244,7 +230,7 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
                 "the kubeconfig exec credential plugin {} failed: it answered with apiVersion \
                  \"client.authentication.k8s.io/v1\", not the \
                  \"client.authentication.k8s.io/v1beta1\" it was asked for",
-                dir.0.join("./get-token").display()
+                dir.path().join("./get-token").display()
             ),
         ),
         (
@@ -252,24 +238,24 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
             format!(
                 "the kubeconfig exec credential plugin {} failed: its output is not an \
                  ExecCredential JSON document (syntax error at line 1 column 2)",
-                dir.0.join("./prints-text").display()
+                dir.path().join("./prints-text").display()
             ),
         ),
     ];
     script(
-        &dir.0,
+        dir.path(),
         "fails",
         "echo 'error: SSO session expired; run aws sso login' >&2; exit 3",
     );
     script(
-        &dir.0,
+        dir.path(),
         "prints-a-certificate",
         r#"echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"clientCertificateData":"C","clientKeyData":"K"}}'"#,
     );
-    script(&dir.0, "prints-text", "echo token-secret");
-    counting_plugin(&dir.0, None);
+    script(dir.path(), "prints-text", "echo token-secret");
+    counting_plugin(dir.path(), None);
     for (exec, message) in cases {
-        let e = post(&client(&kubeconfig(&api, &dir.0, exec)))
+        let e = post(&client(&kubeconfig(&api, dir.path(), exec)))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::ExecPlugin { .. }), "{e:?}");
@@ -281,13 +267,13 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
 
 #[tokio::test]
 async fn a_plugin_that_hangs_is_stopped_by_the_request_timeout() {
-    let dir = TempDir::new();
-    script(&dir.0, "hangs", "exec sleep 30");
+    let dir = temp_dir();
+    script(dir.path(), "hangs", "exec sleep 30");
     let api = ApiServerDouble::start().await;
     let mut config = KubeApiConfig::from_kubeconfig(
         &kubeconfig(
             &api,
-            &dir.0,
+            dir.path(),
             "{apiVersion: client.authentication.k8s.io/v1, command: ./hangs}",
         ),
         None,

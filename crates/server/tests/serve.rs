@@ -15,11 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("meshid-server-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder, removed when the returned value is dropped.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("meshid-server-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -83,14 +84,14 @@ async fn web_client(
 #[tokio::test]
 async fn dev_mode_certifies_a_workload_and_reports_on_admin() {
     let dir = temp_dir("dev");
-    let dev = DevState::prepare(&dir, now()).unwrap();
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
     // Reusing the folder keeps the same anchor.
     let anchors = std::fs::read(dev.trust_anchors()).unwrap();
-    let dev = DevState::prepare(&dir, now()).unwrap();
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
     assert_eq!(std::fs::read(dev.trust_anchors()).unwrap(), anchors);
     use std::os::unix::fs::PermissionsExt as _;
     for key in ["trust-anchor.key", "token-signing.key", "issuer/key.pem"] {
-        let mode = std::fs::metadata(dir.join(key))
+        let mode = std::fs::metadata(dir.path().join(key))
             .unwrap()
             .permissions()
             .mode()
@@ -167,14 +168,13 @@ async fn dev_mode_certifies_a_workload_and_reports_on_admin() {
 
     stop.send(()).unwrap();
     running.wait().await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 async fn a_broken_issuer_folder_fails_fast_with_one_line() {
     let dir = temp_dir("broken");
-    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
-    let issuer = dir.join("issuer");
+    let dev = DevState::prepare(dir.path().join("dev"), now()).unwrap();
+    let issuer = dir.path().join("issuer");
     std::fs::create_dir_all(&issuer).unwrap();
     std::fs::write(
         issuer.join("crt.pem"),
@@ -199,7 +199,6 @@ async fn a_broken_issuer_folder_fails_fast_with_one_line() {
         text,
         "invalid issuer: the certificate file is not valid PEM: a PEM block is incomplete or corrupt (is the file half-written?)"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -261,7 +260,7 @@ fn kubeconfig_for(api: &ApiServerDouble, dir: &std::path::Path) -> std::path::Pa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_events_still_queued_at_shutdown_are_posted_before_wait_returns() {
     let dir = temp_dir("kube-events-shutdown");
-    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
+    let dev = DevState::prepare(dir.path().join("dev"), now()).unwrap();
     // An API server that takes a while to create each Event.
     let api = ApiServerDouble::builder()
         .answer(|request| async move {
@@ -271,7 +270,7 @@ async fn kube_events_still_queued_at_shutdown_are_posted_before_wait_returns() {
         .start()
         .await;
     let mut config = dev_config(&dev);
-    config.kube_api.kubeconfig = Some(kubeconfig_for(&api, &dir));
+    config.kube_api.kubeconfig = Some(kubeconfig_for(&api, dir.path()));
     config.kube_events = true;
     let (stop, stopped) = oneshot::channel::<()>();
     let running = start(config, async {
@@ -299,18 +298,17 @@ async fn kube_events_still_queued_at_shutdown_are_posted_before_wait_returns() {
         issued, 3,
         "every queued event was posted before wait returned"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
     let dir = temp_dir("kube-events");
-    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
+    let dev = DevState::prepare(dir.path().join("dev"), now()).unwrap();
     // A local HTTPS endpoint that answers like the API server creating an Event.
     let api = ApiServerDouble::start().await;
 
     let mut config = dev_config(&dev);
-    config.kube_api.kubeconfig = Some(kubeconfig_for(&api, &dir));
+    config.kube_api.kubeconfig = Some(kubeconfig_for(&api, dir.path()));
     config.kube_events = true;
     config.reload = meshid_issuer::ReloaderOptions::new(Duration::from_millis(100), true);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -364,17 +362,16 @@ async fn kube_events_post_issuance_and_issuer_updates_through_the_kubeconfig() {
 
     stop.send(()).unwrap();
     running.wait().await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 async fn kube_events_with_a_broken_kubeconfig_fail_at_start_in_one_line() {
     let dir = temp_dir("kube-events-broken");
-    let dev = DevState::prepare(dir.join("dev"), now()).unwrap();
+    let dev = DevState::prepare(dir.path().join("dev"), now()).unwrap();
     let mut config = dev_config(&dev);
     config.kube_events = true;
     // A kubeconfig whose CA file is missing: refused when the events client is built.
-    let kubeconfig = dir.join("kubeconfig");
+    let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
         "current-context: dev\n\
@@ -393,9 +390,8 @@ async fn kube_events_with_a_broken_kubeconfig_fail_at_start_in_one_line() {
     assert!(
         text.starts_with(&format!(
             "cannot read the API server CA file {}: ",
-            dir.join("missing.crt").display()
+            dir.path().join("missing.crt").display()
         )),
         "{text}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

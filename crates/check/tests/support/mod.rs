@@ -1,15 +1,13 @@
 //! Shared fixtures: certificates minted at fixed times with fixed serials, and input builders.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use meshid_check::{CheckOptions, ClockSource, Inputs, PemSource, ProxyChain, Report};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
+use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -183,15 +181,13 @@ pub fn proxy_chain(origin: &str, pem: &str) -> ProxyChain {
     ProxyChain::from_pem(origin, pem)
 }
 
-/// A fresh, empty directory under the target's temporary directory.
-pub fn temp_dir(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("meshid-check-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory under the target's temporary directory, removed when the
+/// returned value is dropped.
+pub fn temp_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("meshid-check-{name}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
 }
 
 /// (status, message) of a check, for compact assertions.

@@ -11,39 +11,19 @@ use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create
 use meshid_client::Clock;
 use meshid_policy::{IssuancePolicy, Mesh};
 use meshid_verify::TrustBundle;
+use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 pub const START: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 pub const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 
-/// A folder removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let mut rand = [0u8; 4];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rand).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "meshid-issuer-{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            hex::encode(rand)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh folder, removed when the returned value is dropped.
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("meshid-issuer-")
+        .tempdir()
+        .unwrap()
 }
 
 /// A mounted Secret or ConfigMap, updated the way kubelet does it: the files live in a
