@@ -4,13 +4,15 @@
 //! `ca/certify` iteration, and one leaf for every `verify/chain` iteration. Targets are ratios
 //! against the floor measured in the same run (see BENCHMARKS.md):
 //! `ca/certify` >= 0.95 x 1/(sign + verify), `verify/chain` >= 0.96 x 1/(2 verify).
+//! `verify/chain` runs on a warm bundle, which remembers its anchor's signature over the
+//! issuer; `verify/chain_cold` verifies with a bundle that has verified nothing yet.
 
 #![allow(clippy::expect_used)]
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use meshid::ca::Ca;
 use meshid::ca::bootstrap::{CaOptions, create_intermediate, create_root};
 use meshid::csr::{Csr, CsrParams, KeyPair};
@@ -132,6 +134,29 @@ fn verify(c: &mut Criterion) {
             )
             .expect("verify")
         })
+    });
+    // A bundle that has verified nothing yet (the first chain after a bundle or issuer
+    // change): both signatures are checked. Making the bundle is not timed.
+    let anchors: Vec<_> = f.bundle.anchors().map(|a| a.der().clone()).collect();
+    group.bench_function("chain_cold", |b| {
+        b.iter_batched(
+            || TrustBundle::from_der(anchors.clone()).expect("bundle"),
+            |bundle| {
+                let peer = meshid::verify::verify_identity(
+                    &bundle,
+                    black_box(&certified.leaf),
+                    black_box(&certified.chain),
+                    NOW,
+                    Usage::Server,
+                    IDENTITY,
+                    &options,
+                )
+                .expect("verify");
+                // Dropped after the timing, with the bundle.
+                (bundle, peer)
+            },
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 }
