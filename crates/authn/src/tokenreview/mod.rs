@@ -52,7 +52,7 @@ pub struct TokenReviewAuthenticator<C = SystemClock> {
     /// Reviews in flight, by token digest: a caller with the same token waits for that
     /// review's answer instead of asking the API server again.
     in_flight: InFlightMap,
-    clock: C,
+    clock: Arc<C>,
 }
 
 #[derive(Serialize)]
@@ -104,11 +104,12 @@ impl TokenReviewAuthenticator<SystemClock> {
 }
 
 impl<C: Clock> TokenReviewAuthenticator<C> {
-    /// An authenticator reading `clock` for cache expiry. Reads the CA file now; the token file
-    /// is read on every request.
+    /// An authenticator reading `clock` for cache expiry (and the expiry of a kubeconfig exec
+    /// plugin's token). Reads the CA file now; the token file is read on every request.
     pub fn with_clock(config: TokenReviewConfig, clock: C) -> Result<Self, Error> {
         config.validate()?;
-        let client = KubeClient::new(config.api.clone())?;
+        let clock = Arc::new(clock);
+        let client = KubeClient::new(config.api.clone())?.with_clock(Arc::clone(&clock));
         Ok(Self {
             client,
             limiter: RateLimiter::new(config.qps, config.burst),
