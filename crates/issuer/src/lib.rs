@@ -13,7 +13,9 @@
 //!   validated before the swap, and on failure the old issuer keeps serving.
 //! - **Events** go to an [`EventSink`] with Linkerd's reasons and messages: [`TracingSink`]
 //!   (default), [`CollectingSink`] (tests), and `KubeEventSink` (feature `kube-events`),
-//!   which posts core/v1 Events on the identity Deployment. **Metrics**: [`Metrics`].
+//!   which posts core/v1 Events on the identity Deployment from a background task (its
+//!   `KubeEventsTask::close` posts what is still queued at shutdown, within a deadline).
+//!   **Metrics**: [`Metrics`].
 //! - **Anchor rotation without downtime**: bundle {old, new} → issuer signed by new → bundle
 //!   {new}; a bundle that would orphan the issuer in use is refused with a message saying so.
 //!   In-process clients follow [`Reloader::trust_bundle_updates`].
