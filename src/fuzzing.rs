@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use meshid_csr::{CsrLimits, ParsedCsr};
+use meshid_kube::{ApiCredentials, KubeApiConfig};
 use meshid_policy::{
     Error as PolicyError, IssuancePolicy, MAX_GO_DURATION, Mesh, SanMode, ServiceAccount,
     format_go_duration, parse_go_duration,
@@ -353,4 +354,43 @@ fn assert_round_trip(d: core::time::Duration) {
         Ok(d),
         "{d:?} formatted as {text:?} does not parse back"
     );
+}
+
+// === kubeconfig ===
+
+/// Reads `data` as a kubeconfig (skipped when it is not UTF-8), for its current context and
+/// for a context named `dev`. Relative files are looked for in a folder that does not exist.
+///
+/// Invariants: parsing never panics; error messages are non-empty; a configuration it returns
+/// points at an `https://` server, and its credentials' `Debug` shows no token or key.
+pub fn kubeconfig(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let base = std::path::Path::new("/nonexistent/meshid-fuzz");
+    for context in [None, Some("dev")] {
+        match KubeApiConfig::from_kubeconfig_str(text, base, context) {
+            Ok(config) => {
+                assert!(
+                    config.api_server.starts_with("https://"),
+                    "a kubeconfig gave a server other than https: {:?}",
+                    config.api_server
+                );
+                let debug = format!("{:?}", config.credentials);
+                match &config.credentials {
+                    ApiCredentials::Token(_) => {
+                        assert_eq!(debug, "Token(<redacted>)", "a token shows in Debug");
+                    }
+                    ApiCredentials::ClientCertificate { .. } => {
+                        assert!(
+                            debug.contains("key_pem: <redacted>"),
+                            "a client key shows in Debug: {debug}"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => assert!(!e.to_string().is_empty(), "empty kubeconfig error: {e:?}"),
+        }
+    }
 }

@@ -36,11 +36,12 @@ use time::macros::datetime;
 type EntryPoint = fn(&[u8]);
 
 /// Every fuzz target and its entry point.
-const TARGETS: [(&str, EntryPoint); 4] = [
+const TARGETS: [(&str, EntryPoint); 5] = [
     ("csr", fuzzing::csr),
     ("chain", fuzzing::chain),
     ("pem_bundle", fuzzing::pem_bundle),
     ("duration", fuzzing::duration),
+    ("kubeconfig", fuzzing::kubeconfig),
 ];
 
 /// Generated files start with this prefix; the generator replaces only these.
@@ -101,6 +102,7 @@ fn regenerate_seed_corpora() -> Result<()> {
     write_seeds("chain", &chain_seeds(&pki)?)?;
     write_seeds("pem_bundle", &pem_bundle_seeds(&pki)?)?;
     write_seeds("duration", &duration_seeds())?;
+    write_seeds("kubeconfig", &kubeconfig_seeds())?;
     Ok(())
 }
 
@@ -171,6 +173,14 @@ fn accepts(target: &str, data: &[u8]) -> Result<bool> {
         }),
         "pem_bundle" => TrustBundle::from_pem(data).is_ok(),
         "duration" => std::str::from_utf8(data).is_ok_and(|text| parse_go_duration(text).is_ok()),
+        "kubeconfig" => std::str::from_utf8(data).is_ok_and(|text| {
+            meshid::kube::KubeApiConfig::from_kubeconfig_str(
+                text,
+                Path::new("/nonexistent/meshid-fuzz"),
+                None,
+            )
+            .is_ok()
+        }),
         _ => anyhow::bail!("no fuzz target {target}"),
     })
 }
@@ -367,6 +377,52 @@ fn duration_seeds() -> Vec<Seed> {
     ]
     .into_iter()
     .map(|(name, text, accepted)| (name, text.as_bytes().to_vec(), accepted))
+    .collect()
+}
+
+fn kubeconfig_seeds() -> Vec<Seed> {
+    let with_user = |user: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dev\n\
+             contexts:\n- name: dev\n  context: {{cluster: c, user: u}}\n\
+             clusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n    \
+             certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t\n\
+             users:\n- name: u\n  user: {user}\n"
+        )
+    };
+    [
+        ("token", with_user("{token: abc.def.ghi}"), true),
+        ("token-file", with_user("{tokenFile: sa.token}"), true),
+        (
+            "client-certificate-data",
+            with_user("{client-certificate-data: YQ==, client-key-data: Yg==}"),
+            true,
+        ),
+        (
+            "exec",
+            with_user(
+                "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws, \
+                 args: [eks, get-token, --cluster-name, prod], env: [{name: AWS_PROFILE, value: \
+                 prod}], provideClusterInfo: true}}",
+            ),
+            true,
+        ),
+        ("auth-provider", with_user("{auth-provider: {name: gcp}}"), false),
+        ("basic-auth", with_user("{username: admin, password: secret}"), false),
+        ("client-key-missing", with_user("{client-certificate-data: YQ==}"), false),
+        (
+            "insecure",
+            "current-context: dev\ncontexts: [{name: dev, context: {cluster: c, user: u}}]\n\
+             clusters: [{name: c, cluster: {server: 'https://h', insecure-skip-tls-verify: true}}]\n\
+             users: [{name: u, user: {token: t}}]\n"
+                .to_owned(),
+            false,
+        ),
+        ("not-a-mapping", "- a\n- b\n".to_owned(), false),
+        ("empty", String::new(), false),
+    ]
+    .into_iter()
+    .map(|(name, text, accepted)| (name, text.into_bytes(), accepted))
     .collect()
 }
 
