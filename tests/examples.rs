@@ -504,6 +504,8 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
         "{}",
         ca.output()
     );
+    // Logs to a pipe (as under `kubectl logs`) carry no terminal colour codes.
+    assert!(!ca.output().contains('\x1b'), "{}", ca.output());
     ca.terminate();
     let status = ca.wait(Duration::from_secs(10));
     assert!(status.success(), "{status}:\n{}", ca.output());
