@@ -101,8 +101,7 @@
 //!   pod-bound tokens): a token stays valid until it expires.
 //! - The API server CA file, and a kubeconfig's client certificate and key, are read once,
 //!   when the configuration or the authenticator is built (a token file on every request).
-//! - Kubeconfig exec credential plugins run without a terminal and must print a token;
-//!   plugins that return a client certificate are refused.
+//! - Kubeconfig exec credential plugins run without a terminal.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]

@@ -4,6 +4,7 @@ use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
@@ -13,10 +14,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use meshid_policy::{Clock, SystemClock};
+use rustls::client::ResolvesClientCert;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use zeroize::Zeroizing;
 
-use crate::exec::{ClusterInfo, ExecCredentials};
+use crate::exec::{ClusterInfo, Credential, ExecCredentials};
 use crate::{ApiCredentials, ApiServerCa, Error, KubeApiConfig};
 
 /// The largest API server answer read; a longer one is a [`Error::Transport`] error.
@@ -36,14 +39,70 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// pool.
 #[derive(Clone)]
 pub struct KubeClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpClient,
     /// `https://authority[/prefix]`, without a trailing slash.
     base: String,
     config: Arc<KubeApiConfig>,
-    /// The plugin's token, with [`ApiCredentials::Exec`].
-    exec: Option<Arc<ExecCredentials>>,
-    /// What tells whether an exec plugin's token has expired.
+    /// The plugin and what it printed, with [`ApiCredentials::Exec`].
+    exec: Option<Arc<Exec>>,
+    /// What tells whether an exec plugin's credential has expired.
     clock: Arc<dyn Clock>,
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An exec plugin's state: its credential, the client certificate it printed (if that is
+/// its kind), and the connection pool that presents it.
+struct Exec {
+    credentials: ExecCredentials,
+    certificate: Arc<ExecClientCertificate>,
+    /// Replaced when the certificate changes: connections made with the old one are not
+    /// reused (the API server authenticates a connection once, at its handshake).
+    pool: ArcSwap<HttpClient>,
+    tls: rustls::ClientConfig,
+    timeout: Duration,
+}
+
+/// The client certificate an exec plugin printed last, for new TLS handshakes.
+#[derive(Debug, Default)]
+struct ExecClientCertificate(ArcSwapOption<CertifiedKey>);
+
+impl ResolvesClientCert for ExecClientCertificate {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.0.load_full()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.0.load().is_some()
+    }
+}
+
+impl Exec {
+    /// The pool to send with and the `Authorization` header for `credential`; a new
+    /// certificate gets a new pool.
+    fn present(&self, credential: &Credential) -> Result<(HttpClient, Option<HeaderValue>), Error> {
+        match credential {
+            Credential::Token(token) => Ok((
+                (**self.pool.load()).clone(),
+                Some(bearer_header(
+                    token,
+                    "token printed by the exec credential plugin",
+                )?),
+            )),
+            Credential::Certificate(key) => {
+                let current = self.certificate.0.load();
+                if !current
+                    .as_ref()
+                    .is_some_and(|current| Arc::ptr_eq(current, key))
+                {
+                    self.certificate.0.store(Some(Arc::clone(key)));
+                    self.pool
+                        .store(Arc::new(http_client(self.tls.clone(), self.timeout)));
+                }
+                Ok(((**self.pool.load()).clone(), None))
+            }
+        }
+    }
 }
 
 /// An answer of the API server: its status code and body (at most [`MAX_RESPONSE_LEN`]).
@@ -66,30 +125,25 @@ impl KubeClient {
                 "the request timeout must be positive",
             ));
         }
-        let (tls, ca_pem) = tls_config(&config)?;
+        let certificate = Arc::new(ExecClientCertificate::default());
+        let (tls, ca_pem) = tls_config(&config, &certificate)?;
+        let client = http_client(tls.clone(), config.timeout);
         let exec = match &config.credentials {
-            ApiCredentials::Exec(plugin) => Some(Arc::new(ExecCredentials::new(
-                plugin.clone(),
-                ClusterInfo {
-                    server: config.api_server.clone(),
-                    ca_pem,
-                },
-            ))),
+            ApiCredentials::Exec(plugin) => Some(Arc::new(Exec {
+                credentials: ExecCredentials::new(
+                    plugin.clone(),
+                    ClusterInfo {
+                        server: config.api_server.clone(),
+                        ca_pem,
+                    },
+                ),
+                certificate,
+                pool: ArcSwap::from_pointee(client.clone()),
+                tls,
+                timeout: config.timeout,
+            })),
             _ => None,
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(https);
         Ok(Self {
             client,
             base,
@@ -127,26 +181,26 @@ impl KubeClient {
     async fn post(&self, path: &str, json: Vec<u8>) -> Result<Response, Error> {
         let Some(exec) = &self.exec else {
             let bearer = bearer(&self.config.credentials).await?;
-            return self.send(path, json, bearer).await;
+            return self.send(&self.client, path, json, bearer).await;
         };
-        // An exec plugin's token: on 401, run the plugin again (unless the token was just
-        // made) and send once more, as kubectl does on its next request.
+        // An exec plugin's credential: on 401, run the plugin again (unless the credential
+        // was just made) and send once more, as kubectl does on its next request.
         let json = Bytes::from(json);
-        let token = exec.bearer(self.clock.now()).await?;
-        let response = self
-            .send(path, json.clone(), Some(exec_header(&token.token)?))
-            .await?;
-        if response.status != 401 || token.fresh {
+        let current = exec.credentials.current(self.clock.now()).await?;
+        let (client, bearer) = exec.present(&current.credential)?;
+        let response = self.send(&client, path, json.clone(), bearer).await?;
+        if response.status != 401 || current.fresh {
             return Ok(response);
         }
-        exec.refused(&token.token).await;
-        let token = exec.bearer(self.clock.now()).await?;
-        self.send(path, json, Some(exec_header(&token.token)?))
-            .await
+        exec.credentials.refused(&current.credential).await;
+        let current = exec.credentials.current(self.clock.now()).await?;
+        let (client, bearer) = exec.present(&current.credential)?;
+        self.send(&client, path, json, bearer).await
     }
 
     async fn send(
         &self,
+        client: &HttpClient,
         path: &str,
         json: impl Into<Bytes>,
         bearer: Option<HeaderValue>,
@@ -163,8 +217,7 @@ impl KubeClient {
         let request = request
             .body(Full::new(json.into()))
             .map_err(|e| self.transport(&e))?;
-        let response = self
-            .client
+        let response = client
             .request(request)
             .await
             .map_err(|e| self.transport(&e))?;
@@ -268,9 +321,29 @@ fn base_url(api_server: &str) -> Result<String, Error> {
     Ok(format!("https://{authority}{prefix}"))
 }
 
-/// Trust in the API server's CA only, with the client certificate if that is the credential;
-/// and the CA's PEM.
-fn tls_config(config: &KubeApiConfig) -> Result<(rustls::ClientConfig, Vec<u8>), Error> {
+/// A pooled HTTPS client with `tls`; connecting is bounded by `timeout`.
+fn http_client(tls: rustls::ClientConfig, timeout: Duration) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(https)
+}
+
+/// Trust in the API server's CA only, with the client certificate if that is the credential
+/// (an exec plugin's, from `exec_certificate`, when it prints one); and the CA's PEM.
+fn tls_config(
+    config: &KubeApiConfig,
+    exec_certificate: &Arc<ExecClientCertificate>,
+) -> Result<(rustls::ClientConfig, Vec<u8>), Error> {
     let (pem, source) = match &config.ca {
         ApiServerCa::File(path) => (
             std::fs::read(path)
@@ -305,15 +378,15 @@ fn tls_config(config: &KubeApiConfig) -> Result<(rustls::ClientConfig, Vec<u8>),
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| Error::config("API client certificate", e.to_string()))?
         }
-        ApiCredentials::TokenFile(_) | ApiCredentials::Token(_) | ApiCredentials::Exec(_) => {
-            builder.with_no_client_auth()
-        }
+        ApiCredentials::Exec(_) => builder
+            .with_client_cert_resolver(Arc::clone(exec_certificate) as Arc<dyn ResolvesClientCert>),
+        ApiCredentials::TokenFile(_) | ApiCredentials::Token(_) => builder.with_no_client_auth(),
     };
     Ok((tls, pem))
 }
 
 /// The client certificate chain and key of a kubeconfig user.
-fn client_certificate(
+pub(crate) fn client_certificate(
     chain_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
@@ -386,13 +459,49 @@ fn bearer_header(token: &str, what: &str) -> Result<HeaderValue, Error> {
     Ok(value)
 }
 
-fn exec_header(token: &str) -> Result<HeaderValue, Error> {
-    bearer_header(token, "token printed by the exec credential plugin")
-}
-
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
+    use crate::ExecPlugin;
+
+    #[tokio::test]
+    async fn a_new_exec_certificate_gets_a_new_connection_pool() {
+        let api = meshid_kube_testing::ApiServerDouble::builder()
+            .accept_client_certificates("identity")
+            .start()
+            .await;
+        let mut config = KubeApiConfig::new(api.url(), "unused", "unused");
+        config.ca = ApiServerCa::Pem(api.ca_pem().as_bytes().to_vec());
+        config.credentials = ApiCredentials::Exec(ExecPlugin::new("unused", Vec::new()));
+        let client = KubeClient::new(config).unwrap();
+        let exec = client.exec.as_ref().unwrap();
+        let pem = api.client_certificate().unwrap();
+        let key = || {
+            Credential::Certificate(
+                crate::exec::certified_key(pem.chain_pem.as_bytes(), pem.key_pem.as_bytes())
+                    .unwrap(),
+            )
+        };
+        let pool = || Arc::as_ptr(&exec.pool.load_full());
+
+        let (first, second) = (key(), key());
+        let before = pool();
+        exec.present(&first).unwrap();
+        let with_first = pool();
+        assert_ne!(before, with_first, "a first certificate gets its own pool");
+        exec.present(&first).unwrap();
+        assert_eq!(pool(), with_first, "the same certificate keeps its pool");
+        exec.present(&second).unwrap();
+        assert_ne!(pool(), with_first, "a renewed certificate gets a new pool");
+        assert!(exec.certificate.has_certs());
+        // A token goes in the header, over the pool in use.
+        let (_, header) = exec
+            .present(&Credential::Token(Zeroizing::new("t".to_owned())))
+            .unwrap();
+        assert_eq!(header.unwrap(), "Bearer t");
+    }
 
     fn response(status: u16, body: &str) -> Response {
         Response {

@@ -4,9 +4,11 @@
 use core::fmt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::io::AsyncReadExt as _;
@@ -32,13 +34,14 @@ const MAX_QUOTED_LEN: usize = 300;
 const EXPIRY_MARGIN: time::Duration = time::Duration::seconds(10);
 
 /// A kubeconfig user's `exec` section: a command that prints an `ExecCredential` holding a
-/// bearer token.
+/// bearer token or a client certificate and key.
 ///
 /// The command runs without a terminal (`interactive: false`) and with the environment of
-/// this process plus [`env`](Self::env); its token is kept until its `expirationTimestamp`
-/// (or for the life of the client when it has none) and the command runs again when the API
-/// server answers 401. Plugins that return a client certificate instead of a token are
-/// refused. `Debug` does not show the values of [`env`](Self::env).
+/// this process plus [`env`](Self::env); its credential is kept until its
+/// `expirationTimestamp` (or for the life of the client when it has none) and the command runs
+/// again when the API server answers 401. A new client certificate is presented on new
+/// connections only: the connections made with the previous one are not reused. `Debug` does
+/// not show the values of [`env`](Self::env).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExecPlugin {
@@ -95,22 +98,41 @@ pub(crate) struct ClusterInfo {
     pub(crate) ca_pem: Vec<u8>,
 }
 
-/// A token a plugin printed, and until when it may be used.
-struct Token {
-    token: Zeroizing<String>,
+/// What a plugin printed: a bearer token or a client certificate.
+#[derive(Clone)]
+pub(crate) enum Credential {
+    /// `status.token`.
+    Token(Zeroizing<String>),
+    /// `status.clientCertificateData` + `status.clientKeyData`, ready for rustls.
+    Certificate(Arc<CertifiedKey>),
+}
+
+impl Credential {
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Token(a), Self::Token(b)) => **a == **b,
+            (Self::Certificate(a), Self::Certificate(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// A credential a plugin printed, and until when it may be used.
+struct Held {
+    credential: Credential,
     expires: Option<OffsetDateTime>,
 }
 
-/// Runs a plugin and keeps its token; one run at a time.
+/// Runs a plugin and keeps its credential; one run at a time.
 pub(crate) struct ExecCredentials {
     plugin: ExecPlugin,
     cluster: ClusterInfo,
-    token: Mutex<Option<Token>>,
+    held: Mutex<Option<Held>>,
 }
 
-/// A token to send, and whether it was just made (so a 401 is not worth another run).
-pub(crate) struct Bearer {
-    pub(crate) token: Zeroizing<String>,
+/// A credential to present, and whether it was just made (so a 401 is not worth another run).
+pub(crate) struct Current {
+    pub(crate) credential: Credential,
     pub(crate) fresh: bool,
 }
 
@@ -119,35 +141,39 @@ impl ExecCredentials {
         Self {
             plugin,
             cluster,
-            token: Mutex::new(None),
+            held: Mutex::new(None),
         }
     }
 
-    /// The token in hand if it is still good, else a new one from the plugin.
-    pub(crate) async fn bearer(&self, now: OffsetDateTime) -> Result<Bearer, Error> {
-        let mut held = self.token.lock().await;
-        if let Some(token) = held.as_ref()
-            && token.expires.is_none_or(|at| now < at - EXPIRY_MARGIN)
+    /// The credential in hand if it is still good, else a new one from the plugin.
+    pub(crate) async fn current(&self, now: OffsetDateTime) -> Result<Current, Error> {
+        let mut held = self.held.lock().await;
+        if let Some(held) = held.as_ref()
+            && held.expires.is_none_or(|at| now < at - EXPIRY_MARGIN)
         {
-            return Ok(Bearer {
-                token: token.token.clone(),
+            return Ok(Current {
+                credential: held.credential.clone(),
                 fresh: false,
             });
         }
         *held = None;
-        let token = self.run().await?;
-        let bearer = Bearer {
-            token: token.token.clone(),
+        let new = self.run().await?;
+        let current = Current {
+            credential: new.credential.clone(),
             fresh: true,
         };
-        *held = Some(token);
-        Ok(bearer)
+        *held = Some(new);
+        Ok(current)
     }
 
-    /// Forgets `token` (the API server refused it), unless another caller replaced it already.
-    pub(crate) async fn refused(&self, token: &str) {
-        let mut held = self.token.lock().await;
-        if held.as_ref().is_some_and(|held| *held.token == *token) {
+    /// Forgets `credential` (the API server refused it), unless another caller replaced it
+    /// already.
+    pub(crate) async fn refused(&self, credential: &Credential) {
+        let mut held = self.held.lock().await;
+        if held
+            .as_ref()
+            .is_some_and(|held| held.credential.same(credential))
+        {
             *held = None;
         }
     }
@@ -159,7 +185,7 @@ impl ExecCredentials {
         }
     }
 
-    async fn run(&self) -> Result<Token, Error> {
+    async fn run(&self) -> Result<Held, Error> {
         let plugin = &self.plugin;
         let mut command = tokio::process::Command::new(&plugin.command);
         command
@@ -234,9 +260,9 @@ impl ExecCredentials {
         .to_string()
     }
 
-    /// The token of the ExecCredential the plugin printed. Messages never quote the output:
-    /// it holds the token.
-    fn parse(&self, out: &[u8]) -> Result<Token, Error> {
+    /// The credential of the ExecCredential the plugin printed. Messages never quote the
+    /// output: it holds the secret.
+    fn parse(&self, out: &[u8]) -> Result<Held, Error> {
         let credential: serde_json::Value = serde_json::from_slice(out).map_err(|e| {
             self.error(format!(
                 "its output is not an ExecCredential JSON document ({} at line {} column {})",
@@ -256,19 +282,40 @@ impl ExecCredentials {
             )));
         }
         let status = &credential["status"];
-        let token = status["token"].as_str().unwrap_or_default().trim();
-        if token.is_empty() {
-            return Err(self.error(
-                if status["clientCertificateData"].is_string()
-                    || status["clientKeyData"].is_string()
-                {
-                    "it returned a client certificate, which is not supported; use a plugin \
-                     that returns a token"
-                } else {
-                    "its ExecCredential has no status.token"
-                },
-            ));
-        }
+        let text = |field: &str| status[field].as_str().filter(|v| !v.trim().is_empty());
+        let credential = match (
+            text("token"),
+            text("clientCertificateData"),
+            text("clientKeyData"),
+        ) {
+            (Some(token), None, None) => Credential::Token(Zeroizing::new(token.trim().to_owned())),
+            (None, Some(chain), Some(key)) => Credential::Certificate(
+                certified_key(chain.as_bytes(), key.as_bytes())
+                    .map_err(|reason| self.error(format!("its client certificate {reason}")))?,
+            ),
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(self.error(
+                    "its ExecCredential has both status.token and a client certificate; it \
+                     must return one",
+                ));
+            }
+            (None, Some(_), None) => {
+                return Err(
+                    self.error("its ExecCredential has clientCertificateData but no clientKeyData")
+                );
+            }
+            (None, None, Some(_)) => {
+                return Err(
+                    self.error("its ExecCredential has clientKeyData but no clientCertificateData")
+                );
+            }
+            (None, None, None) => {
+                return Err(self.error(
+                    "its ExecCredential has neither status.token nor \
+                     status.clientCertificateData and clientKeyData",
+                ));
+            }
+        };
         let expires = match &status["expirationTimestamp"] {
             serde_json::Value::Null => None,
             serde_json::Value::String(at) => {
@@ -282,11 +329,23 @@ impl ExecCredentials {
                 return Err(self.error("its status.expirationTimestamp is not a string"));
             }
         };
-        Ok(Token {
-            token: Zeroizing::new(token.to_owned()),
+        Ok(Held {
+            credential,
             expires,
         })
     }
+}
+
+/// A client certificate chain and key (PEM) ready for rustls, or what is wrong with them.
+pub(crate) fn certified_key(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let reason = |e: Error| match e {
+        Error::Config { what, reason } => format!("({what}) is not usable: {reason}"),
+        other => format!("is not usable: {other}"),
+    };
+    let (chain, key) = crate::client::client_certificate(chain_pem, key_pem).map_err(reason)?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("key is not usable: {e}"))?;
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 
 /// Starts `command`. A plugin binary that was just written (an update, or a test's script)
@@ -361,7 +420,7 @@ mod tests {
                     "status":{"token":"k8s-aws-v1.secret","expirationTimestamp":"2026-06-01T12:15:00Z"}}"#,
             )
             .unwrap();
-        assert_eq!(*ok.token, "k8s-aws-v1.secret");
+        assert!(matches!(&ok.credential, Credential::Token(t) if **t == "k8s-aws-v1.secret"));
         assert_eq!(ok.expires, Some(datetime!(2026-06-01 12:15 UTC)));
 
         let v1 =
@@ -387,17 +446,32 @@ mod tests {
             (
                 format!("{v1}{{}}}}"),
                 "the kubeconfig exec credential plugin plugin failed: its ExecCredential has \
-                 no status.token",
+                 neither status.token nor status.clientCertificateData and clientKeyData",
             ),
             (
                 format!(r#"{v1}{{"token":"  "}}}}"#),
                 "the kubeconfig exec credential plugin plugin failed: its ExecCredential has \
-                 no status.token",
+                 neither status.token nor status.clientCertificateData and clientKeyData",
             ),
             (
                 format!(r#"{v1}{{"clientCertificateData":"C","clientKeyData":"secret"}}}}"#),
-                "the kubeconfig exec credential plugin plugin failed: it returned a client \
-                 certificate, which is not supported; use a plugin that returns a token",
+                "the kubeconfig exec credential plugin plugin failed: its client certificate \
+                 (API client certificate) is not usable: it holds no CERTIFICATE block",
+            ),
+            (
+                format!(r#"{v1}{{"token":"secret","clientCertificateData":"C","clientKeyData":"K"}}}}"#),
+                "the kubeconfig exec credential plugin plugin failed: its ExecCredential has \
+                 both status.token and a client certificate; it must return one",
+            ),
+            (
+                format!(r#"{v1}{{"clientCertificateData":"C"}}}}"#),
+                "the kubeconfig exec credential plugin plugin failed: its ExecCredential has \
+                 clientCertificateData but no clientKeyData",
+            ),
+            (
+                format!(r#"{v1}{{"clientKeyData":"secret"}}}}"#),
+                "the kubeconfig exec credential plugin plugin failed: its ExecCredential has \
+                 clientKeyData but no clientCertificateData",
             ),
             (
                 format!(r#"{v1}{{"token":"secret","expirationTimestamp":"tomorrow"}}}}"#),

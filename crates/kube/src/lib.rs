@@ -78,10 +78,11 @@
 //! - **Exec credential plugins** ([`ExecPlugin`]; `aws eks get-token`,
 //!   `gke-gcloud-auth-plugin`, `kubelogin`) run as kubectl runs them: `KUBERNETES_EXEC_INFO`
 //!   set (with the cluster when `provideClusterInfo`), no terminal, standard input closed.
-//!   Their token is kept until its `expirationTimestamp` (less 10 s) and fetched anew when the
-//!   API server answers 401, and the request is then sent once more. One run at a time; a run
-//!   counts against the request's timeout and is killed with it. A plugin that returns a
-//!   client certificate is refused, and its output is never quoted in errors.
+//!   Their token or client certificate (`tsh kube credentials`) is kept until its
+//!   `expirationTimestamp` (less 10 s) and fetched anew when the API server answers 401, and
+//!   the request is then sent once more; a new certificate gets new connections. One run at a
+//!   time; a run counts against the request's timeout and is killed with it. The plugin's
+//!   output is never quoted in errors.
 //! - **The API server's certificate is always verified**, against the configured CA only (no
 //!   system roots), and only `https://` URLs are accepted.
 //! - **Credentials are secrets.** Tokens and keys are zeroized when dropped, never logged,
@@ -95,8 +96,8 @@
 //! - POST only, HTTP/1.1 only: what TokenReviews and Events need. No watches, no lists.
 //! - The CA file, and a kubeconfig's client certificate and key, are read once (when the
 //!   client or the configuration is built); a token file on every request.
-//! - Kubeconfig exec credential plugins (EKS, GKE, AKS logins) are not run: give such a
-//!   cluster a user with a token or client certificate.
+//! - Exec credential plugins run without a terminal (`interactiveMode: Always` is refused):
+//!   log in first where a plugin needs it.
 //! - Answers longer than [`MAX_RESPONSE_LEN`] are refused.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -219,8 +219,8 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
         (
             "{apiVersion: client.authentication.k8s.io/v1, command: ./prints-a-certificate}",
             format!(
-                "the kubeconfig exec credential plugin {} failed: it returned a client \
-                 certificate, which is not supported; use a plugin that returns a token",
+                "the kubeconfig exec credential plugin {} failed: its client certificate \
+                 (API client certificate) is not usable: it holds no CERTIFICATE block",
                 dir.path().join("./prints-a-certificate").display()
             ),
         ),
@@ -263,6 +263,64 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
         assert!(!e.to_string().contains("token-secret"));
     }
     assert_eq!(api.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_plugins_client_certificate_is_presented_and_renewed_when_it_expires() {
+    let dir = temp_dir();
+    // An API server that takes client certificates (as with Teleport's `tsh kube
+    // credentials`) and refuses anything else.
+    let api = ApiServerDouble::builder()
+        .accept_client_certificates("system:serviceaccount:linkerd:linkerd-identity")
+        .answer(|request| async move {
+            if request.client_certificate {
+                Answer::echo(&request)
+            } else {
+                Answer::json(
+                    401,
+                    r#"{"kind":"Status","message":"Unauthorized","code":401}"#,
+                )
+            }
+        })
+        .start()
+        .await;
+    let client_certificate = api.client_certificate().expect("a client certificate");
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {
+            "clientCertificateData": client_certificate.chain_pem,
+            "clientKeyData": client_certificate.key_pem,
+            "expirationTimestamp": "2026-06-01T13:00:00Z",
+        },
+    });
+    std::fs::write(dir.path().join("credential.json"), credential.to_string()).unwrap();
+    script(
+        dir.path(),
+        "tsh",
+        r#"echo run >> "$(dirname "$0")/runs.log"; cat "$(dirname "$0")/credential.json""#,
+    );
+    let clock = Arc::new(ManualClock::new(datetime!(2026-06-01 12:00 UTC)));
+    let client = client(&kubeconfig(
+        &api,
+        dir.path(),
+        "{apiVersion: client.authentication.k8s.io/v1, command: ./tsh, args: [kube, credentials]}",
+    ))
+    .with_clock(Arc::clone(&clock));
+
+    for _ in 0..2 {
+        assert_eq!(post(&client).await.unwrap(), 201);
+    }
+    assert_eq!(runs(dir.path()).len(), 1);
+    // Past its expiry the plugin runs again, and the certificate goes out on new connections.
+    clock.set(datetime!(2026-06-01 12:59:55 UTC));
+    assert_eq!(post(&client).await.unwrap(), 201);
+    assert_eq!(runs(dir.path()).len(), 2);
+
+    let requests = api.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| r.client_certificate));
+    assert!(requests.iter().all(|r| r.authorization().is_empty()));
 }
 
 #[tokio::test]
