@@ -94,12 +94,12 @@ struct ServeArgs {
     /// own JWKS).
     #[arg(long)]
     token_validation: Option<TokenValidation>,
-    /// Kubeconfig for the Kubernetes API: TokenReview and --kube-events (default: the
-    /// in-cluster configuration).
+    /// Kubeconfig for the Kubernetes API: TokenReview and --kube-events (default: the file
+    /// KUBECONFIG names, else ~/.kube/config if it exists, else the in-cluster configuration).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// Context of --kubeconfig (default: its current-context).
-    #[arg(long, requires = "kubeconfig")]
+    /// Kubeconfig context (default: its current-context).
+    #[arg(long)]
     kube_context: Option<String>,
     /// TokenReview requests per second to the API server.
     #[arg(long, default_value_t = 100.0)]

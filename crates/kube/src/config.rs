@@ -105,6 +105,67 @@ impl KubeApiConfig {
         }
     }
 
+    /// The configuration where kubectl and Linkerd look for one when none is named (client-go's
+    /// default loading rules): the kubeconfig `KUBECONFIG` names, else `~/.kube/config` if it
+    /// exists, else the in-cluster configuration. `context` picks a kubeconfig context (default:
+    /// its `current-context`); naming one when no kubeconfig is found is an error.
+    ///
+    /// `KUBECONFIG` may name one file only: meshid does not merge kubeconfigs (`kubectl config
+    /// view --flatten` does).
+    pub fn discover(context: Option<&str>) -> Result<Self, Error> {
+        Self::discover_with(
+            |name| std::env::var(name).ok(),
+            Path::new(IN_CLUSTER_SERVICE_ACCOUNT_DIR),
+            context,
+        )
+    }
+
+    /// [`discover`](Self::discover) with the environment (`KUBECONFIG`, `HOME` and the
+    /// in-cluster variables) read through `env` and the ServiceAccount files taken from
+    /// `service_account_dir`.
+    pub fn discover_with(
+        env: impl Fn(&str) -> Option<String>,
+        service_account_dir: &Path,
+        context: Option<&str>,
+    ) -> Result<Self, Error> {
+        if let Some(list) = env("KUBECONFIG") {
+            let paths: Vec<PathBuf> = std::env::split_paths(&list)
+                .filter(|path| !path.as_os_str().is_empty())
+                .collect();
+            match paths.as_slice() {
+                [] => {}
+                [path] => return Self::from_kubeconfig(path, context),
+                _ => {
+                    return Err(Error::config(
+                        "KUBECONFIG",
+                        format!(
+                            "it names {} files, and meshid reads one kubeconfig: name the one to \
+                             use explicitly (--kubeconfig), or merge them into one with \
+                             `kubectl config view --flatten`",
+                            paths.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(home) = env("HOME").filter(|home| !home.is_empty()) {
+            let path = Path::new(&home).join(".kube").join("config");
+            if path.is_file() {
+                return Self::from_kubeconfig(&path, context);
+            }
+        }
+        if let Some(context) = context {
+            return Err(Error::config(
+                "Kubernetes API configuration",
+                format!(
+                    "context {context:?} was named, but there is no kubeconfig (neither \
+                     KUBECONFIG nor ~/.kube/config); name one explicitly"
+                ),
+            ));
+        }
+        Self::in_cluster_with(env, service_account_dir)
+    }
+
     /// The in-cluster configuration: `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT` from
     /// the environment, the token and CA from [`IN_CLUSTER_SERVICE_ACCOUNT_DIR`].
     pub fn in_cluster() -> Result<Self, Error> {

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`KubeApiConfig::in_cluster`] | a pod: `KUBERNETES_SERVICE_HOST`/`_PORT`, the mounted ServiceAccount token and `ca.crt` ([`IN_CLUSTER_SERVICE_ACCOUNT_DIR`]) |
 //! | [`KubeApiConfig::from_kubeconfig`] | a kubeconfig's context: server, CA (file or data), client certificate, token, token file or exec credential plugin |
+//! | [`KubeApiConfig::discover`] | where kubectl and Linkerd look: the kubeconfig `KUBECONFIG` names, else `~/.kube/config`, else in-cluster |
 //! | [`KubeApiConfig::new`] | explicit: API server URL, CA file, token file |
 //!
 //! # Example

@@ -69,7 +69,9 @@ impl FromStr for TokenValidation {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct KubeApi {
-    /// A kubeconfig file; `None` is the in-cluster configuration (Linkerd: `-kubeconfig`).
+    /// A kubeconfig file (Linkerd: `-kubeconfig`); `None` looks where Linkerd and kubectl do:
+    /// `KUBECONFIG`, then `~/.kube/config`, then the in-cluster configuration
+    /// ([`KubeApiConfig::discover`]).
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context; `None` is its `current-context`.
     pub context: Option<String>,
@@ -379,7 +381,7 @@ fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
     let kube = &config.kube_api;
     match &kube.kubeconfig {
         Some(path) => KubeApiConfig::from_kubeconfig(path, kube.context.as_deref()),
-        None => KubeApiConfig::in_cluster(),
+        None => KubeApiConfig::discover(kube.context.as_deref()),
     }
     .map(Some)
     .map_err(Error::Kube)
