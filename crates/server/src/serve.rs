@@ -379,12 +379,14 @@ fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
         return Ok(None);
     }
     let kube = &config.kube_api;
-    match &kube.kubeconfig {
+    let api = match &kube.kubeconfig {
         Some(path) => KubeApiConfig::from_kubeconfig(path, kube.context.as_deref()),
         None => KubeApiConfig::discover(kube.context.as_deref()),
     }
-    .map(Some)
-    .map_err(Error::Kube)
+    .map_err(Error::Kube)?;
+    // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
+    tracing::info!(api_server = %api.api_server, "Kubernetes API server");
+    Ok(Some(api))
 }
 
 /// Logs, and with `kube_events` also Kubernetes Events on the identity Deployment.
