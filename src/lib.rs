@@ -65,6 +65,7 @@ pub use meshid_proxy as proxy;
 pub use meshid_rotation as rotation;
 pub use meshid_server as server;
 pub use meshid_verify as verify;
+pub use meshid_watch as watch;
 
 #[doc(hidden)]
 pub mod fuzzing;

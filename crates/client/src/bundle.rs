@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use meshid_verify::{Anchor, TrustBundle};
+use meshid_watch::{FolderWatcher, folder_of};
 use ring::digest::{Digest, SHA256, digest};
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::driver::verify_own_chain;
@@ -22,27 +23,38 @@ use crate::{Clock, Credentials, Error};
 /// How often [`BundleWatcher`] re-reads the file by default.
 pub const DEFAULT_BUNDLE_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How a [`BundleWatcher`] polls.
+/// How long [`BundleWatcher`] waits after a change notification before reading, so the rest
+/// of an update (kubelet's link swap, or a writer's truncate-then-write) lands first.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// How a [`BundleWatcher`] notices changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BundleWatchOptions {
     /// Re-read the file this often and compare its SHA-256 with the installed content
-    /// (default [`DEFAULT_BUNDLE_POLL_INTERVAL`]). Must not be zero.
+    /// (default [`DEFAULT_BUNDLE_POLL_INTERVAL`]), so a missed or failed notification can
+    /// never leave an old bundle in use for longer. Must not be zero.
     pub poll_interval: Duration,
+    /// Also watch the file's folder (inotify on Linux; default on) and re-read the file 100ms
+    /// after a change there, such as kubelet's `..data` swap. A watcher that cannot start (the
+    /// folder is missing, or notifications are unavailable) or fails is logged and re-created
+    /// on the next poll; polling goes on regardless. Off: polling only.
+    pub watch: bool,
 }
 
 impl Default for BundleWatchOptions {
     fn default() -> Self {
-        Self {
-            poll_interval: DEFAULT_BUNDLE_POLL_INTERVAL,
-        }
+        Self::new(DEFAULT_BUNDLE_POLL_INTERVAL)
     }
 }
 
 impl BundleWatchOptions {
-    /// Options polling every `poll_interval`.
+    /// Options polling every `poll_interval` and watching the file's folder.
     pub fn new(poll_interval: Duration) -> Self {
-        Self { poll_interval }
+        Self {
+            poll_interval,
+            watch: true,
+        }
     }
 }
 
@@ -65,9 +77,11 @@ pub enum BundleCheck {
 /// Follows a PEM trust-bundle file and installs every valid new version into a client's
 /// [`Credentials`], so new handshakes verify peers against it at once.
 ///
-/// The file is re-read every [`BundleWatchOptions::poll_interval`] (tokio time) and compared
-/// by SHA-256 with the content in use. Re-reading the path each time follows kubelet's
-/// ConfigMap updates, where the file is a symlink through `..data` that is swapped atomically.
+/// The file is re-read every [`BundleWatchOptions::poll_interval`] (tokio time) and, with
+/// [`BundleWatchOptions::watch`] (the default), shortly after any change in its folder, and
+/// compared by SHA-256 with the content in use. Re-reading the path each time follows
+/// kubelet's ConfigMap updates, where the file is a symlink through `..data` that is swapped
+/// atomically; the swap happens in the file's folder, so the watcher sees it at once.
 ///
 /// A new bundle is installed only if it parses ([`TrustBundle::from_pem`]) and still verifies
 /// the certificate the client presents (when one is installed and within its validity):
@@ -165,23 +179,45 @@ impl<K: Clock> BundleWatcher<K> {
         self.outcomes.subscribe()
     }
 
-    /// Checks the file now, then every poll interval, until `shutdown` completes or the
-    /// credentials are dropped. Never fails: a file that cannot be used keeps the previous
-    /// bundle and is tried again on the next pass.
+    /// Checks the file now, then every poll interval and, with [`BundleWatchOptions::watch`],
+    /// 100ms after a change in its folder (or at the poll, if that comes first), until
+    /// `shutdown` completes or the credentials are dropped. Never fails: a file that cannot be
+    /// used keeps the previous bundle and is tried again on the next pass.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Started before the first read, so no change after it is missed.
+        let changed = Arc::new(Notify::new());
+        let mut watcher = self
+            .options
+            .watch
+            .then(|| FolderWatcher::start(&[folder_of(&self.path)], Arc::clone(&changed)));
         let mut ticks = tokio::time::interval(self.options.poll_interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tracing::debug!(
             path = %self.path.display(),
             poll_interval = ?self.options.poll_interval,
+            watch = self.options.watch,
             "Watching the trust bundle"
         );
         loop {
-            tokio::select! {
+            let polled = tokio::select! {
                 biased;
                 () = &mut shutdown => return,
-                _ = ticks.tick() => {}
+                _ = ticks.tick() => true,
+                () = changed.notified() => {
+                    // Let the rest of the update land before reading, but read no later than
+                    // the poll would have.
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => return,
+                        _ = ticks.tick() => true,
+                        () = tokio::time::sleep(DEBOUNCE) => false,
+                    }
+                }
+            };
+            if polled && let Some(watcher) = &mut watcher {
+                // A watcher that failed (or never started) is re-created on the poll.
+                watcher.restart_if_failed();
             }
             let Some(credentials) = self.credentials.upgrade() else {
                 tracing::debug!(

@@ -52,9 +52,11 @@
 //!
 //! # Limitations
 //!
-//! - [`BundleWatcher`] polls (default every 10 seconds, by SHA-256 of the content); it does not
-//!   use inotify. Kubelet takes up to a minute plus its cache TTL to update a mounted
-//!   ConfigMap, so polling adds little.
+//! - [`BundleWatcher`] watches the bundle file's folder (inotify on Linux, through
+//!   `meshid-watch`) and polls (default every 10 seconds, by SHA-256 of the content) in case a
+//!   notification is missed: on file systems without notifications, or while the folder does
+//!   not exist, a change is installed within one poll. Kubelet itself takes up to a minute plus
+//!   its cache TTL to update a mounted ConfigMap.
 //! - A bundle that would not verify the certificate in use is refused until the client has
 //!   renewed onto one it verifies; remove an old anchor only after the issuer has moved
 //!   (see the anchor-rotation guide).

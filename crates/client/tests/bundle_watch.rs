@@ -1,12 +1,14 @@
 //! The trust-bundle file watcher under paused tokio time: edits and kubelet-style symlink swaps
 //! are installed within one poll; unusable files and bundles that would orphan the current
-//! certificate are refused and the previous bundle kept; the watcher stops on shutdown.
+//! certificate are refused and the previous bundle kept; the watcher stops on shutdown. In real
+//! time with an hour-long poll: the folder watcher installs edits and swaps within seconds, and
+//! with it off nothing is read before the poll.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,6 +17,7 @@ use meshid_client::{
     BundleCheck, BundleProblem, BundleWatchOptions, BundleWatcher, CertifyError, CertifyRequest,
     CertifyResponse, Client, Credentials, Error, LocalCertifier, TokioClock,
 };
+use meshid_verify::TrustBundle;
 use support::*;
 use tempfile::TempDir;
 use tokio::sync::{oneshot, watch};
@@ -31,8 +34,8 @@ fn scratch(name: &str) -> TempDir {
         .unwrap()
 }
 
-/// Starts a watcher of `path` for `credentials`; returns its outcomes, a shutdown trigger and
-/// its task.
+/// Starts a watcher of `path` for `credentials`, polling every [`POLL`] and watching the
+/// folder; returns its outcomes, a shutdown trigger and its task.
 fn start(
     path: &Path,
     credentials: &Arc<Credentials>,
@@ -42,8 +45,21 @@ fn start(
     oneshot::Sender<()>,
     JoinHandle<()>,
 ) {
-    let watcher =
-        BundleWatcher::new(path, credentials, clock, BundleWatchOptions::new(POLL)).unwrap();
+    start_with(path, credentials, clock, BundleWatchOptions::new(POLL))
+}
+
+/// [`start`] with other options.
+fn start_with(
+    path: &Path,
+    credentials: &Arc<Credentials>,
+    clock: TokioClock,
+    options: BundleWatchOptions,
+) -> (
+    watch::Receiver<Option<BundleCheck>>,
+    oneshot::Sender<()>,
+    JoinHandle<()>,
+) {
+    let watcher = BundleWatcher::new(path, credentials, clock, options).unwrap();
     assert_eq!(watcher.path(), path);
     let outcomes = watcher.outcomes();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -68,6 +84,54 @@ async fn next_within_one_poll(
     // Paused time: the clock only moves to the watcher's next tick, so this is exact.
     assert!(since.elapsed() <= POLL, "took {:?}", since.elapsed());
     outcome
+}
+
+/// A kubelet-style ConfigMap mount in a scratch directory: `ca-bundle.crt` ->
+/// `..data/ca-bundle.crt`, `..data` -> `..<timestamp>`.
+#[cfg(unix)]
+struct ConfigMap {
+    dir: TempDir,
+    version: u32,
+}
+
+#[cfg(unix)]
+impl ConfigMap {
+    fn new(name: &str, pem: &str) -> Self {
+        let mut configmap = Self {
+            dir: scratch(name),
+            version: 0,
+        };
+        configmap.update(pem);
+        std::os::unix::fs::symlink(
+            "..data/ca-bundle.crt",
+            configmap.dir.path().join("ca-bundle.crt"),
+        )
+        .unwrap();
+        configmap
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("ca-bundle.crt")
+    }
+
+    fn version_dir(version: u32) -> String {
+        format!("..2026_06_01_12_{:02}_00.{version}", version - 1)
+    }
+
+    /// Kubelet's update: a new timestamped directory, `..data` swapped by an atomic rename,
+    /// the old directory removed.
+    fn update(&mut self, pem: &str) {
+        let dir = self.dir.path();
+        self.version += 1;
+        let next = Self::version_dir(self.version);
+        std::fs::create_dir(dir.join(&next)).unwrap();
+        std::fs::write(dir.join(&next).join("ca-bundle.crt"), pem).unwrap();
+        std::os::unix::fs::symlink(&next, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        if self.version > 1 {
+            std::fs::remove_dir_all(dir.join(Self::version_dir(self.version - 1))).unwrap();
+        }
+    }
 }
 
 fn problem(outcome: BundleCheck) -> BundleProblem {
@@ -110,18 +174,10 @@ async fn a_bundle_edited_in_place_is_installed_within_one_poll() {
 #[cfg(unix)]
 #[tokio::test(start_paused = true)]
 async fn a_configmap_symlink_swap_is_installed_within_one_poll() {
-    use std::os::unix::fs::symlink;
-
     let pki = Pki::new();
     let other = Pki::new();
-    let dir = scratch("configmap");
-    // kubelet's layout: ca-bundle.crt -> ..data/ca-bundle.crt, ..data -> ..<timestamp>.
-    let first = dir.path().join("..2026_06_01_12_00_00.1");
-    std::fs::create_dir(&first).unwrap();
-    std::fs::write(first.join("ca-bundle.crt"), pki.bundle.to_pem()).unwrap();
-    symlink("..2026_06_01_12_00_00.1", dir.path().join("..data")).unwrap();
-    symlink("..data/ca-bundle.crt", dir.path().join("ca-bundle.crt")).unwrap();
-    let path = dir.path().join("ca-bundle.crt");
+    let mut configmap = ConfigMap::new("configmap", &pki.bundle.to_pem());
+    let path = configmap.path();
     let clock = TokioClock::new(START);
     let mut web = local_client(&pki, WEB, clock);
     web.certify_once().await.unwrap();
@@ -130,15 +186,8 @@ async fn a_configmap_symlink_swap_is_installed_within_one_poll() {
     let (mut outcomes, _stop, _task) = start(&path, &creds, clock);
     assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
 
-    // The update: a new timestamped directory, `..data` swapped by an atomic rename, the old
-    // directory removed.
     let both = pki.bundle.union(&other.bundle);
-    let second = dir.path().join("..2026_06_01_12_01_00.2");
-    std::fs::create_dir(&second).unwrap();
-    std::fs::write(second.join("ca-bundle.crt"), both.to_pem()).unwrap();
-    symlink("..2026_06_01_12_01_00.2", dir.path().join("..data_tmp")).unwrap();
-    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
-    std::fs::remove_dir_all(&first).unwrap();
+    configmap.update(&both.to_pem());
     let swapped = Instant::now();
 
     let outcome = next_within_one_poll(&mut outcomes, swapped).await;
@@ -326,6 +375,111 @@ async fn the_watcher_stops_on_shutdown_and_when_the_credentials_are_dropped() {
     assert!(matches!(next(&mut outcomes).await, BundleCheck::Unchanged));
     drop((web, creds));
     task.await.unwrap();
+}
+
+/// Real time: far shorter than the poll, so only the folder watcher can explain a pass.
+const LONG_POLL: Duration = Duration::from_secs(3600);
+const SOON: Duration = Duration::from_secs(5);
+
+/// A bundle file holding `bundle` in a scratch directory of its own.
+fn bundle_file(name: &str, bundle: &TrustBundle) -> (TempDir, PathBuf) {
+    let dir = scratch(name);
+    let path = dir.path().join("ca-bundle.crt");
+    std::fs::write(&path, bundle.to_pem()).unwrap();
+    (dir, path)
+}
+
+/// A client of a PKI holding a certificate, and a watcher of its bundle file polling every
+/// [`LONG_POLL`], in real time.
+struct LongPoll {
+    pki: Pki,
+    creds: Arc<Credentials>,
+    outcomes: watch::Receiver<Option<BundleCheck>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl LongPoll {
+    /// Starts watching `path` (which holds `pki`'s bundle) and waits for the first pass.
+    async fn start(pki: Pki, path: &Path, watch: bool) -> Self {
+        let clock = TokioClock::new(START);
+        let mut web = local_client(&pki, WEB, clock);
+        web.certify_once().await.unwrap();
+        let creds = web.credentials();
+        let mut options = BundleWatchOptions::new(LONG_POLL);
+        assert!(options.watch, "watching is the default");
+        options.watch = watch;
+        let (mut outcomes, stop, _task) = start_with(path, &creds, clock, options);
+        let first = tokio::time::timeout(SOON, next(&mut outcomes))
+            .await
+            .unwrap();
+        assert!(matches!(first, BundleCheck::Unchanged), "{first:?}");
+        Self {
+            pki,
+            creds,
+            outcomes,
+            _stop: stop,
+        }
+    }
+
+    /// The client's root and a new one (phase 1 of anchor rotation).
+    fn both(&self) -> TrustBundle {
+        self.pki.bundle.union(&Pki::new().bundle)
+    }
+
+    /// Waits for a pass that installs a bundle (a notification may bring passes that find
+    /// nothing new first); returns its anchor count.
+    async fn installed_soon(&mut self) -> usize {
+        tokio::time::timeout(SOON, async {
+            loop {
+                if let BundleCheck::Installed { anchors } = next(&mut self.outcomes).await {
+                    return anchors;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("nothing installed within {SOON:?}"))
+    }
+}
+
+#[tokio::test]
+async fn with_an_hour_long_poll_the_folder_watcher_installs_an_edit_within_seconds() {
+    let pki = Pki::new();
+    let (_dir, path) = bundle_file("watched-edit", &pki.bundle);
+    let mut watcher = LongPoll::start(pki, &path, true).await;
+
+    let both = watcher.both();
+    std::fs::write(&path, both.to_pem()).unwrap();
+    assert_eq!(watcher.installed_soon().await, 2);
+    assert_eq!(*watcher.creds.trust_bundle(), both);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn with_an_hour_long_poll_the_folder_watcher_installs_configmap_swaps_within_seconds() {
+    let pki = Pki::new();
+    let mut configmap = ConfigMap::new("watched-configmap", &pki.bundle.to_pem());
+    let mut watcher = LongPoll::start(pki, &configmap.path(), true).await;
+
+    // Phase 1, then phase 3 back to the client's own root (which verifies its certificate).
+    let both = watcher.both();
+    configmap.update(&both.to_pem());
+    assert_eq!(watcher.installed_soon().await, 2);
+    assert_eq!(*watcher.creds.trust_bundle(), both);
+    configmap.update(&watcher.pki.bundle.to_pem());
+    assert_eq!(watcher.installed_soon().await, 1);
+    assert_eq!(*watcher.creds.trust_bundle(), watcher.pki.bundle);
+}
+
+#[tokio::test]
+async fn with_the_folder_watcher_off_nothing_is_read_before_the_poll() {
+    let pki = Pki::new();
+    let (_dir, path) = bundle_file("unwatched-edit", &pki.bundle);
+    let mut watcher = LongPoll::start(pki, &path, false).await;
+
+    std::fs::write(&path, watcher.both().to_pem()).unwrap();
+    let pass = tokio::time::timeout(Duration::from_millis(500), watcher.outcomes.changed()).await;
+    assert!(pass.is_err(), "a pass before the poll");
+    assert_eq!(*watcher.creds.trust_bundle(), watcher.pki.bundle);
 }
 
 #[test]

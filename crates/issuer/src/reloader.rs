@@ -4,12 +4,11 @@ use core::future::Future;
 use core::time::Duration;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use meshid_ca::{Ca, IssuerCredentials};
 use meshid_client::{Clock, SystemClock};
 use meshid_verify::TrustBundle;
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use meshid_watch::{FolderWatcher, folder_of};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
@@ -325,8 +324,7 @@ impl<K: Clock> Reloader<K> {
     /// reports, on every [`ReloadHandle::trigger`], and every `poll_interval`.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let watch_failed = Arc::new(AtomicBool::new(false));
-        let mut watcher = self.start_watcher(&watch_failed);
+        let mut watcher = self.start_watcher();
         self.reload_now();
         let mut ticker = tokio::time::interval(self.options.poll_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -336,10 +334,8 @@ impl<K: Clock> Reloader<K> {
                 () = &mut shutdown => break,
                 _ = ticker.tick() => {
                     // A watcher that failed (or never started) is re-created on the poll.
-                    if self.options.watch
-                        && (watcher.is_none() || watch_failed.swap(false, Ordering::SeqCst))
-                    {
-                        watcher = self.start_watcher(&watch_failed);
+                    if let Some(watcher) = &mut watcher {
+                        watcher.restart_if_failed();
                     }
                 }
                 () = self.notify.notified() => {
@@ -354,47 +350,17 @@ impl<K: Clock> Reloader<K> {
 
     // === internals ===
 
-    fn start_watcher(&self, failed: &Arc<AtomicBool>) -> Option<RecommendedWatcher> {
+    /// Watches the issuer folder and the bundle file's folder, waking the same [`Notify`] as
+    /// [`ReloadHandle::trigger`]; `None` with the watcher off.
+    fn start_watcher(&self) -> Option<FolderWatcher> {
         if !self.options.watch {
             return None;
         }
-        let notify = Arc::clone(&self.notify);
-        let failed_flag = Arc::clone(failed);
-        let handler = move |result: notify::Result<notify::Event>| match result {
-            // Our own reads show up as access events; only changes matter.
-            Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
-            Ok(_) => notify.notify_one(),
-            Err(e) => {
-                tracing::warn!(error = %e, "file watcher error; polling continues and the watcher is re-created");
-                failed_flag.store(true, Ordering::SeqCst);
-                notify.notify_one();
-            }
-        };
-        let mut watcher = match notify::recommended_watcher(handler) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the file watcher; polling only");
-                return None;
-            }
-        };
         let mut dirs: Vec<&Path> = vec![self.folder.dir()];
-        if let AnchorSource::File(path) = &self.anchors
-            && let Some(parent) = path.parent()
-            && parent != self.folder.dir()
-        {
-            dirs.push(if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            });
+        if let AnchorSource::File(path) = &self.anchors {
+            dirs.push(folder_of(path));
         }
-        for dir in dirs {
-            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch folder; polling only until the next retry");
-                failed.store(true, Ordering::SeqCst);
-            }
-        }
-        Some(watcher)
+        Some(FolderWatcher::start(&dirs, Arc::clone(&self.notify)))
     }
 
     fn read_anchors(
