@@ -75,8 +75,8 @@
 //!   a pod with [`TokenReviewConfig::in_cluster`], outside with
 //!   [`TokenReviewConfig::from_kubeconfig`] (server, CA, and a client certificate, token,
 //!   token file or exec credential plugin, as kubectl resolves them; auth-provider plugins,
-//!   proxies and `insecure-skip-tls-verify` are refused by name), anywhere with
-//!   [`TokenReviewConfig::new`] (API server URL, CA file, token file), or from a
+//!   proxies and `insecure-skip-tls-verify` are refused by name), where kubectl would look
+//!   with [`TokenReviewConfig::discover`], anywhere with [`TokenReviewConfig::new`] (API server URL, CA file, token file), or from a
 //!   [`KubeApiConfig`] shared with other clients with [`TokenReviewConfig::with_api`].
 //! - **Cache and rate limit.** Only positive TokenReview results are cached, under the token's
 //!   SHA-256, for at most a minute and never past the token's `exp`. A token bucket (Linkerd's

@@ -460,6 +460,11 @@ async fn in_cluster_configuration() {
     // The same API access, shared (e.g. with Kubernetes Events), gives the same configuration.
     let api = KubeApiConfig::in_cluster_with(env, dir.path()).unwrap();
     assert_eq!(TokenReviewConfig::with_api(api), config);
+    // Without KUBECONFIG or ~/.kube/config, discovery finds the same in-cluster configuration.
+    assert_eq!(
+        TokenReviewConfig::discover_with(env, dir.path(), None).unwrap(),
+        config
+    );
     let authn = TokenReviewAuthenticator::new(config).unwrap();
     authn.authenticate(b"valid-token").await.unwrap();
 

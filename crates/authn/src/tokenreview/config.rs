@@ -94,6 +94,28 @@ impl TokenReviewConfig {
         )?))
     }
 
+    /// The configuration where kubectl and Linkerd look when none is named: the kubeconfig
+    /// `KUBECONFIG` names, else `~/.kube/config`, else in-cluster
+    /// ([`KubeApiConfig::discover`]).
+    pub fn discover(context: Option<&str>) -> Result<Self, Error> {
+        Ok(Self::with_api(KubeApiConfig::discover(context)?))
+    }
+
+    /// [`discover`](Self::discover) with the environment read through `env` and the
+    /// ServiceAccount files taken from `service_account_dir`
+    /// ([`KubeApiConfig::discover_with`]).
+    pub fn discover_with(
+        env: impl Fn(&str) -> Option<String>,
+        service_account_dir: &Path,
+        context: Option<&str>,
+    ) -> Result<Self, Error> {
+        Ok(Self::with_api(KubeApiConfig::discover_with(
+            env,
+            service_account_dir,
+            context,
+        )?))
+    }
+
     /// [`from_kubeconfig`](Self::from_kubeconfig) for kubeconfig `text`; relative paths in it
     /// are taken relative to `base_dir` ([`KubeApiConfig::from_kubeconfig_str`]).
     pub fn from_kubeconfig_str(
