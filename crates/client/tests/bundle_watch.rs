@@ -34,6 +34,14 @@ fn scratch(name: &str) -> TempDir {
         .unwrap()
 }
 
+/// A bundle file holding `bundle` in a scratch directory of its own.
+fn bundle_file(name: &str, bundle: &TrustBundle) -> (TempDir, PathBuf) {
+    let dir = scratch(name);
+    let path = dir.path().join("ca-bundle.crt");
+    std::fs::write(&path, bundle.to_pem()).unwrap();
+    (dir, path)
+}
+
 /// Starts a watcher of `path` for `credentials`, polling every [`POLL`] and watching the
 /// folder; returns its outcomes, a shutdown trigger and its task.
 fn start(
@@ -145,9 +153,7 @@ fn problem(outcome: BundleCheck) -> BundleProblem {
 async fn a_bundle_edited_in_place_is_installed_within_one_poll() {
     let pki = Pki::new();
     let other = Pki::new();
-    let dir = scratch("in-place");
-    let path = dir.path().join("ca-bundle.crt");
-    std::fs::write(&path, pki.bundle.to_pem()).unwrap();
+    let (_dir, path) = bundle_file("in-place", &pki.bundle);
     let clock = TokioClock::new(START);
     let mut web = local_client(&pki, WEB, clock);
     web.certify_once().await.unwrap();
@@ -199,9 +205,7 @@ async fn a_configmap_symlink_swap_is_installed_within_one_poll() {
 async fn malformed_empty_or_missing_files_keep_the_old_bundle() {
     let pki = Pki::new();
     let other = Pki::new();
-    let dir = scratch("unusable");
-    let path = dir.path().join("ca-bundle.crt");
-    std::fs::write(&path, pki.bundle.to_pem()).unwrap();
+    let (_dir, path) = bundle_file("unusable", &pki.bundle);
     let clock = TokioClock::new(START);
     let mut web = local_client(&pki, WEB, clock);
     web.certify_once().await.unwrap();
@@ -277,9 +281,7 @@ impl meshid_client::Certifier for Switch {
 async fn a_bundle_that_would_orphan_the_certificate_is_refused_until_renewal() {
     let old = Pki::new();
     let new = Pki::new();
-    let dir = scratch("orphan");
-    let path = dir.path().join("ca-bundle.crt");
-    std::fs::write(&path, old.bundle.to_pem()).unwrap();
+    let (_dir, path) = bundle_file("orphan", &old.bundle);
     let clock = TokioClock::new(START);
     let switch = Arc::new(Switch {
         old: LocalCertifier::new(Arc::clone(&old.ca), clock),
@@ -336,9 +338,7 @@ async fn a_bundle_that_would_orphan_the_certificate_is_refused_until_renewal() {
 async fn without_a_certificate_any_valid_bundle_is_installed() {
     let pki = Pki::new();
     let other = Pki::new();
-    let dir = scratch("pending");
-    let path = dir.path().join("ca-bundle.crt");
-    std::fs::write(&path, other.bundle.to_pem()).unwrap();
+    let (_dir, path) = bundle_file("pending", &other.bundle);
     let clock = TokioClock::new(START);
     let web = local_client(&pki, WEB, clock);
     let creds = web.credentials();
@@ -355,9 +355,7 @@ async fn without_a_certificate_any_valid_bundle_is_installed() {
 #[tokio::test(start_paused = true)]
 async fn the_watcher_stops_on_shutdown_and_when_the_credentials_are_dropped() {
     let pki = Pki::new();
-    let dir = scratch("stop");
-    let path = dir.path().join("ca-bundle.crt");
-    std::fs::write(&path, pki.bundle.to_pem()).unwrap();
+    let (_dir, path) = bundle_file("stop", &pki.bundle);
     let clock = TokioClock::new(START);
 
     // Shutdown.
@@ -380,14 +378,6 @@ async fn the_watcher_stops_on_shutdown_and_when_the_credentials_are_dropped() {
 /// Real time: far shorter than the poll, so only the folder watcher can explain a pass.
 const LONG_POLL: Duration = Duration::from_secs(3600);
 const SOON: Duration = Duration::from_secs(5);
-
-/// A bundle file holding `bundle` in a scratch directory of its own.
-fn bundle_file(name: &str, bundle: &TrustBundle) -> (TempDir, PathBuf) {
-    let dir = scratch(name);
-    let path = dir.path().join("ca-bundle.crt");
-    std::fs::write(&path, bundle.to_pem()).unwrap();
-    (dir, path)
-}
 
 /// A client of a PKI holding a certificate, and a watcher of its bundle file polling every
 /// [`LONG_POLL`], in real time.
