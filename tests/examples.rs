@@ -511,30 +511,37 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
     assert!(status.success(), "{status}:\n{}", ca.output());
 
     // TokenReview through a kubeconfig that is not there: one line, non-zero.
-    let missing = dir.path().join("no-such-kubeconfig").display().to_string();
     let dev = DevState::open(dir.path().join("dev")).unwrap();
+    refused_for_a_missing_kubeconfig(
+        &bin,
+        dir.path(),
+        &dev,
+        &["--token-validation", "tokenreview"],
+    );
+}
+
+/// Runs `identity-ca serve` on `dev`'s issuer and anchors with `args` and a kubeconfig that
+/// does not exist, expecting it to be refused at start for that kubeconfig; returns the line.
+fn refused_for_a_missing_kubeconfig(
+    bin: &Path,
+    dir: &Path,
+    dev: &DevState,
+    args: &[&str],
+) -> String {
+    let missing = dir.join("no-such-kubeconfig").display().to_string();
     let issuer = dev.issuer_folder().dir().display().to_string();
     let anchors = dev.trust_anchors().display().to_string();
-    let err = refused_at_start(
-        &bin,
-        &[
-            "serve",
-            "--issuer",
-            &issuer,
-            "--trust-anchors",
-            &anchors,
-            "--token-validation",
-            "tokenreview",
-            "--kubeconfig",
-            &missing,
-        ],
-    );
+    let mut all = vec!["serve", "--issuer", &issuer, "--trust-anchors", &anchors];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--kubeconfig", &missing]);
+    let err = refused_at_start(bin, &all);
     assert!(
         err.starts_with(&format!(
             "identity-ca: cannot read the kubeconfig {missing}: "
         )),
         "{err}"
     );
+    err
 }
 
 /// Runs `identity-ca` with `args` on ephemeral ports, expecting it to fail at start with
@@ -560,30 +567,12 @@ fn identity_ca_kube_events_with_a_missing_kubeconfig_fail_in_one_line() {
     let bin = example("identity-ca");
     let dir = scratch("kube-events");
     let dev = DevState::prepare(dir.path().join("dev"), OffsetDateTime::now_utc()).unwrap();
-    let missing = dir.path().join("no-such-kubeconfig").display().to_string();
-    let issuer = dev.issuer_folder().dir().display().to_string();
-    let anchors = dev.trust_anchors().display().to_string();
     let jwks = format!("jwks:{}", dev.jwks().display());
-    let err = refused_at_start(
+    let err = refused_for_a_missing_kubeconfig(
         &bin,
-        &[
-            "serve",
-            "--issuer",
-            &issuer,
-            "--trust-anchors",
-            &anchors,
-            "--token-validation",
-            &jwks,
-            "--kube-events",
-            "--kubeconfig",
-            &missing,
-        ],
+        dir.path(),
+        &dev,
+        &["--token-validation", &jwks, "--kube-events"],
     );
     assert!(!err.contains("Issuer cert loaded"), "{err}");
-    assert!(
-        err.starts_with(&format!(
-            "identity-ca: cannot read the kubeconfig {missing}: "
-        )),
-        "{err}"
-    );
 }
