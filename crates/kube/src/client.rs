@@ -168,9 +168,10 @@ impl KubeClient {
     /// POSTs `json` (an encoded JSON document) to `path` below the API server's base URL
     /// (e.g. `/api/v1/namespaces/linkerd/events`) and returns the answer, whatever its status.
     ///
-    /// The bearer token, when the credentials are a token or token file, goes in the
-    /// `Authorization` header. The whole exchange, reading the token file included, is
-    /// bounded by the configured timeout ([`Error::Timeout`]).
+    /// The bearer token, when the credentials are a token, a token file or an exec plugin's
+    /// token, goes in the `Authorization` header. The whole exchange, reading the token file or
+    /// running the exec plugin included, is bounded by the configured timeout
+    /// ([`Error::Timeout`]).
     pub async fn post_json(&self, path: &str, json: Vec<u8>) -> Result<Response, Error> {
         let timeout = self.config.timeout;
         tokio::time::timeout(timeout, self.post(path, json))
