@@ -66,6 +66,26 @@ fn odd_issuer(pki: &Pki, tweak: impl FnOnce(&mut rcgen::CertificateParams)) -> (
     (cert.pem(), key.to_pkcs8_pem().to_string())
 }
 
+/// The DER value of the extension `oid` as rcgen writes it in a certificate made with
+/// `tweak`, to request it in a CSR as a custom extension.
+fn extension_value(oid: &[u64], tweak: impl FnOnce(&mut rcgen::CertificateParams)) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(vec![WEB_ID.to_owned()]).unwrap();
+    tweak(&mut params);
+    let cert = params.self_signed(&p256()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+    let dotted = oid
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
+    cert.extensions()
+        .iter()
+        .find(|ext| ext.oid.to_id_string() == dotted)
+        .unwrap()
+        .value
+        .to_vec()
+}
+
 fn cases() -> Vec<Case> {
     vec![
         // --- CSR: encoding ---
@@ -307,6 +327,61 @@ fn cases() -> Vec<Case> {
                 )
             }),
             "CSR refused: the CSR asks for certificate or CRL signing (keyCertSign/cRLSign); meshid issues only leaf certificates",
+        ),
+        (
+            "CSR asking for cRLSign",
+            Box::new(|pki| {
+                certify_err(
+                    pki,
+                    &web(),
+                    &custom_csr(&p256(), Some(WEB_ID), vec![dns(WEB_ID)], |p| {
+                        p.key_usages = vec![KeyUsagePurpose::CrlSign];
+                    }),
+                )
+            }),
+            "CSR refused: the CSR asks for certificate or CRL signing (keyCertSign/cRLSign); meshid issues only leaf certificates",
+        ),
+        (
+            "CSR asking for name constraints",
+            Box::new(|pki| {
+                let value = extension_value(&[2, 5, 29, 30], |p| {
+                    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                    p.name_constraints = Some(rcgen::NameConstraints {
+                        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(
+                            "cluster.local".to_owned(),
+                        )],
+                        excluded_subtrees: Vec::new(),
+                    });
+                });
+                certify_err(
+                    pki,
+                    &web(),
+                    &custom_csr(&p256(), Some(WEB_ID), vec![dns(WEB_ID)], |p| {
+                        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+                            &[2, 5, 29, 30],
+                            value,
+                        )];
+                    }),
+                )
+            }),
+            "CSR refused: the CSR asks for name constraints, which only a CA certificate may carry",
+        ),
+        (
+            "CSR with a second subjectAltName extension",
+            Box::new(|pki| {
+                let value = extension_value(&[2, 5, 29, 17], |_| {});
+                certify_err(
+                    pki,
+                    &web(),
+                    &custom_csr(&p256(), Some(WEB_ID), vec![dns(WEB_ID)], |p| {
+                        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+                            &[2, 5, 29, 17],
+                            value,
+                        )];
+                    }),
+                )
+            }),
+            "malformed certificate signing request: more than one subjectAltName extension",
         ),
         (
             "CSR asking for code signing",

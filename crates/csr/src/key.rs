@@ -1,4 +1,8 @@
 //! ECDSA key pairs: generated in-process, loaded from PKCS#8 or SEC1, zeroized on drop.
+//!
+//! Private key structures are read and written with the `der` crate: x509-parser reads
+//! certificates and CSRs, not private keys, and rcgen writes neither PKCS#8 from SEC1 nor reads
+//! SEC1.
 
 use core::fmt;
 
