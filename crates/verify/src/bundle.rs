@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, TrustAnchor};
 use time::OffsetDateTime;
 
 use crate::anchor_signatures::AnchorSignatures;
-use crate::{Error, x509};
+use crate::{AnchorProblem, Error, MalformedCertificate, x509};
 
 /// The PEM label of a certificate.
 const CERTIFICATE_LABEL: &str = "CERTIFICATE";
@@ -77,7 +77,8 @@ impl TrustBundle {
         let mut anchors = Vec::with_capacity(certs.len());
         for (index, der) in certs.into_iter().enumerate() {
             anchors.push(
-                Anchor::parse(der).map_err(|reason| Error::BundleCertificate { index, reason })?,
+                Anchor::parse(der)
+                    .map_err(|problem| Error::BundleCertificate { index, problem })?,
             );
         }
         Ok(Self::from_anchors(anchors))
@@ -233,21 +234,20 @@ impl Anchor {
     /// Parses `der` with x509-parser (for the operator-facing fields) and webpki (for path
     /// building). An anchor must be a CA certificate (basicConstraints cA=TRUE) with a
     /// non-empty subject: webpki alone would take any certificate, leaves and v1 included.
-    fn parse(der: CertificateDer<'static>) -> Result<(Self, TrustAnchor<'static>), String> {
+    fn parse(der: CertificateDer<'static>) -> Result<(Self, TrustAnchor<'static>), AnchorProblem> {
         let (subject, not_before, not_after, key, key_bits) = {
-            let cert = x509::parse_certificate(&der)?;
-            let is_ca = cert.basic_constraints().map_err(|e| e.to_string())?;
+            let cert = x509::parse_certificate(&der).map_err(AnchorProblem::Malformed)?;
+            // x509-parser's only error here: the extension appears twice.
+            let is_ca = cert.basic_constraints().map_err(|_| {
+                AnchorProblem::Malformed(MalformedCertificate::DuplicateExtension {
+                    name: "basicConstraints",
+                })
+            })?;
             if !is_ca.is_some_and(|bc| bc.value.ca) {
-                return Err(
-                    "it is not a CA certificate (basicConstraints cA=TRUE is missing); a \
-                            trust bundle holds root CA certificates"
-                        .to_owned(),
-                );
+                return Err(AnchorProblem::NotCa);
             }
             if cert.subject().iter().next().is_none() {
-                return Err(
-                    "its subject is empty, so no certificate can name it as issuer".to_owned(),
-                );
+                return Err(AnchorProblem::EmptySubject);
             }
             let validity = cert.validity();
             (
@@ -259,7 +259,7 @@ impl Anchor {
             )
         };
         let trust_anchor = webpki::anchor_from_trusted_cert(&der)
-            .map_err(|e| format!("webpki refuses it as a trust anchor: {e:?}"))?
+            .map_err(AnchorProblem::Webpki)?
             .to_owned();
         let anchor = Self {
             der,

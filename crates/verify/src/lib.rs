@@ -94,6 +94,9 @@
 //!
 //! The clock is never read: `now` is a parameter.
 //!
+//! One parser reads certificates: x509-parser, for the mesh profile and the bundle's anchors;
+//! webpki parses them again, as it must, for path building.
+//!
 //! # Limitations
 //!
 //! - No revocation (CRL or OCSP): mesh certificates live for a day.
@@ -113,5 +116,5 @@ mod verify;
 mod x509;
 
 pub use bundle::{Anchor, TrustBundle};
-pub use error::Error;
+pub use error::{AnchorProblem, Error, MalformedCertificate};
 pub use verify::{Usage, VerifiedPeer, VerifyOptions, verify_chain, verify_identity};
