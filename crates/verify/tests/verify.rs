@@ -243,6 +243,39 @@ fn an_issuer_verified_once_is_still_checked_byte_for_byte() {
 }
 
 #[test]
+fn a_remembered_anchor_signature_does_not_outlive_its_certificate() {
+    let pki = Pki::new();
+    let issuer = pki
+        .root
+        .intermediate_with("identity.linkerd.cluster.local", |p| {
+            p.not_after = datetime!(2026-07-01 0:00 UTC);
+        });
+    let leaf = issuer.leaf(&Leaf::default());
+    let bundle = pki.bundle();
+    let chain = |now| {
+        verify_chain(
+            &bundle,
+            &leaf,
+            std::slice::from_ref(&issuer.der),
+            now,
+            Usage::Server,
+            &VerifyOptions::default(),
+        )
+    };
+    // The root's signature over the issuer verifies, and is remembered...
+    chain(NOW).unwrap();
+    chain(NOW).unwrap();
+    // ...but only the signature: validity is checked on every path, so once the issuer has
+    // expired the same bundle refuses it.
+    let e = err(chain(datetime!(2026-08-01 0:00 UTC)));
+    assert_eq!(
+        e.to_string(),
+        "certificate chain rejected: a certificate expired at 2026-07-01T00:00:00Z (now is \
+         2026-08-01T00:00:00Z)"
+    );
+}
+
+#[test]
 fn refuses_an_expired_leaf() {
     let pki = Pki::new();
     let leaf = pki.issuer.leaf(&Leaf {
