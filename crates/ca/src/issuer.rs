@@ -4,14 +4,14 @@ use core::fmt;
 use std::sync::Arc;
 
 use meshid_policy::{CredentialRole, KeyAlgorithm, PublicKeyKind, San, ValidityBound};
-use meshid_verify::{TrustBundle, Usage, VerifyOptions};
+use meshid_verify::{MalformedCertificate, TrustBundle, Usage, VerifyOptions};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::leaf::{LeafFields, LeafTemplate};
+use crate::leaf::{LeafFields, LeafSigner};
 use crate::signer::Signer;
-use crate::{Error, IssuerProblem};
+use crate::{Error, IssuerProblem, SigningError};
 
 /// A validated issuer: its certificate chain (issuer first), its signing key, and the validity
 /// bounds that clamp every leaf it signs.
@@ -25,7 +25,7 @@ use crate::{Error, IssuerProblem};
 pub struct IssuerCredentials {
     chain: Arc<[CertificateDer<'static>]>,
     signer: Arc<dyn Signer>,
-    template: LeafTemplate,
+    leaf_signer: LeafSigner,
     bounds: Vec<ValidityBound>,
     subject: String,
     not_before: OffsetDateTime,
@@ -105,13 +105,9 @@ impl IssuerCredentials {
         self.signer.algorithm()
     }
 
-    /// Encodes and signs a leaf with the issuer key.
+    /// Writes and signs a leaf with the issuer key.
     pub(crate) fn sign_leaf(&self, fields: &LeafFields<'_>) -> Result<Vec<u8>, Error> {
-        let tbs = self.template.tbs(fields)?;
-        let signature = self.signer.sign(&tbs).map_err(|e| Error::Signing {
-            reason: e.to_string(),
-        })?;
-        Ok(self.template.certificate(&tbs, &signature))
+        self.leaf_signer.sign(fields).map_err(Error::Signing)
     }
 
     /// Re-checks this issuer against another trust bundle (for anchor rotation): the result
@@ -176,12 +172,12 @@ fn validate(
         let (rest, cert) =
             X509Certificate::from_der(der).map_err(|e| IssuerProblem::Malformed {
                 position,
-                reason: e.to_string(),
+                problem: MalformedCertificate::Der(e.into()),
             })?;
         if !rest.is_empty() {
             return Err(IssuerProblem::Malformed {
                 position,
-                reason: "trailing bytes after the certificate".to_owned(),
+                problem: MalformedCertificate::TrailingData { count: rest.len() },
             });
         }
         let not_before = cert.validity().not_before.to_datetime();
@@ -257,15 +253,34 @@ fn validate(
     }
 
     let subject = issuer.subject().to_string();
+    let subject_der = issuer.subject().as_raw();
     let not_before = bounds[0].not_before;
     let not_after = bounds[0].not_after;
-    let template = LeafTemplate::new(issuer, signer.algorithm());
-    drop(parsed);
 
-    // Chains to the bundle at `now`: a probe leaf signed by the issuer key must verify through
-    // the chain for both usages (webpki also checks the issuer's EKU and the signatures). The
-    // probe goes through the same encoder as every leaf.
-    let probe = probe_leaf(&template, signer.as_ref(), now, not_after)?;
+    // Leaves are written by rcgen, which writes the issuer's name back from what it read of
+    // it; a name it would write differently would orphan every leaf.
+    let leaf_signer = LeafSigner::new(&chain[0], Arc::clone(&signer)).map_err(|e| match e {
+        rcgen::Error::CouldNotParseCertificate => IssuerProblem::SubjectNotReproducible {
+            subject: subject.clone(),
+        },
+        other => IssuerProblem::Signing(SigningError::Encoding(other)),
+    })?;
+    // Chains to the bundle at `now`: a test leaf signed by the issuer key must verify through
+    // the chain for both usages (webpki also checks the issuer's EKU and the signatures).
+    let probe = probe_leaf(
+        &leaf_signer,
+        now,
+        not_after,
+        "meshid issuer probe",
+        &[San::Dns("probe.meshid.invalid".to_owned())],
+    )?;
+    let probe_issuer = X509Certificate::from_der(&probe)
+        .map(|(_, leaf)| leaf.issuer().as_raw() == subject_der)
+        .unwrap_or(false);
+    if !probe_issuer {
+        return Err(IssuerProblem::SubjectNotReproducible { subject });
+    }
+    drop(parsed);
     let mut anchor_index = 0;
     for usage in [Usage::Server, Usage::Client] {
         let peer = meshid_verify::verify_chain(
@@ -282,9 +297,10 @@ fn validate(
     let anchor = bundle
         .anchors()
         .nth(anchor_index)
-        .ok_or_else(|| IssuerProblem::NotChained {
-            reason: "the trust anchor vanished".to_owned(),
-        })?;
+        .ok_or(IssuerProblem::NotChained(meshid_verify::Error::Chain(
+            // The index webpki's path ends in is one of the bundle's: unreachable.
+            webpki::Error::UnknownIssuer,
+        )))?;
     bounds.push(ValidityBound::new(
         CredentialRole::TrustAnchor {
             position: anchor_index,
@@ -297,7 +313,7 @@ fn validate(
     Ok(IssuerCredentials {
         chain: chain.into(),
         signer,
-        template,
+        leaf_signer,
         bounds,
         subject,
         not_before,
@@ -309,25 +325,26 @@ fn validate(
 
 /// A short-lived leaf signed by the issuer, used only to prove the chain verifies.
 fn probe_leaf(
-    template: &LeafTemplate,
-    signer: &dyn Signer,
+    leaf_signer: &LeafSigner,
     now: OffsetDateTime,
     issuer_not_after: OffsetDateTime,
+    common_name: &str,
+    sans: &[San],
 ) -> Result<CertificateDer<'static>, IssuerProblem> {
-    let failed = |reason: String| IssuerProblem::Signing { reason };
     let key = meshid_csr::KeyPair::generate(KeyAlgorithm::EcdsaP256)
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|_| IssuerProblem::Signing(SigningError::Random))?;
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let fields = LeafFields {
         serial: &[0x40; 16],
         not_before: now - time::Duration::minutes(1),
         not_after: (now + time::Duration::minutes(1)).min(issuer_not_after),
-        common_name: "meshid issuer probe",
-        sans: &[San::Dns("probe.meshid.invalid".to_owned())],
+        common_name,
+        sans,
         key_algorithm: KeyAlgorithm::EcdsaP256,
         public_key: key.public_key_raw(),
     };
-    let tbs = template.tbs(&fields).map_err(|e| failed(e.to_string()))?;
-    let signature = signer.sign(&tbs).map_err(|e| failed(e.to_string()))?;
-    Ok(CertificateDer::from(template.certificate(&tbs, &signature)))
+    leaf_signer
+        .sign(&fields)
+        .map(CertificateDer::from)
+        .map_err(IssuerProblem::Signing)
 }

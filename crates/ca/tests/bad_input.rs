@@ -492,6 +492,21 @@ fn cases() -> Vec<Case> {
             "invalid issuer: the issuer's extended key usage lacks serverAuth; its EKU must be absent or include both serverAuth and clientAuth",
         ),
         (
+            "issuer whose subject cannot be written back as its leaves' issuer",
+            Box::new(|pki| {
+                let (crt, key) = odd_issuer(pki, |p| {
+                    // Two organizationalUnitName attributes (2.5.4.11): the certificate
+                    // writer keeps one value per attribute type.
+                    p.distinguished_name
+                        .push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 11]), "mesh");
+                    p.distinguished_name
+                        .push(rcgen::DnType::OrganizationalUnitName, "identity");
+                });
+                load_err(pki, &crt, &key, NOW)
+            }),
+            "invalid issuer: the issuer's subject 'CN=identity.linkerd.cluster.local, OU=mesh, OU=identity' cannot be written back byte for byte as the issuer name of its leaves (repeated or multi-valued attributes, or an unsupported string type); re-issue the issuer with a plain subject such as CN=identity.linkerd.cluster.local",
+        ),
+        (
             "RSA issuer key",
             Box::new(|pki| load_err(pki, &pki.issuer.pem(), RSA_KEY_PEM, NOW)),
             "invalid issuer: issuer key: unsupported private key type RSA; meshid keys are ECDSA P-256 or P-384",
