@@ -114,7 +114,8 @@ impl Ca {
     }
 
     /// Installs an issuer. Credentials validated against another bundle than the current one
-    /// are validated again against the current one first; on error nothing changes.
+    /// are validated again against the current one first, and the issuer's name constraints,
+    /// if it has any, must permit this CA's mesh; on error nothing changes.
     pub fn set_issuer(
         &self,
         creds: IssuerCredentials,
@@ -126,6 +127,7 @@ impl Ca {
         } else {
             creds.revalidate(&bundle, now)?
         };
+        self.check_mesh(&creds, &bundle, now)?;
         let creds = Arc::new(creds);
         self.issuer.store(Some(Arc::clone(&creds)));
         Ok(creds)
@@ -137,15 +139,33 @@ impl Ca {
         match self.issuer.load_full() {
             None => self.bundle.store(Arc::new(bundle)),
             Some(current) => {
-                let revalidated = current.revalidate(&bundle, now).map_err(|e| match e {
-                    Error::InvalidIssuer(problem) => Error::TrustBundleOrphansIssuer(problem),
-                    other => other,
-                })?;
+                let revalidated = current
+                    .revalidate(&bundle, now)
+                    .and_then(|creds| {
+                        self.check_mesh(&creds, &bundle, now)?;
+                        Ok(creds)
+                    })
+                    .map_err(|e| match e {
+                        Error::InvalidIssuer(problem) => Error::TrustBundleOrphansIssuer(problem),
+                        other => other,
+                    })?;
                 self.bundle.store(Arc::new(bundle));
                 self.issuer.store(Some(Arc::new(revalidated)));
             }
         }
         Ok(())
+    }
+
+    /// The issuer's leaves verify for this mesh's identities under `bundle`.
+    fn check_mesh(
+        &self,
+        creds: &IssuerCredentials,
+        bundle: &TrustBundle,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        creds
+            .check_mesh(&self.mesh, self.policy.san_mode, bundle, now)
+            .map_err(Error::InvalidIssuer)
     }
 
     /// Certifies the key of `csr_der` for the authenticated ServiceAccount `sa` at `now`.

@@ -79,6 +79,14 @@ pub enum IssuerProblem {
         /// The parser's verdict.
         problem: MalformedCertificate,
     },
+    /// The issuer's name constraints exclude the identities of the mesh the CA serves: every
+    /// leaf it signed would be refused.
+    NameConstraintsExcludeMesh {
+        /// The mesh's trust domain.
+        trust_domain: String,
+        /// The identity a test leaf named.
+        identity: String,
+    },
     /// The issuer certificate may not sign certificates (no keyCertSign key usage).
     NoKeyCertSign,
     /// The issuer certificate is not a CA (basicConstraints CA:TRUE missing).
@@ -146,6 +154,12 @@ impl fmt::Display for IssuerProblem {
             Self::Malformed { position, problem } => {
                 write!(f, "certificate #{position} of the issuer file does not parse: {problem}")
             }
+            Self::NameConstraintsExcludeMesh { trust_domain, identity } => write!(
+                f,
+                "the issuer's name constraints exclude this mesh's identities in trust domain \
+                 {trust_domain} (a leaf for {identity} would not verify); use an issuer whose \
+                 name constraints permit the trust domain, or none"
+            ),
             Self::NoKeyCertSign => f.write_str(
                 "the issuer certificate lacks the keyCertSign key usage, so it may not sign certificates",
             ),

@@ -3,7 +3,9 @@
 use core::fmt;
 use std::sync::Arc;
 
-use meshid_policy::{CredentialRole, KeyAlgorithm, PublicKeyKind, San, ValidityBound};
+use meshid_policy::{
+    CredentialRole, KeyAlgorithm, Mesh, PublicKeyKind, San, SanMode, ServiceAccount, ValidityBound,
+};
 use meshid_verify::{MalformedCertificate, TrustBundle, Usage, VerifyOptions};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -13,6 +15,10 @@ use crate::leaf::{LeafFields, LeafSigner};
 use crate::signer::Signer;
 use crate::{Error, IssuerProblem, SigningError};
 
+/// The ServiceAccount of the identity service itself, in the control-plane namespace: the
+/// identity a load-time test leaf names to check the issuer's name constraints.
+const PROBE_SERVICE_ACCOUNT: &str = "linkerd-identity";
+
 /// A validated issuer: its certificate chain (issuer first), its signing key, and the validity
 /// bounds that clamp every leaf it signs.
 ///
@@ -21,7 +27,8 @@ use crate::{Error, IssuerProblem, SigningError};
 /// its EKU is absent or includes both serverAuth and clientAuth; every certificate of the chain
 /// is within its validity period; and the chain verifies to the trust bundle at `now` (by
 /// verifying a throwaway leaf signed with the issuer key through it, for both usages, with
-/// rustls-webpki).
+/// rustls-webpki). That leaf names nothing, so an issuer with name constraints loads here;
+/// [`Ca`](crate::Ca) checks the constraints against its mesh when it installs the issuer.
 pub struct IssuerCredentials {
     chain: Arc<[CertificateDer<'static>]>,
     signer: Arc<dyn Signer>,
@@ -108,6 +115,55 @@ impl IssuerCredentials {
     /// Writes and signs a leaf with the issuer key.
     pub(crate) fn sign_leaf(&self, fields: &LeafFields<'_>) -> Result<Vec<u8>, Error> {
         self.leaf_signer.sign(fields).map_err(Error::Signing)
+    }
+
+    /// Checks that the leaves of this issuer verify for `mesh`'s identities in `mode`: a test
+    /// leaf for the identity service's own ServiceAccount must verify through the chain to
+    /// `bundle` at `now`. Fails when the issuer's name constraints exclude the mesh.
+    pub(crate) fn check_mesh(
+        &self,
+        mesh: &Mesh,
+        mode: SanMode,
+        bundle: &TrustBundle,
+        now: OffsetDateTime,
+    ) -> Result<(), IssuerProblem> {
+        let probe_names = ServiceAccount::new(
+            mesh.control_plane_namespace().as_str(),
+            PROBE_SERVICE_ACCOUNT,
+        )
+        .and_then(|sa| Ok((mesh.identity(&sa)?, mesh.sans(&sa, mode)?)));
+        // A control-plane namespace and trust domain so long that the identity service's own
+        // name does not fit: nothing to check that the CA could issue.
+        let Ok((identity, sans)) = probe_names else {
+            return Ok(());
+        };
+        let probe = probe_leaf(
+            &self.leaf_signer,
+            now,
+            self.not_after,
+            identity.as_str(),
+            &sans,
+        )?;
+        for usage in [Usage::Server, Usage::Client] {
+            meshid_verify::verify_chain(
+                bundle,
+                &probe,
+                &self.chain,
+                now,
+                usage,
+                &VerifyOptions::default(),
+            )
+            .map_err(|e| match e {
+                meshid_verify::Error::Chain(webpki::Error::NameConstraintViolation) => {
+                    IssuerProblem::NameConstraintsExcludeMesh {
+                        trust_domain: mesh.trust_domain().as_str().to_owned(),
+                        identity: identity.to_string(),
+                    }
+                }
+                other => IssuerProblem::from_verify(other),
+            })?;
+        }
+        Ok(())
     }
 
     /// Re-checks this issuer against another trust bundle (for anchor rotation): the result
@@ -266,14 +322,10 @@ fn validate(
         other => IssuerProblem::Signing(SigningError::Encoding(other)),
     })?;
     // Chains to the bundle at `now`: a test leaf signed by the issuer key must verify through
-    // the chain for both usages (webpki also checks the issuer's EKU and the signatures).
-    let probe = probe_leaf(
-        &leaf_signer,
-        now,
-        not_after,
-        "meshid issuer probe",
-        &[San::Dns("probe.meshid.invalid".to_owned())],
-    )?;
+    // the chain for both usages (webpki also checks the issuer's EKU and the signatures). It
+    // names nothing: whether the issuer's name constraints permit a mesh's names is for the
+    // CA that serves the mesh to check.
+    let probe = probe_leaf(&leaf_signer, now, not_after, "meshid issuer probe", &[])?;
     let probe_issuer = X509Certificate::from_der(&probe)
         .map(|(_, leaf)| leaf.issuer().as_raw() == subject_der)
         .unwrap_or(false);

@@ -492,6 +492,36 @@ fn cases() -> Vec<Case> {
             "invalid issuer: the issuer's extended key usage lacks serverAuth; its EKU must be absent or include both serverAuth and clientAuth",
         ),
         (
+            "issuer whose name constraints exclude the trust domain",
+            Box::new(|pki| {
+                let (crt, key) = odd_issuer(pki, |p| {
+                    p.name_constraints = Some(rcgen::NameConstraints {
+                        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(
+                            "example.org".to_owned(),
+                        )],
+                        excluded_subtrees: Vec::new(),
+                    });
+                });
+                load_err(pki, &crt, &key, NOW)
+            }),
+            "invalid issuer: the issuer's name constraints exclude this mesh's identities in trust domain cluster.local (a leaf for linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local would not verify); use an issuer whose name constraints permit the trust domain, or none",
+        ),
+        (
+            "issuer whose name constraints exclude the mesh's names by an excluded subtree",
+            Box::new(|pki| {
+                let (crt, key) = odd_issuer(pki, |p| {
+                    p.name_constraints = Some(rcgen::NameConstraints {
+                        permitted_subtrees: Vec::new(),
+                        excluded_subtrees: vec![rcgen::GeneralSubtree::DnsName(
+                            "cluster.local".to_owned(),
+                        )],
+                    });
+                });
+                load_err(pki, &crt, &key, NOW)
+            }),
+            "invalid issuer: the issuer's name constraints exclude this mesh's identities in trust domain cluster.local (a leaf for linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local would not verify); use an issuer whose name constraints permit the trust domain, or none",
+        ),
+        (
             "issuer whose subject cannot be written back as its leaves' issuer",
             Box::new(|pki| {
                 let (crt, key) = odd_issuer(pki, |p| {
