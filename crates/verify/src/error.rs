@@ -69,12 +69,13 @@ pub enum Error {
         label: String,
     },
     /// A PEM block of the trust bundle is malformed.
-    #[error("trust bundle: PEM block #{index} is malformed: {reason}")]
+    #[error("trust bundle: PEM block #{index} is malformed: {problem}")]
     BundlePem {
         /// 0-based position of the PEM block.
         index: usize,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        problem: PemProblem,
     },
     /// webpki found no valid path from the leaf to a trust anchor.
     ///
@@ -229,6 +230,39 @@ pub enum MalformedCertificate {
         /// How many.
         count: usize,
     },
+}
+
+/// What is wrong with a PEM block of a trust bundle.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PemProblem {
+    /// Its base64 body does not decode.
+    #[error("invalid base64: {detail}")]
+    InvalidBase64 {
+        /// The decoder's error.
+        detail: String,
+    },
+    /// Its BEGIN and END lines are not well formed.
+    #[error("malformed BEGIN/END lines")]
+    MalformedFraming,
+    /// Its BEGIN and END lines name different labels.
+    #[error("BEGIN label {begin:?} does not match END label {end:?}")]
+    MismatchedLabels {
+        /// The label of the BEGIN line.
+        begin: String,
+        /// The label of the END line.
+        end: String,
+    },
+    /// Anything else the PEM parser reports.
+    #[error("{detail}")]
+    Other {
+        /// The parser's error.
+        detail: String,
+    },
+    /// A BEGIN line with no END line before the next BEGIN or the end of the file: the file
+    /// may be being written.
+    #[error("its -----BEGIN line has no matching -----END line")]
+    Unterminated,
 }
 
 // x509-parser's error is `PartialEq` only for want of a derive: none of its values is unequal

@@ -142,5 +142,5 @@ mod verify;
 mod x509;
 
 pub use bundle::{Anchor, TrustBundle};
-pub use error::{AnchorProblem, Error, MalformedCertificate};
+pub use error::{AnchorProblem, Error, MalformedCertificate, PemProblem};
 pub use verify::{Usage, VerifiedPeer, VerifyOptions, verify_chain, verify_identity};
