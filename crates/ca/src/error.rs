@@ -91,6 +91,13 @@ pub enum IssuerProblem {
     NoKeyCertSign,
     /// The issuer certificate is not a CA (basicConstraints CA:TRUE missing).
     NotCa,
+    /// A block of the certificate file is not a certificate.
+    NotCertificate {
+        /// Its 0-based position in the file.
+        index: usize,
+        /// Its PEM label.
+        label: String,
+    },
     /// The chain does not verify to any trust anchor of the bundle.
     NotChained(meshid_verify::Error),
     /// A certificate of the chain is not valid yet.
@@ -104,9 +111,12 @@ pub enum IssuerProblem {
     },
     /// The certificate file is not valid PEM.
     Pem {
-        /// What is wrong.
+        /// The PEM parser's error.
         reason: String,
     },
+    /// A PEM block of the certificate file is incomplete or corrupt: the file may be being
+    /// written (a reload later may find it whole).
+    PemIncomplete,
     /// Signing a test leaf failed.
     Signing(SigningError),
     /// The issuer's name cannot be written as the issuer of its leaves exactly as its
@@ -170,7 +180,16 @@ impl fmt::Display for IssuerProblem {
             Self::NotYetValid { role, not_before, now } => {
                 write!(f, "{role} is not valid until {} (now {})", rfc3339(*not_before), rfc3339(*now))
             }
+            Self::NotCertificate { index, label } => write!(
+                f,
+                "the certificate file is not valid PEM: block #{index} is '{label}', expected \
+                 'CERTIFICATE'"
+            ),
             Self::Pem { reason } => write!(f, "the certificate file is not valid PEM: {reason}"),
+            Self::PemIncomplete => f.write_str(
+                "the certificate file is not valid PEM: a PEM block is incomplete or corrupt (is \
+                 the file half-written?)",
+            ),
             Self::Signing(e) => write!(f, "the issuer key cannot sign: {e}"),
             Self::SubjectNotReproducible { subject } => write!(
                 f,

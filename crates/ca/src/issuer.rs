@@ -187,12 +187,13 @@ impl fmt::Debug for IssuerCredentials {
 
 /// Splits a PEM file into certificates; anything but `CERTIFICATE` blocks is an error.
 pub fn parse_chain_pem(chain_pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let bad = |reason: String| Error::InvalidIssuer(IssuerProblem::Pem { reason });
-    let blocks = pem::parse_many(chain_pem).map_err(|e| bad(e.to_string()))?;
+    let blocks = pem::parse_many(chain_pem).map_err(|e| {
+        Error::InvalidIssuer(IssuerProblem::Pem {
+            reason: e.to_string(),
+        })
+    })?;
     if blocks.len() != chain_pem.matches("-----BEGIN ").count() {
-        return Err(bad(
-            "a PEM block is incomplete or corrupt (is the file half-written?)".to_owned(),
-        ));
+        return Err(Error::InvalidIssuer(IssuerProblem::PemIncomplete));
     }
     if blocks.is_empty() {
         return Err(Error::InvalidIssuer(IssuerProblem::EmptyChain));
@@ -204,10 +205,10 @@ pub fn parse_chain_pem(chain_pem: &str) -> Result<Vec<CertificateDer<'static>>, 
             if block.tag() == "CERTIFICATE" {
                 Ok(CertificateDer::from(block.into_contents()))
             } else {
-                Err(bad(format!(
-                    "block #{i} is '{}', expected 'CERTIFICATE'",
-                    block.tag()
-                )))
+                Err(Error::InvalidIssuer(IssuerProblem::NotCertificate {
+                    index: i,
+                    label: block.tag().to_owned(),
+                }))
             }
         })
         .collect()

@@ -9,7 +9,7 @@ mod support;
 
 use std::sync::Arc;
 
-use meshid_ca::{Ca, Error};
+use meshid_ca::{Ca, Error, IssuerProblem};
 use meshid_policy::{IssuancePolicy, KeyAlgorithm, Mesh, SanMode, ServiceAccount};
 use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
 use support::*;
@@ -560,6 +560,11 @@ fn cases() -> Vec<Case> {
             "invalid issuer: the certificate file is not valid PEM: a PEM block is incomplete or corrupt (is the file half-written?)",
         ),
         (
+            "issuer certificate file holding a key",
+            Box::new(|pki| load_err(pki, &pki.issuer.key_pem(), &pki.issuer.key_pem(), NOW)),
+            "invalid issuer: the certificate file is not valid PEM: block #0 is 'PRIVATE KEY', expected 'CERTIFICATE'",
+        ),
+        (
             "issuer file with no certificate",
             Box::new(|pki| load_err(pki, "", &pki.issuer.key_pem(), NOW)),
             "invalid issuer: the certificate file holds no certificate",
@@ -672,6 +677,17 @@ fn every_bad_input_is_refused_with_its_exact_error_and_the_ca_keeps_serving() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+#[test]
+fn a_half_written_issuer_file_says_so() {
+    let pki = Pki::new();
+    let pem = pki.issuer.pem();
+    let err = meshid_ca::parse_chain_pem(&pem[..pem.len() / 2]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidIssuer(IssuerProblem::PemIncomplete)),
+        "{err:?}"
     );
 }
 
