@@ -7,11 +7,8 @@ use x509_parser::error::X509Error;
 #[non_exhaustive]
 pub enum Error {
     /// A CSR could not be built (a name is not ASCII, or encoding failed).
-    #[error("cannot build CSR: {reason}")]
-    CsrBuild {
-        /// What went wrong.
-        reason: String,
-    },
+    #[error("cannot build CSR: {0}")]
+    CsrBuild(#[source] BuildProblem),
     /// The CSR is not valid DER PKCS#10, or a field the CA reads holds something it cannot
     /// use.
     #[error("malformed certificate signing request: {0}")]
@@ -34,12 +31,13 @@ pub enum Error {
     #[error("encrypted private keys are not supported; store the key unencrypted with mode 0600")]
     EncryptedKey,
     /// A key's DER encoding is invalid.
-    #[error("invalid {format} private key: {reason}")]
+    #[error("invalid {format} private key: {problem}")]
     KeyEncoding {
         /// `PKCS#8` or `SEC1`.
         format: &'static str,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        problem: KeyEncodingProblem,
     },
     /// The random source failed while generating a key.
     #[error("key generation failed: the system random source is unavailable")]
@@ -51,11 +49,8 @@ pub enum Error {
         reason: String,
     },
     /// The input is not PEM, or has no private key block.
-    #[error("invalid PEM: {reason}")]
-    Pem {
-        /// What is wrong with it.
-        reason: String,
-    },
+    #[error("invalid PEM: {0}")]
+    Pem(#[source] KeyPemProblem),
     /// The CSR asks for an extension that would change the leaf profile.
     #[error("CSR refused: {0}")]
     RequestedExtension(RefusedExtension),
@@ -75,6 +70,77 @@ pub enum Error {
         algorithm: String,
         /// The key found.
         key: String,
+    },
+}
+
+/// Why a CSR could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildProblem {
+    /// rcgen could not write the CSR.
+    #[error("{0}")]
+    Encoding(#[source] rcgen::Error),
+    /// The ServiceAccount has no identity or SANs in the mesh (a name too long).
+    #[error("{0}")]
+    Names(#[source] meshid_policy::Error),
+    /// A SAN is not ASCII.
+    #[error("SAN '{san}' is not ASCII: {error}")]
+    NotAscii {
+        /// The SAN.
+        san: String,
+        /// rcgen's error.
+        #[source]
+        error: rcgen::Error,
+    },
+}
+
+/// What is wrong with the DER of a private key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyEncodingProblem {
+    /// It does not decode.
+    #[error("{0}")]
+    Der(#[source] der::Error),
+    /// A SEC1 key names no curve, and its length implies none.
+    #[error("no curve given and a {len}-byte private key")]
+    NoCurve {
+        /// The private key's length in bytes.
+        len: usize,
+    },
+    /// A PKCS#8 EC key names no curve.
+    #[error("EC key without a named curve")]
+    NoNamedCurve,
+    /// A SEC1 key does not embed its public key.
+    #[error(
+        "the key does not embed its public key; re-export it with `openssl ec -in key.pem -out key.pem`"
+    )]
+    NoPublicKey,
+    /// A SEC1 key of another version than 1.
+    #[error("unsupported version {found}")]
+    Version {
+        /// The version found.
+        found: u8,
+    },
+}
+
+/// What is wrong with a PEM private key file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyPemProblem {
+    /// It holds no private key block.
+    #[error("no private key block found")]
+    NoKey,
+    /// It is not PEM.
+    #[error("{detail}")]
+    Parse {
+        /// The PEM parser's error.
+        detail: String,
+    },
+    /// It holds another block where a private key was expected.
+    #[error("unexpected PEM block '{label}' where a private key was expected")]
+    UnexpectedBlock {
+        /// The block's label.
+        label: String,
     },
 }
 

@@ -49,6 +49,8 @@ mod key;
 mod parse;
 
 pub use build::{Csr, CsrParams};
-pub use error::{Error, MalformedCsr, RefusedExtension};
+pub use error::{
+    BuildProblem, Error, KeyEncodingProblem, KeyPemProblem, MalformedCsr, RefusedExtension,
+};
 pub use key::{KeyPair, rcgen_algorithm};
 pub use parse::{CertifiableKey, CsrLimits, DEFAULT_MAX_CSR_SIZE, ParsedCsr};
