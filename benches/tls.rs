@@ -1,6 +1,6 @@
 //! TLS 1.3 mutual-auth handshakes in memory: plain rustls with static certificates against
 //! the same handshake through meshid's resolvers and verifiers. Session resumption is off in
-//! both, so every iteration is a full handshake. Target: meshid >= 0.97 x plain.
+//! both, so every iteration is a full handshake. Target: meshid >= 1.15 x plain.
 
 #![allow(clippy::expect_used)]
 

@@ -15,7 +15,7 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::Error;
+use crate::{Error, SigningError};
 
 /// A CA certificate with its key: a trust anchor or an issuer.
 pub struct CaCertificate {
@@ -198,9 +198,8 @@ impl CaOptions {
             ];
         }
         let mut serial = [0u8; 16];
-        rng.fill(&mut serial).map_err(|_| Error::Signing {
-            reason: "the system random source failed".to_owned(),
-        })?;
+        rng.fill(&mut serial)
+            .map_err(|_| Error::Signing(SigningError::Random))?;
         serial[0] &= 0x7f;
         serial[0] |= 0x40;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
@@ -215,9 +214,7 @@ pub fn create_root(options: &CaOptions) -> Result<CaCertificate, Error> {
     let cert = options
         .params(&rng)?
         .self_signed(&key)
-        .map_err(|e| Error::Signing {
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::Signing(SigningError::Encoding(e)))?;
     CaCertificate::new(cert.der().clone(), key)
 }
 
@@ -228,16 +225,12 @@ pub fn create_intermediate(
 ) -> Result<CaCertificate, Error> {
     let rng = SystemRandom::new();
     let key = KeyPair::generate(options.key_algorithm).map_err(Error::Csr)?;
-    let issuer =
-        rcgen::Issuer::from_ca_cert_der(&parent.cert, &parent.key).map_err(|e| Error::Signing {
-            reason: e.to_string(),
-        })?;
+    let issuer = rcgen::Issuer::from_ca_cert_der(&parent.cert, &parent.key)
+        .map_err(|e| Error::Signing(SigningError::Encoding(e)))?;
     let mut params = options.params(&rng)?;
     params.use_authority_key_identifier_extension = true;
     let cert = params
         .signed_by(&key, &issuer)
-        .map_err(|e| Error::Signing {
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::Signing(SigningError::Encoding(e)))?;
     CaCertificate::new(cert.der().clone(), key)
 }

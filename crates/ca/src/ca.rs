@@ -1,6 +1,5 @@
 //! The CA: a policy, a trust bundle and a hot-swappable issuer.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -12,38 +11,20 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use crate::leaf::LeafFields;
-use crate::{Error, IssuerCredentials};
+use crate::{Error, IssuerCredentials, SigningError};
 
 /// Serial numbers are 16 random bytes, forced positive and full length: 126 bits of entropy.
 const SERIAL_LEN: usize = 16;
-/// Serials drawn from the system random source per refill of a thread's pool.
-const SERIALS_PER_REFILL: usize = 256;
 
-thread_local! {
-    /// Random bytes for serials, drawn in batches: a `getrandom` call on every certify cost
-    /// more than the encoding of the whole certificate.
-    static SERIAL_POOL: RefCell<(Box<[u8; SERIAL_LEN * SERIALS_PER_REFILL]>, usize)> =
-        RefCell::new((Box::new([0; SERIAL_LEN * SERIALS_PER_REFILL]), SERIALS_PER_REFILL));
-}
-
-/// The next random serial of this thread's pool, refilled from `rng` when empty.
-fn next_serial(rng: &SystemRandom) -> Result<[u8; SERIAL_LEN], Error> {
-    SERIAL_POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let (bytes, used) = &mut *pool;
-        if *used == SERIALS_PER_REFILL {
-            rng.fill(&mut bytes[..]).map_err(|_| Error::Signing {
-                reason: "the system random source failed".to_owned(),
-            })?;
-            *used = 0;
-        }
-        let mut serial = [0u8; SERIAL_LEN];
-        serial.copy_from_slice(&bytes[*used * SERIAL_LEN..(*used + 1) * SERIAL_LEN]);
-        *used += 1;
-        // Positive (top bit clear) and exactly 16 bytes long in DER (second bit set).
-        serial[0] = (serial[0] & 0x7f) | 0x40;
-        Ok(serial)
-    })
+/// A random serial: one fill from the system random source per certificate.
+fn random_serial(rng: &SystemRandom) -> Result<[u8; SERIAL_LEN], Error> {
+    let mut serial = [0u8; SERIAL_LEN];
+    rng.fill(&mut serial)
+        .map_err(|_| Error::Signing(SigningError::Random))?;
+    // A number in [2^126, 2^127): positive, with no leading zero byte, so the certificate
+    // holds exactly these 16 bytes.
+    serial[0] = (serial[0] & 0x7f) | 0x40;
+    Ok(serial)
 }
 
 /// An in-process identity CA.
@@ -133,7 +114,8 @@ impl Ca {
     }
 
     /// Installs an issuer. Credentials validated against another bundle than the current one
-    /// are validated again against the current one first; on error nothing changes.
+    /// are validated again against the current one first, and the issuer's name constraints,
+    /// if it has any, must permit this CA's mesh; on error nothing changes.
     pub fn set_issuer(
         &self,
         creds: IssuerCredentials,
@@ -145,6 +127,7 @@ impl Ca {
         } else {
             creds.revalidate(&bundle, now)?
         };
+        self.check_mesh(&creds, &bundle, now)?;
         let creds = Arc::new(creds);
         self.issuer.store(Some(Arc::clone(&creds)));
         Ok(creds)
@@ -156,15 +139,33 @@ impl Ca {
         match self.issuer.load_full() {
             None => self.bundle.store(Arc::new(bundle)),
             Some(current) => {
-                let revalidated = current.revalidate(&bundle, now).map_err(|e| match e {
-                    Error::InvalidIssuer(problem) => Error::TrustBundleOrphansIssuer(problem),
-                    other => other,
-                })?;
+                let revalidated = current
+                    .revalidate(&bundle, now)
+                    .and_then(|creds| {
+                        self.check_mesh(&creds, &bundle, now)?;
+                        Ok(creds)
+                    })
+                    .map_err(|e| match e {
+                        Error::InvalidIssuer(problem) => Error::TrustBundleOrphansIssuer(problem),
+                        other => other,
+                    })?;
                 self.bundle.store(Arc::new(bundle));
                 self.issuer.store(Some(Arc::new(revalidated)));
             }
         }
         Ok(())
+    }
+
+    /// The issuer's leaves verify for this mesh's identities under `bundle`.
+    fn check_mesh(
+        &self,
+        creds: &IssuerCredentials,
+        bundle: &TrustBundle,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        creds
+            .check_mesh(&self.mesh, self.policy.san_mode, bundle, now)
+            .map_err(Error::InvalidIssuer)
     }
 
     /// Certifies the key of `csr_der` for the authenticated ServiceAccount `sa` at `now`.
@@ -215,7 +216,7 @@ impl Ca {
             })
         })?;
 
-        let serial = next_serial(&self.rng)?;
+        let serial = random_serial(&self.rng)?;
         let leaf = issuer.sign_leaf(&LeafFields {
             serial: &serial,
             not_before: window.not_before,

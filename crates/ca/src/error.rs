@@ -3,7 +3,10 @@
 use core::fmt;
 
 use meshid_policy::{CredentialRole, PublicKeyKind, rfc3339};
+use meshid_verify::MalformedCertificate;
 use time::OffsetDateTime;
+
+use crate::SignerError;
 
 /// Why the CA refused a request or an issuer.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -28,12 +31,9 @@ pub enum Error {
     /// The policy refused the CSR for this identity.
     #[error(transparent)]
     Policy(meshid_policy::Error),
-    /// The issuer key failed to sign.
-    #[error("signing failed: {reason}")]
-    Signing {
-        /// What went wrong.
-        reason: String,
-    },
+    /// A certificate could not be written or signed.
+    #[error("signing failed: {0}")]
+    Signing(#[source] SigningError),
     /// A CA certificate and key given to [`CaCertificate::from_pem`](crate::bootstrap::CaCertificate::from_pem)
     /// cannot sign certificates.
     #[error("invalid CA certificate: {reason}")]
@@ -76,18 +76,30 @@ pub enum IssuerProblem {
     Malformed {
         /// Its position in the file.
         position: usize,
-        /// The parser's reason.
-        reason: String,
+        /// The parser's verdict.
+        problem: MalformedCertificate,
+    },
+    /// The issuer's name constraints exclude the identities of the mesh the CA serves: every
+    /// leaf it signed would be refused.
+    NameConstraintsExcludeMesh {
+        /// The mesh's trust domain.
+        trust_domain: String,
+        /// The identity a test leaf named.
+        identity: String,
     },
     /// The issuer certificate may not sign certificates (no keyCertSign key usage).
     NoKeyCertSign,
     /// The issuer certificate is not a CA (basicConstraints CA:TRUE missing).
     NotCa,
-    /// The chain does not verify to any trust anchor of the bundle.
-    NotChained {
-        /// The verifier's reason.
-        reason: String,
+    /// A block of the certificate file is not a certificate.
+    NotCertificate {
+        /// Its 0-based position in the file.
+        index: usize,
+        /// Its PEM label.
+        label: String,
     },
+    /// The chain does not verify to any trust anchor of the bundle.
+    NotChained(meshid_verify::Error),
     /// A certificate of the chain is not valid yet.
     NotYetValid {
         /// Which certificate.
@@ -99,24 +111,24 @@ pub enum IssuerProblem {
     },
     /// The certificate file is not valid PEM.
     Pem {
-        /// What is wrong.
+        /// The PEM parser's error.
         reason: String,
     },
-    /// Signing the verification probe failed.
-    Signing {
-        /// What went wrong.
-        reason: String,
+    /// A PEM block of the certificate file is incomplete or corrupt: the file may be being
+    /// written (a reload later may find it whole).
+    PemIncomplete,
+    /// Signing a test leaf failed.
+    Signing(SigningError),
+    /// The issuer's name cannot be written as the issuer of its leaves exactly as its
+    /// certificate writes it, so no leaf would chain to it.
+    SubjectNotReproducible {
+        /// The issuer's subject.
+        subject: String,
     },
     /// The trust anchor the chain ends in has expired.
-    TrustAnchorExpired {
-        /// The verifier's message.
-        reason: String,
-    },
+    TrustAnchorExpired(meshid_verify::Error),
     /// The trust anchor the chain ends in is not valid yet.
-    TrustAnchorNotYetValid {
-        /// The verifier's message.
-        reason: String,
-    },
+    TrustAnchorNotYetValid(meshid_verify::Error),
     /// The issuer certificate's key is not ECDSA P-256 or P-384.
     UnsupportedKey {
         /// The key found.
@@ -127,15 +139,9 @@ pub enum IssuerProblem {
 impl IssuerProblem {
     pub(crate) fn from_verify(e: meshid_verify::Error) -> Self {
         match e {
-            meshid_verify::Error::AnchorExpired { .. } => Self::TrustAnchorExpired {
-                reason: e.to_string(),
-            },
-            meshid_verify::Error::AnchorNotYetValid { .. } => Self::TrustAnchorNotYetValid {
-                reason: e.to_string(),
-            },
-            other => Self::NotChained {
-                reason: other.to_string(),
-            },
+            meshid_verify::Error::AnchorExpired { .. } => Self::TrustAnchorExpired(e),
+            meshid_verify::Error::AnchorNotYetValid { .. } => Self::TrustAnchorNotYetValid(e),
+            other => Self::NotChained(other),
         }
     }
 }
@@ -155,30 +161,64 @@ impl fmt::Display for IssuerProblem {
             Self::KeyMismatch => {
                 f.write_str("the private key does not match the issuer certificate's public key")
             }
-            Self::Malformed { position, reason } => {
-                write!(f, "certificate #{position} of the issuer file does not parse: {reason}")
+            Self::Malformed { position, problem } => {
+                write!(f, "certificate #{position} of the issuer file does not parse: {problem}")
             }
+            Self::NameConstraintsExcludeMesh { trust_domain, identity } => write!(
+                f,
+                "the issuer's name constraints exclude this mesh's identities in trust domain \
+                 {trust_domain} (a leaf for {identity} would not verify); use an issuer whose \
+                 name constraints permit the trust domain, or none"
+            ),
             Self::NoKeyCertSign => f.write_str(
                 "the issuer certificate lacks the keyCertSign key usage, so it may not sign certificates",
             ),
             Self::NotCa => f.write_str(
                 "the issuer certificate is not a CA (basicConstraints CA:TRUE is missing)",
             ),
-            Self::NotChained { reason } => {
-                write!(f, "the issuer does not chain to the trust anchors: {reason}")
-            }
+            Self::NotChained(e) => write!(f, "the issuer does not chain to the trust anchors: {e}"),
             Self::NotYetValid { role, not_before, now } => {
                 write!(f, "{role} is not valid until {} (now {})", rfc3339(*not_before), rfc3339(*now))
             }
+            Self::NotCertificate { index, label } => write!(
+                f,
+                "the certificate file is not valid PEM: block #{index} is '{label}', expected \
+                 'CERTIFICATE'"
+            ),
             Self::Pem { reason } => write!(f, "the certificate file is not valid PEM: {reason}"),
-            Self::Signing { reason } => write!(f, "the issuer key cannot sign: {reason}"),
-            Self::TrustAnchorExpired { reason } | Self::TrustAnchorNotYetValid { reason } => {
-                f.write_str(reason)
-            }
+            Self::PemIncomplete => f.write_str(
+                "the certificate file is not valid PEM: a PEM block is incomplete or corrupt (is \
+                 the file half-written?)",
+            ),
+            Self::Signing(e) => write!(f, "the issuer key cannot sign: {e}"),
+            Self::SubjectNotReproducible { subject } => write!(
+                f,
+                "the issuer's subject '{subject}' cannot be written back byte for byte as the \
+                 issuer name of its leaves (repeated or multi-valued attributes, or an \
+                 unsupported string type); re-issue the issuer with a plain subject such as \
+                 CN=identity.linkerd.cluster.local"
+            ),
+            Self::TrustAnchorExpired(e) | Self::TrustAnchorNotYetValid(e) => e.fmt(f),
             Self::UnsupportedKey { found } => write!(
                 f,
                 "the issuer key is {found}; meshid issuers sign with ECDSA P-256 or P-384"
             ),
         }
     }
+}
+
+/// Why a certificate could not be written or signed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningError {
+    /// rcgen cannot write the certificate (for example a name that is not ASCII, or a date
+    /// outside what X.509 can hold).
+    #[error("the certificate cannot be written: {0}")]
+    Encoding(#[source] rcgen::Error),
+    /// The system random source failed (serial numbers are random).
+    #[error("the system random source failed")]
+    Random,
+    /// The issuer's [`Signer`](crate::Signer) failed.
+    #[error("the issuer key failed: {0}")]
+    Signer(#[source] SignerError),
 }

@@ -3,15 +3,21 @@
 use core::fmt;
 use std::sync::Arc;
 
-use meshid_policy::{CredentialRole, KeyAlgorithm, PublicKeyKind, San, ValidityBound};
-use meshid_verify::{TrustBundle, Usage, VerifyOptions};
+use meshid_policy::{
+    CredentialRole, KeyAlgorithm, Mesh, PublicKeyKind, San, SanMode, ServiceAccount, ValidityBound,
+};
+use meshid_verify::{MalformedCertificate, TrustBundle, Usage, VerifyOptions};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::leaf::{LeafFields, LeafTemplate};
+use crate::leaf::{LeafFields, LeafSigner};
 use crate::signer::Signer;
-use crate::{Error, IssuerProblem};
+use crate::{Error, IssuerProblem, SigningError};
+
+/// The ServiceAccount of the identity service itself, in the control-plane namespace: the
+/// identity a load-time test leaf names to check the issuer's name constraints.
+const PROBE_SERVICE_ACCOUNT: &str = "linkerd-identity";
 
 /// A validated issuer: its certificate chain (issuer first), its signing key, and the validity
 /// bounds that clamp every leaf it signs.
@@ -21,11 +27,12 @@ use crate::{Error, IssuerProblem};
 /// its EKU is absent or includes both serverAuth and clientAuth; every certificate of the chain
 /// is within its validity period; and the chain verifies to the trust bundle at `now` (by
 /// verifying a throwaway leaf signed with the issuer key through it, for both usages, with
-/// rustls-webpki).
+/// rustls-webpki). That leaf names nothing, so an issuer with name constraints loads here;
+/// [`Ca`](crate::Ca) checks the constraints against its mesh when it installs the issuer.
 pub struct IssuerCredentials {
     chain: Arc<[CertificateDer<'static>]>,
     signer: Arc<dyn Signer>,
-    template: LeafTemplate,
+    leaf_signer: LeafSigner,
     bounds: Vec<ValidityBound>,
     subject: String,
     not_before: OffsetDateTime,
@@ -105,13 +112,58 @@ impl IssuerCredentials {
         self.signer.algorithm()
     }
 
-    /// Encodes and signs a leaf with the issuer key.
+    /// Writes and signs a leaf with the issuer key.
     pub(crate) fn sign_leaf(&self, fields: &LeafFields<'_>) -> Result<Vec<u8>, Error> {
-        let tbs = self.template.tbs(fields)?;
-        let signature = self.signer.sign(&tbs).map_err(|e| Error::Signing {
-            reason: e.to_string(),
-        })?;
-        Ok(self.template.certificate(&tbs, &signature))
+        self.leaf_signer.sign(fields).map_err(Error::Signing)
+    }
+
+    /// Checks that the leaves of this issuer verify for `mesh`'s identities in `mode`: a test
+    /// leaf for the identity service's own ServiceAccount must verify through the chain to
+    /// `bundle` at `now`. Fails when the issuer's name constraints exclude the mesh.
+    pub(crate) fn check_mesh(
+        &self,
+        mesh: &Mesh,
+        mode: SanMode,
+        bundle: &TrustBundle,
+        now: OffsetDateTime,
+    ) -> Result<(), IssuerProblem> {
+        let probe_names = ServiceAccount::new(
+            mesh.control_plane_namespace().as_str(),
+            PROBE_SERVICE_ACCOUNT,
+        )
+        .and_then(|sa| Ok((mesh.identity(&sa)?, mesh.sans(&sa, mode)?)));
+        // A control-plane namespace and trust domain so long that the identity service's own
+        // name does not fit: nothing to check that the CA could issue.
+        let Ok((identity, sans)) = probe_names else {
+            return Ok(());
+        };
+        let probe = probe_leaf(
+            &self.leaf_signer,
+            now,
+            self.not_after,
+            identity.as_str(),
+            &sans,
+        )?;
+        for usage in [Usage::Server, Usage::Client] {
+            meshid_verify::verify_chain(
+                bundle,
+                &probe,
+                &self.chain,
+                now,
+                usage,
+                &VerifyOptions::default(),
+            )
+            .map_err(|e| match e {
+                meshid_verify::Error::Chain(webpki::Error::NameConstraintViolation) => {
+                    IssuerProblem::NameConstraintsExcludeMesh {
+                        trust_domain: mesh.trust_domain().as_str().to_owned(),
+                        identity: identity.to_string(),
+                    }
+                }
+                other => IssuerProblem::from_verify(other),
+            })?;
+        }
+        Ok(())
     }
 
     /// Re-checks this issuer against another trust bundle (for anchor rotation): the result
@@ -135,12 +187,13 @@ impl fmt::Debug for IssuerCredentials {
 
 /// Splits a PEM file into certificates; anything but `CERTIFICATE` blocks is an error.
 pub fn parse_chain_pem(chain_pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let bad = |reason: String| Error::InvalidIssuer(IssuerProblem::Pem { reason });
-    let blocks = pem::parse_many(chain_pem).map_err(|e| bad(e.to_string()))?;
+    let blocks = pem::parse_many(chain_pem).map_err(|e| {
+        Error::InvalidIssuer(IssuerProblem::Pem {
+            reason: e.to_string(),
+        })
+    })?;
     if blocks.len() != chain_pem.matches("-----BEGIN ").count() {
-        return Err(bad(
-            "a PEM block is incomplete or corrupt (is the file half-written?)".to_owned(),
-        ));
+        return Err(Error::InvalidIssuer(IssuerProblem::PemIncomplete));
     }
     if blocks.is_empty() {
         return Err(Error::InvalidIssuer(IssuerProblem::EmptyChain));
@@ -152,10 +205,10 @@ pub fn parse_chain_pem(chain_pem: &str) -> Result<Vec<CertificateDer<'static>>, 
             if block.tag() == "CERTIFICATE" {
                 Ok(CertificateDer::from(block.into_contents()))
             } else {
-                Err(bad(format!(
-                    "block #{i} is '{}', expected 'CERTIFICATE'",
-                    block.tag()
-                )))
+                Err(Error::InvalidIssuer(IssuerProblem::NotCertificate {
+                    index: i,
+                    label: block.tag().to_owned(),
+                }))
             }
         })
         .collect()
@@ -176,12 +229,12 @@ fn validate(
         let (rest, cert) =
             X509Certificate::from_der(der).map_err(|e| IssuerProblem::Malformed {
                 position,
-                reason: e.to_string(),
+                problem: MalformedCertificate::Der(e.into()),
             })?;
         if !rest.is_empty() {
             return Err(IssuerProblem::Malformed {
                 position,
-                reason: "trailing bytes after the certificate".to_owned(),
+                problem: MalformedCertificate::TrailingData { count: rest.len() },
             });
         }
         let not_before = cert.validity().not_before.to_datetime();
@@ -257,15 +310,30 @@ fn validate(
     }
 
     let subject = issuer.subject().to_string();
+    let subject_der = issuer.subject().as_raw();
     let not_before = bounds[0].not_before;
     let not_after = bounds[0].not_after;
-    let template = LeafTemplate::new(issuer, signer.algorithm());
-    drop(parsed);
 
-    // Chains to the bundle at `now`: a probe leaf signed by the issuer key must verify through
-    // the chain for both usages (webpki also checks the issuer's EKU and the signatures). The
-    // probe goes through the same encoder as every leaf.
-    let probe = probe_leaf(&template, signer.as_ref(), now, not_after)?;
+    // Leaves are written by rcgen, which writes the issuer's name back from what it read of
+    // it; a name it would write differently would orphan every leaf.
+    let leaf_signer = LeafSigner::new(&chain[0], Arc::clone(&signer)).map_err(|e| match e {
+        rcgen::Error::CouldNotParseCertificate => IssuerProblem::SubjectNotReproducible {
+            subject: subject.clone(),
+        },
+        other => IssuerProblem::Signing(SigningError::Encoding(other)),
+    })?;
+    // Chains to the bundle at `now`: a test leaf signed by the issuer key must verify through
+    // the chain for both usages (webpki also checks the issuer's EKU and the signatures). It
+    // names nothing: whether the issuer's name constraints permit a mesh's names is for the
+    // CA that serves the mesh to check.
+    let probe = probe_leaf(&leaf_signer, now, not_after, "meshid issuer probe", &[])?;
+    let probe_issuer = X509Certificate::from_der(&probe)
+        .map(|(_, leaf)| leaf.issuer().as_raw() == subject_der)
+        .unwrap_or(false);
+    if !probe_issuer {
+        return Err(IssuerProblem::SubjectNotReproducible { subject });
+    }
+    drop(parsed);
     let mut anchor_index = 0;
     for usage in [Usage::Server, Usage::Client] {
         let peer = meshid_verify::verify_chain(
@@ -282,9 +350,10 @@ fn validate(
     let anchor = bundle
         .anchors()
         .nth(anchor_index)
-        .ok_or_else(|| IssuerProblem::NotChained {
-            reason: "the trust anchor vanished".to_owned(),
-        })?;
+        .ok_or(IssuerProblem::NotChained(meshid_verify::Error::Chain(
+            // The index webpki's path ends in is one of the bundle's: unreachable.
+            webpki::Error::UnknownIssuer,
+        )))?;
     bounds.push(ValidityBound::new(
         CredentialRole::TrustAnchor {
             position: anchor_index,
@@ -297,7 +366,7 @@ fn validate(
     Ok(IssuerCredentials {
         chain: chain.into(),
         signer,
-        template,
+        leaf_signer,
         bounds,
         subject,
         not_before,
@@ -309,25 +378,26 @@ fn validate(
 
 /// A short-lived leaf signed by the issuer, used only to prove the chain verifies.
 fn probe_leaf(
-    template: &LeafTemplate,
-    signer: &dyn Signer,
+    leaf_signer: &LeafSigner,
     now: OffsetDateTime,
     issuer_not_after: OffsetDateTime,
+    common_name: &str,
+    sans: &[San],
 ) -> Result<CertificateDer<'static>, IssuerProblem> {
-    let failed = |reason: String| IssuerProblem::Signing { reason };
     let key = meshid_csr::KeyPair::generate(KeyAlgorithm::EcdsaP256)
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|_| IssuerProblem::Signing(SigningError::Random))?;
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let fields = LeafFields {
         serial: &[0x40; 16],
         not_before: now - time::Duration::minutes(1),
         not_after: (now + time::Duration::minutes(1)).min(issuer_not_after),
-        common_name: "meshid issuer probe",
-        sans: &[San::Dns("probe.meshid.invalid".to_owned())],
+        common_name,
+        sans,
         key_algorithm: KeyAlgorithm::EcdsaP256,
         public_key: key.public_key_raw(),
     };
-    let tbs = template.tbs(&fields).map_err(|e| failed(e.to_string()))?;
-    let signature = signer.sign(&tbs).map_err(|e| failed(e.to_string()))?;
-    Ok(CertificateDer::from(template.certificate(&tbs, &signature)))
+    leaf_signer
+        .sign(&fields)
+        .map(CertificateDer::from)
+        .map_err(IssuerProblem::Signing)
 }

@@ -11,7 +11,12 @@
 //! - The issuer key sits behind the [`Signer`] trait, so an HSM or KMS key can plug in; the
 //!   default is an in-memory [`meshid_csr::KeyPair`] (PKCS#8 or SEC1 PEM).
 //! - The issuer lives in an atomically swappable cell: `certify(&self)` takes no lock, the CA is
-//!   `Send + Sync`, and a replacement is validated before it is swapped in.
+//!   `Send + Sync`, and a replacement is validated before it is swapped in. An issuer with name
+//!   constraints is installed only when they permit the CA's mesh
+//!   ([`IssuerProblem::NameConstraintsExcludeMesh`] otherwise).
+//! - Leaves are written with rcgen, the Linkerd profile expressed as its parameters, by the
+//!   issuer as rcgen reads it once from the issuer certificate; serial numbers are 16 bytes
+//!   from the system random source, one draw per certificate.
 //!
 //! # Example
 //!
@@ -67,7 +72,7 @@ mod leaf;
 mod signer;
 
 pub use ca::{Ca, Certified};
-pub use error::{Error, IssuerProblem};
+pub use error::{Error, IssuerProblem, SigningError};
 pub use issuer::{IssuerCredentials, parse_chain_pem};
 pub use signer::{Signer, SignerError};
 

@@ -9,7 +9,7 @@ mod support;
 
 use std::sync::Arc;
 
-use meshid_ca::{Ca, Error};
+use meshid_ca::{Ca, Error, IssuerProblem};
 use meshid_policy::{IssuancePolicy, KeyAlgorithm, Mesh, SanMode, ServiceAccount};
 use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
 use support::*;
@@ -64,6 +64,26 @@ fn odd_issuer(pki: &Pki, tweak: impl FnOnce(&mut rcgen::CertificateParams)) -> (
     let root = rcgen::Issuer::from_ca_cert_der(pki.root.der(), pki.root.key()).unwrap();
     let cert = params.signed_by(&key, &root).unwrap();
     (cert.pem(), key.to_pkcs8_pem().to_string())
+}
+
+/// The DER value of the extension `oid` as rcgen writes it in a certificate made with
+/// `tweak`, to request it in a CSR as a custom extension.
+fn extension_value(oid: &[u64], tweak: impl FnOnce(&mut rcgen::CertificateParams)) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(vec![WEB_ID.to_owned()]).unwrap();
+    tweak(&mut params);
+    let cert = params.self_signed(&p256()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+    let dotted = oid
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
+    cert.extensions()
+        .iter()
+        .find(|ext| ext.oid.to_id_string() == dotted)
+        .unwrap()
+        .value
+        .to_vec()
 }
 
 fn cases() -> Vec<Case> {
@@ -309,6 +329,61 @@ fn cases() -> Vec<Case> {
             "CSR refused: the CSR asks for certificate or CRL signing (keyCertSign/cRLSign); meshid issues only leaf certificates",
         ),
         (
+            "CSR asking for cRLSign",
+            Box::new(|pki| {
+                certify_err(
+                    pki,
+                    &web(),
+                    &custom_csr(&p256(), Some(WEB_ID), vec![dns(WEB_ID)], |p| {
+                        p.key_usages = vec![KeyUsagePurpose::CrlSign];
+                    }),
+                )
+            }),
+            "CSR refused: the CSR asks for certificate or CRL signing (keyCertSign/cRLSign); meshid issues only leaf certificates",
+        ),
+        (
+            "CSR asking for name constraints",
+            Box::new(|pki| {
+                let value = extension_value(&[2, 5, 29, 30], |p| {
+                    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                    p.name_constraints = Some(rcgen::NameConstraints {
+                        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(
+                            "cluster.local".to_owned(),
+                        )],
+                        excluded_subtrees: Vec::new(),
+                    });
+                });
+                certify_err(
+                    pki,
+                    &web(),
+                    &custom_csr(&p256(), Some(WEB_ID), vec![dns(WEB_ID)], |p| {
+                        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+                            &[2, 5, 29, 30],
+                            value,
+                        )];
+                    }),
+                )
+            }),
+            "CSR refused: the CSR asks for name constraints, which only a CA certificate may carry",
+        ),
+        (
+            "CSR with a second subjectAltName extension",
+            Box::new(|pki| {
+                let value = extension_value(&[2, 5, 29, 17], |_| {});
+                certify_err(
+                    pki,
+                    &web(),
+                    &custom_csr(&p256(), Some(WEB_ID), vec![dns(WEB_ID)], |p| {
+                        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+                            &[2, 5, 29, 17],
+                            value,
+                        )];
+                    }),
+                )
+            }),
+            "malformed certificate signing request: more than one subjectAltName extension",
+        ),
+        (
             "CSR asking for code signing",
             Box::new(|pki| {
                 certify_err(
@@ -417,6 +492,51 @@ fn cases() -> Vec<Case> {
             "invalid issuer: the issuer's extended key usage lacks serverAuth; its EKU must be absent or include both serverAuth and clientAuth",
         ),
         (
+            "issuer whose name constraints exclude the trust domain",
+            Box::new(|pki| {
+                let (crt, key) = odd_issuer(pki, |p| {
+                    p.name_constraints = Some(rcgen::NameConstraints {
+                        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(
+                            "example.org".to_owned(),
+                        )],
+                        excluded_subtrees: Vec::new(),
+                    });
+                });
+                load_err(pki, &crt, &key, NOW)
+            }),
+            "invalid issuer: the issuer's name constraints exclude this mesh's identities in trust domain cluster.local (a leaf for linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local would not verify); use an issuer whose name constraints permit the trust domain, or none",
+        ),
+        (
+            "issuer whose name constraints exclude the mesh's names by an excluded subtree",
+            Box::new(|pki| {
+                let (crt, key) = odd_issuer(pki, |p| {
+                    p.name_constraints = Some(rcgen::NameConstraints {
+                        permitted_subtrees: Vec::new(),
+                        excluded_subtrees: vec![rcgen::GeneralSubtree::DnsName(
+                            "cluster.local".to_owned(),
+                        )],
+                    });
+                });
+                load_err(pki, &crt, &key, NOW)
+            }),
+            "invalid issuer: the issuer's name constraints exclude this mesh's identities in trust domain cluster.local (a leaf for linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local would not verify); use an issuer whose name constraints permit the trust domain, or none",
+        ),
+        (
+            "issuer whose subject cannot be written back as its leaves' issuer",
+            Box::new(|pki| {
+                let (crt, key) = odd_issuer(pki, |p| {
+                    // Two organizationalUnitName attributes (2.5.4.11): the certificate
+                    // writer keeps one value per attribute type.
+                    p.distinguished_name
+                        .push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 11]), "mesh");
+                    p.distinguished_name
+                        .push(rcgen::DnType::OrganizationalUnitName, "identity");
+                });
+                load_err(pki, &crt, &key, NOW)
+            }),
+            "invalid issuer: the issuer's subject 'CN=identity.linkerd.cluster.local, OU=mesh, OU=identity' cannot be written back byte for byte as the issuer name of its leaves (repeated or multi-valued attributes, or an unsupported string type); re-issue the issuer with a plain subject such as CN=identity.linkerd.cluster.local",
+        ),
+        (
             "RSA issuer key",
             Box::new(|pki| load_err(pki, &pki.issuer.pem(), RSA_KEY_PEM, NOW)),
             "invalid issuer: issuer key: unsupported private key type RSA; meshid keys are ECDSA P-256 or P-384",
@@ -438,6 +558,11 @@ fn cases() -> Vec<Case> {
                 load_err(pki, &pem[..pem.len() / 2], &pki.issuer.key_pem(), NOW)
             }),
             "invalid issuer: the certificate file is not valid PEM: a PEM block is incomplete or corrupt (is the file half-written?)",
+        ),
+        (
+            "issuer certificate file holding a key",
+            Box::new(|pki| load_err(pki, &pki.issuer.key_pem(), &pki.issuer.key_pem(), NOW)),
+            "invalid issuer: the certificate file is not valid PEM: block #0 is 'PRIVATE KEY', expected 'CERTIFICATE'",
         ),
         (
             "issuer file with no certificate",
@@ -552,6 +677,17 @@ fn every_bad_input_is_refused_with_its_exact_error_and_the_ca_keeps_serving() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+#[test]
+fn a_half_written_issuer_file_says_so() {
+    let pki = Pki::new();
+    let pem = pki.issuer.pem();
+    let err = meshid_ca::parse_chain_pem(&pem[..pem.len() / 2]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidIssuer(IssuerProblem::PemIncomplete)),
+        "{err:?}"
     );
 }
 

@@ -409,32 +409,16 @@ fn sec1_issuer_key_and_multi_certificate_chain() {
 fn sec1_pem(cert: &meshid_ca::bootstrap::CaCertificate) -> String {
     // PKCS#8 from ring: SEQ { 0, AlgId, OCTET STRING { ECPrivateKey } }; the inner
     // ECPrivateKey is a valid SEC1 key without curve parameters, which meshid accepts.
-    let pkcs8 = cert.key().pkcs8_der();
-    let inner = extract_inner_ec_private_key(pkcs8);
-    pem::encode(&pem::Pem::new("EC PRIVATE KEY", inner))
-}
-
-fn extract_inner_ec_private_key(pkcs8: &[u8]) -> Vec<u8> {
-    // Walk the DER by hand: the outer SEQUENCE, INTEGER 0, the AlgorithmIdentifier SEQUENCE,
-    // then the OCTET STRING that holds the ECPrivateKey.
-    fn header(b: &[u8]) -> (usize, usize) {
-        if b[1] & 0x80 == 0 {
-            (2, b[1] as usize)
-        } else {
-            let n = (b[1] & 0x7f) as usize;
-            let mut len = 0;
-            for i in 0..n {
-                len = (len << 8) | b[2 + i] as usize;
-            }
-            (2 + n, len)
-        }
+    #[derive(der::Sequence)]
+    struct PrivateKeyInfo<'a> {
+        version: u8,
+        algorithm: der::asn1::AnyRef<'a>,
+        private_key: &'a der::asn1::OctetStringRef,
     }
-    let (h, _) = header(pkcs8);
-    let mut rest = &pkcs8[h..];
-    for _ in 0..2 {
-        let (h, l) = header(rest);
-        rest = &rest[h + l..];
-    }
-    let (h, l) = header(rest);
-    rest[h..h + l].to_vec()
+    let info = <PrivateKeyInfo<'_> as der::Decode<'_>>::from_der(cert.key().pkcs8_der()).unwrap();
+    assert_eq!(info.version, 0);
+    pem::encode(&pem::Pem::new(
+        "EC PRIVATE KEY",
+        info.private_key.as_bytes().to_vec(),
+    ))
 }

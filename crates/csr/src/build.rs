@@ -3,6 +3,7 @@
 use meshid_policy::{Mesh, San, SanMode, ServiceAccount};
 use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
 
+use crate::error::BuildProblem;
 use crate::{Error, KeyPair};
 
 /// What a CSR asks for: a subject CN and SANs.
@@ -31,12 +32,9 @@ impl CsrParams {
         sa: &ServiceAccount,
         mode: SanMode,
     ) -> Result<Self, Error> {
-        let identity = mesh.identity(sa).map_err(|e| Error::CsrBuild {
-            reason: e.to_string(),
-        })?;
-        let sans = mesh.sans(sa, mode).map_err(|e| Error::CsrBuild {
-            reason: e.to_string(),
-        })?;
+        let names = |e| Error::CsrBuild(BuildProblem::Names(e));
+        let identity = mesh.identity(sa).map_err(names)?;
+        let sans = mesh.sans(sa, mode).map_err(names)?;
         Ok(Self {
             common_name: Some(identity.to_string()),
             sans,
@@ -64,8 +62,11 @@ impl Csr {
             .iter()
             .map(|san| {
                 let text = san.as_str().to_owned();
-                let ia5 = text.try_into().map_err(|e: rcgen::Error| Error::CsrBuild {
-                    reason: format!("SAN '{san}' is not ASCII: {e}"),
+                let ia5 = text.try_into().map_err(|error| {
+                    Error::CsrBuild(BuildProblem::NotAscii {
+                        san: san.to_string(),
+                        error,
+                    })
                 })?;
                 Ok(match san {
                     San::Uri(_) => SanType::URI(ia5),
@@ -75,9 +76,7 @@ impl Csr {
             .collect::<Result<_, Error>>()?;
         let request = cert_params
             .serialize_request(key)
-            .map_err(|e| Error::CsrBuild {
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Error::CsrBuild(BuildProblem::Encoding(e)))?;
         Ok(Self {
             der: request.der().to_vec(),
         })

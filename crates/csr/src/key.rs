@@ -1,4 +1,8 @@
 //! ECDSA key pairs: generated in-process, loaded from PKCS#8 or SEC1, zeroized on drop.
+//!
+//! Private key structures are read and written with the `der` crate: x509-parser reads
+//! certificates and CSRs, not private keys, and rcgen writes neither PKCS#8 from SEC1 nor reads
+//! SEC1.
 
 use core::fmt;
 
@@ -11,6 +15,7 @@ use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::error::{KeyEncodingProblem, KeyPemProblem};
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
@@ -41,7 +46,7 @@ impl KeyPair {
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
         let info = PrivateKeyInfo::from_der(der).map_err(|e| Error::KeyEncoding {
             format: "PKCS#8",
-            reason: e.to_string(),
+            problem: KeyEncodingProblem::Der(e),
         })?;
         if info.algorithm.oid == OID_RSA {
             return Err(Error::UnsupportedKey {
@@ -57,9 +62,9 @@ impl KeyPair {
             .algorithm
             .parameters
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-            .ok_or_else(|| Error::KeyEncoding {
+            .ok_or(Error::KeyEncoding {
                 format: "PKCS#8",
-                reason: "EC key without a named curve".to_owned(),
+                problem: KeyEncodingProblem::NoNamedCurve,
             })?;
         let algorithm = algorithm_for_curve(curve)?;
         Self::from_pkcs8_parts(algorithm, Zeroizing::new(der.to_vec()), SystemRandom::new())
@@ -70,13 +75,13 @@ impl KeyPair {
     /// The key must carry its curve (or the curve must be implied by the key length) and its
     /// public key, as OpenSSL writes them by default.
     pub fn from_sec1_der(der: &[u8]) -> Result<Self, Error> {
-        let bad = |reason: String| Error::KeyEncoding {
+        let bad = |problem| Error::KeyEncoding {
             format: "SEC1",
-            reason,
+            problem,
         };
-        let key = EcPrivateKey::from_der(der).map_err(|e| bad(e.to_string()))?;
+        let key = EcPrivateKey::from_der(der).map_err(|e| bad(KeyEncodingProblem::Der(e)))?;
         if key.version != 1 {
-            return Err(bad(format!("unsupported version {}", key.version)));
+            return Err(bad(KeyEncodingProblem::Version { found: key.version }));
         }
         let private = key.private_key.as_bytes();
         let algorithm = match key.parameters {
@@ -84,13 +89,13 @@ impl KeyPair {
             None => match private.len() {
                 32 => KeyAlgorithm::EcdsaP256,
                 48 => KeyAlgorithm::EcdsaP384,
-                n => return Err(bad(format!("no curve given and a {n}-byte private key"))),
+                len => return Err(bad(KeyEncodingProblem::NoCurve { len })),
             },
         };
         let public = key
             .public_key
             .and_then(|bits| bits.as_bytes())
-            .ok_or_else(|| bad("the key does not embed its public key; re-export it with `openssl ec -in key.pem -out key.pem`".to_owned()))?;
+            .ok_or_else(|| bad(KeyEncodingProblem::NoPublicKey))?;
         let pkcs8 = encode_pkcs8(algorithm, private, public)?;
         Self::from_pkcs8_parts(algorithm, pkcs8, SystemRandom::new())
     }
@@ -100,8 +105,10 @@ impl KeyPair {
     /// `EC PARAMETERS` blocks (as `openssl ecparam -genkey` writes) are skipped. RSA and
     /// encrypted keys are refused with an error that says so.
     pub fn from_pem(pem_text: &str) -> Result<Self, Error> {
-        let blocks = pem::parse_many(pem_text).map_err(|e| Error::Pem {
-            reason: e.to_string(),
+        let blocks = pem::parse_many(pem_text).map_err(|e| {
+            Error::Pem(KeyPemProblem::Parse {
+                detail: e.to_string(),
+            })
         })?;
         for block in &blocks {
             match block.tag() {
@@ -115,17 +122,13 @@ impl KeyPair {
                 }
                 "ENCRYPTED PRIVATE KEY" => return Err(Error::EncryptedKey),
                 other => {
-                    return Err(Error::Pem {
-                        reason: format!(
-                            "unexpected PEM block '{other}' where a private key was expected"
-                        ),
-                    });
+                    return Err(Error::Pem(KeyPemProblem::UnexpectedBlock {
+                        label: other.to_owned(),
+                    }));
                 }
             }
         }
-        Err(Error::Pem {
-            reason: "no private key block found".to_owned(),
-        })
+        Err(Error::Pem(KeyPemProblem::NoKey))
     }
 
     fn from_pkcs8_parts(
@@ -278,7 +281,7 @@ fn encode_pkcs8(
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
     let bad = |e: der::Error| Error::KeyEncoding {
         format: "SEC1",
-        reason: e.to_string(),
+        problem: KeyEncodingProblem::Der(e),
     };
     let inner = EcPrivateKey {
         version: 1,
@@ -373,5 +376,50 @@ mod tests {
         let loaded = KeyPair::from_pem(&text).unwrap();
         assert_eq!(loaded.public_key_raw(), key.public_key_raw());
         assert_eq!(loaded.pkcs8_der(), key.pkcs8_der());
+    }
+
+    #[test]
+    fn key_file_problems_are_typed() {
+        assert_eq!(
+            KeyPair::from_pem("").err(),
+            Some(Error::Pem(KeyPemProblem::NoKey))
+        );
+        let csr_pem =
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+        let err = KeyPair::from_pem(csr_pem).unwrap_err();
+        assert_eq!(
+            err,
+            Error::Pem(KeyPemProblem::UnexpectedBlock {
+                label: "CERTIFICATE REQUEST".to_owned()
+            })
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid PEM: unexpected PEM block 'CERTIFICATE REQUEST' where a private key was expected"
+        );
+
+        // A SEC1 key without its public key: openssl can re-export it with one.
+        let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let info = PrivateKeyInfo::from_der(key.pkcs8_der()).unwrap();
+        let inner = EcPrivateKey::from_der(info.private_key.as_bytes()).unwrap();
+        let sec1 = EcPrivateKey {
+            public_key: None,
+            ..inner
+        }
+        .to_der()
+        .unwrap();
+        let err = KeyPair::from_sec1_der(&sec1).unwrap_err();
+        assert_eq!(
+            err,
+            Error::KeyEncoding {
+                format: "SEC1",
+                problem: KeyEncodingProblem::NoPublicKey
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid SEC1 private key: the key does not embed its public key; re-export it with \
+             `openssl ec -in key.pem -out key.pem`"
+        );
     }
 }

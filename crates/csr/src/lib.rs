@@ -3,10 +3,11 @@
 //! - **Proxy side**: [`KeyPair::generate`] makes a P-256 (default) or P-384 key that never
 //!   leaves the process; [`Csr::build`] signs a CSR carrying `CN=<identity>` and the SANs of
 //!   [`CsrParams`].
-//! - **CA side**: [`ParsedCsr::from_der`] parses a DER CSR under a size limit, **verifies its
-//!   signature** (proof of possession; Linkerd skips this), extracts the subject CN, SANs by kind
-//!   and key algorithm into a [`meshid_policy::CsrContent`], and refuses requested extensions that
-//!   would change the leaf profile.
+//! - **CA side**: [`ParsedCsr::from_der`] checks a DER CSR's size, parses it with x509-parser,
+//!   **verifies its signature** with ring over the `certificationRequestInfo` (proof of
+//!   possession; Linkerd skips this), extracts the subject CN, SANs by kind and key algorithm
+//!   into a [`meshid_policy::CsrContent`], and refuses requested extensions that would change the
+//!   leaf profile ([`RefusedExtension`]). Malformed CSRs are [`MalformedCsr`] errors.
 //!
 //! # Example
 //!
@@ -48,6 +49,8 @@ mod key;
 mod parse;
 
 pub use build::{Csr, CsrParams};
-pub use error::Error;
+pub use error::{
+    BuildProblem, Error, KeyEncodingProblem, KeyPemProblem, MalformedCsr, RefusedExtension,
+};
 pub use key::{KeyPair, rcgen_algorithm};
 pub use parse::{CertifiableKey, CsrLimits, DEFAULT_MAX_CSR_SIZE, ParsedCsr};

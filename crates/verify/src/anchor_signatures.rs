@@ -4,22 +4,23 @@
 //! A mesh's chains are leaf → issuer → anchor, and the issuer changes rarely: of the two
 //! signatures webpki verifies per chain, the anchor's over the issuer is the same every time.
 //! [`Remembering`] wraps each of webpki's algorithms; for a public key that is one of the
-//! bundle's anchors it looks the exact (algorithms, key, message, signature) up by SHA-256
-//! before verifying, and remembers it once it verified. Signature validity does not depend on
-//! time, so a remembered signature is as good as a fresh check; anything else (a different
+//! bundle's anchors it looks for the exact (algorithms, key, message, signature) among those
+//! that verified before, and remembers it once it verified. Signature validity does not depend
+//! on time, so a remembered signature is as good as a fresh check; anything else (a different
 //! byte anywhere, another key, a signature that failed) is verified by ring as before.
 
 use core::fmt;
 use std::sync::{PoisonError, RwLock};
 
-use ring::digest::{Context, SHA256};
 use rustls_pki_types::{AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm};
 
 /// How many verified anchor signatures a bundle remembers (oldest forgotten first): one per
 /// issuer in use, with room for rotations.
 pub(crate) const CAPACITY: usize = 32;
 
-type Fingerprint = [u8; 32];
+/// The longest signed message remembered: an issuer's TBSCertificate is well under 1 KiB.
+/// Longer ones are verified every time, so a bundle holds at most `CAPACITY` times this.
+pub(crate) const MAX_MESSAGE_LEN: usize = 4 * 1024;
 
 /// The verified signatures made by a bundle's anchor keys.
 pub(crate) struct AnchorSignatures {
@@ -30,9 +31,39 @@ pub(crate) struct AnchorSignatures {
 
 #[derive(Default)]
 struct Remembered {
-    fingerprints: Vec<Fingerprint>,
-    /// Where the next one goes once `fingerprints` is full.
+    signatures: Vec<Verified>,
+    /// Where the next one goes once `signatures` is full.
     next: usize,
+}
+
+/// One signature that verified, exactly as it was verified.
+#[derive(Clone, PartialEq, Eq)]
+struct Verified {
+    public_key_alg: AlgorithmIdentifier,
+    signature_alg: AlgorithmIdentifier,
+    /// The anchor whose key made it (an index into `anchor_keys`).
+    anchor: usize,
+    message: Box<[u8]>,
+    signature: Box<[u8]>,
+}
+
+impl Verified {
+    fn is(&self, other: &Signed<'_>) -> bool {
+        self.anchor == other.anchor
+            && self.public_key_alg == other.public_key_alg
+            && self.signature_alg == other.signature_alg
+            && *self.signature == *other.signature
+            && *self.message == *other.message
+    }
+}
+
+/// A signature to verify, by an anchor's key.
+struct Signed<'a> {
+    public_key_alg: AlgorithmIdentifier,
+    signature_alg: AlgorithmIdentifier,
+    anchor: usize,
+    message: &'a [u8],
+    signature: &'a [u8],
 }
 
 impl AnchorSignatures {
@@ -57,28 +88,39 @@ impl AnchorSignatures {
             .collect()
     }
 
-    fn is_anchor_key(&self, public_key: &[u8]) -> bool {
-        self.anchor_keys.iter().any(|key| key == public_key)
+    /// The anchor with this public key, if any.
+    fn anchor(&self, public_key: &[u8]) -> Option<usize> {
+        self.anchor_keys.iter().position(|key| key == public_key)
     }
 
-    fn contains(&self, fingerprint: &Fingerprint) -> bool {
+    fn contains(&self, signed: &Signed<'_>) -> bool {
         let verified = self.verified.read().unwrap_or_else(PoisonError::into_inner);
-        verified.fingerprints.contains(fingerprint)
+        verified.signatures.iter().any(|v| v.is(signed))
     }
 
-    fn insert(&self, fingerprint: Fingerprint) {
+    fn insert(&self, signed: &Signed<'_>) {
+        if signed.message.len() > MAX_MESSAGE_LEN {
+            return;
+        }
         let mut verified = self
             .verified
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if verified.fingerprints.contains(&fingerprint) {
+        if verified.signatures.iter().any(|v| v.is(signed)) {
             return;
         }
-        if verified.fingerprints.len() < CAPACITY {
-            verified.fingerprints.push(fingerprint);
+        let entry = Verified {
+            public_key_alg: signed.public_key_alg,
+            signature_alg: signed.signature_alg,
+            anchor: signed.anchor,
+            message: signed.message.into(),
+            signature: signed.signature.into(),
+        };
+        if verified.signatures.len() < CAPACITY {
+            verified.signatures.push(entry);
         } else {
             let next = verified.next;
-            verified.fingerprints[next] = fingerprint;
+            verified.signatures[next] = entry;
             verified.next = (next + 1) % CAPACITY;
         }
     }
@@ -86,7 +128,7 @@ impl AnchorSignatures {
     #[cfg(test)]
     pub(crate) fn remembered(&self) -> usize {
         let verified = self.verified.read().unwrap_or_else(PoisonError::into_inner);
-        verified.fingerprints.len()
+        verified.signatures.len()
     }
 }
 
@@ -96,26 +138,6 @@ pub(crate) struct Remembering<'a> {
     signatures: &'a AnchorSignatures,
 }
 
-impl Remembering<'_> {
-    /// SHA-256 over everything the verdict depends on, each part length-prefixed.
-    fn fingerprint(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Fingerprint {
-        let mut context = Context::new(&SHA256);
-        for part in [
-            self.inner.public_key_alg_id().as_ref(),
-            self.inner.signature_alg_id().as_ref(),
-            public_key,
-            message,
-            signature,
-        ] {
-            context.update(&(part.len() as u64).to_be_bytes());
-            context.update(part);
-        }
-        let mut fingerprint = [0; 32];
-        fingerprint.copy_from_slice(context.finish().as_ref());
-        fingerprint
-    }
-}
-
 impl SignatureVerificationAlgorithm for Remembering<'_> {
     fn verify_signature(
         &self,
@@ -123,16 +145,22 @@ impl SignatureVerificationAlgorithm for Remembering<'_> {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), InvalidSignature> {
-        if !self.signatures.is_anchor_key(public_key) {
+        let Some(anchor) = self.signatures.anchor(public_key) else {
             return self.inner.verify_signature(public_key, message, signature);
-        }
-        let fingerprint = self.fingerprint(public_key, message, signature);
-        if self.signatures.contains(&fingerprint) {
+        };
+        let signed = Signed {
+            public_key_alg: self.inner.public_key_alg_id(),
+            signature_alg: self.inner.signature_alg_id(),
+            anchor,
+            message,
+            signature,
+        };
+        if self.signatures.contains(&signed) {
             return Ok(());
         }
         self.inner
             .verify_signature(public_key, message, signature)?;
-        self.signatures.insert(fingerprint);
+        self.signatures.insert(&signed);
         Ok(())
     }
 
@@ -163,15 +191,17 @@ mod tests {
 
     use super::*;
 
-    /// Accepts the signature `b"good"` and counts its calls.
+    /// Accepts the signature `b"good"` and counts its calls; its algorithm identifiers are
+    /// `ids`.
     #[derive(Debug)]
-    struct Counting(AtomicUsize);
-
-    static CALLS: Counting = Counting(AtomicUsize::new(0));
+    struct Counting {
+        calls: AtomicUsize,
+        ids: (AlgorithmIdentifier, AlgorithmIdentifier),
+    }
 
     impl SignatureVerificationAlgorithm for Counting {
         fn verify_signature(&self, _: &[u8], _: &[u8], sig: &[u8]) -> Result<(), InvalidSignature> {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            self.calls.fetch_add(1, Ordering::SeqCst);
             if sig == b"good" {
                 Ok(())
             } else {
@@ -179,75 +209,160 @@ mod tests {
             }
         }
         fn public_key_alg_id(&self) -> AlgorithmIdentifier {
-            rustls_pki_types::alg_id::ECDSA_P256
+            self.ids.0
         }
         fn signature_alg_id(&self) -> AlgorithmIdentifier {
-            rustls_pki_types::alg_id::ECDSA_SHA256
+            self.ids.1
         }
         fn fips(&self) -> bool {
             false
         }
     }
 
-    static ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[&CALLS];
-
-    fn calls() -> usize {
-        CALLS.0.load(Ordering::SeqCst)
+    /// Counting algorithms with these identifiers, one each, for one test.
+    fn counting(
+        ids: &[(AlgorithmIdentifier, AlgorithmIdentifier)],
+    ) -> (
+        &'static [&'static dyn SignatureVerificationAlgorithm],
+        Vec<&'static Counting>,
+    ) {
+        let algs: Vec<&'static Counting> = ids
+            .iter()
+            .map(|&ids| {
+                &*Box::leak(Box::new(Counting {
+                    calls: AtomicUsize::new(0),
+                    ids,
+                }))
+            })
+            .collect();
+        let dyns: Vec<&'static dyn SignatureVerificationAlgorithm> = algs
+            .iter()
+            .map(|&a| a as &'static dyn SignatureVerificationAlgorithm)
+            .collect();
+        (Box::leak(dyns.into_boxed_slice()), algs)
     }
 
-    // One test, so the shared counter is read by one thread.
+    const P256_SHA256: (AlgorithmIdentifier, AlgorithmIdentifier) = (
+        rustls_pki_types::alg_id::ECDSA_P256,
+        rustls_pki_types::alg_id::ECDSA_SHA256,
+    );
+    const P256_SHA384: (AlgorithmIdentifier, AlgorithmIdentifier) = (
+        rustls_pki_types::alg_id::ECDSA_P256,
+        rustls_pki_types::alg_id::ECDSA_SHA384,
+    );
+
+    fn calls(alg: &Counting) -> usize {
+        alg.calls.load(Ordering::SeqCst)
+    }
+
     #[test]
-    fn only_verified_signatures_by_anchor_keys_are_remembered() {
+    fn a_verified_anchor_signature_is_remembered() {
+        let (algorithms, counters) = counting(&[P256_SHA256]);
         let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
-        let algorithms = signatures.algorithms(ALGORITHMS);
-        let alg = &algorithms[0];
-        let before = calls();
+        let alg = &signatures.algorithms(algorithms)[0];
+        for _ in 0..3 {
+            alg.verify_signature(b"anchor", b"issuer tbs", b"good")
+                .unwrap();
+        }
+        assert_eq!(calls(counters[0]), 1);
+        assert_eq!(signatures.remembered(), 1);
+    }
 
-        // An anchor's signature is verified once, then remembered.
+    #[test]
+    fn the_key_covers_algorithms_public_key_message_and_signature() {
+        let (algorithms, counters) = counting(&[P256_SHA256, P256_SHA384]);
+        let signatures = AnchorSignatures::new(vec![b"anchor".to_vec(), b"other anchor".to_vec()]);
+        let algs = signatures.algorithms(algorithms);
+        let verify = |alg: usize, key: &[u8], message: &[u8], signature: &[u8]| {
+            let _ = algs[alg].verify_signature(key, message, signature);
+        };
+        verify(0, b"anchor", b"issuer tbs", b"good");
+        // The same verdict asked again: remembered.
+        verify(0, b"anchor", b"issuer tbs", b"good");
+        assert_eq!(calls(counters[0]), 1);
+        // Any one part different is verified afresh: the message, the key...
+        verify(0, b"anchor", b"issuer tbs!", b"good");
+        verify(0, b"other anchor", b"issuer tbs", b"good");
+        assert_eq!(calls(counters[0]), 3);
+        // ...the algorithms (the same key, message and signature under another digest)...
+        verify(1, b"anchor", b"issuer tbs", b"good");
+        assert_eq!(calls(counters[1]), 1);
+        // ...and the signature: another encoding of a valid signature is checked too.
+        let (algorithms, counters) = counting(&[P256_SHA256]);
+        let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
+        let alg = &signatures.algorithms(algorithms)[0];
         alg.verify_signature(b"anchor", b"issuer tbs", b"good")
             .unwrap();
-        alg.verify_signature(b"anchor", b"issuer tbs", b"good")
-            .unwrap();
-        assert_eq!(calls() - before, 1);
+        assert!(
+            alg.verify_signature(b"anchor", b"issuer tbs", b"good ")
+                .is_err()
+        );
+        assert_eq!(calls(counters[0]), 2);
+    }
 
-        // Any other message is verified afresh.
-        alg.verify_signature(b"anchor", b"other tbs", b"good")
-            .unwrap();
-        assert_eq!(calls() - before, 2);
-
-        // A failed signature is not remembered: it fails, and is checked, every time.
-        for _ in 0..2 {
+    #[test]
+    fn a_failed_signature_is_never_remembered() {
+        let (algorithms, counters) = counting(&[P256_SHA256]);
+        let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
+        let alg = &signatures.algorithms(algorithms)[0];
+        for _ in 0..3 {
             assert!(
                 alg.verify_signature(b"anchor", b"issuer tbs", b"bad")
                     .is_err()
             );
         }
-        assert_eq!(calls() - before, 4);
+        assert_eq!(calls(counters[0]), 3, "checked, and failed, every time");
+        assert_eq!(signatures.remembered(), 0);
+    }
 
-        // Signatures by other keys (issuers over leaves) are never remembered.
-        alg.verify_signature(b"issuer", b"leaf tbs", b"good")
-            .unwrap();
-        alg.verify_signature(b"issuer", b"leaf tbs", b"good")
-            .unwrap();
-        assert_eq!(calls() - before, 6);
-        assert_eq!(signatures.remembered(), 2);
-
-        // At capacity the oldest is forgotten first.
-        for i in 0..CAPACITY {
-            alg.verify_signature(b"anchor", format!("tbs {i}").as_bytes(), b"good")
+    #[test]
+    fn signatures_by_other_keys_are_never_remembered() {
+        // Issuers' signatures over leaves: every leaf is new, nothing to gain.
+        let (algorithms, counters) = counting(&[P256_SHA256]);
+        let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
+        let alg = &signatures.algorithms(algorithms)[0];
+        for _ in 0..2 {
+            alg.verify_signature(b"issuer", b"leaf tbs", b"good")
                 .unwrap();
         }
+        assert_eq!(calls(counters[0]), 2);
+        assert_eq!(signatures.remembered(), 0);
+    }
+
+    #[test]
+    fn long_messages_are_verified_every_time() {
+        let (algorithms, counters) = counting(&[P256_SHA256]);
+        let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
+        let alg = &signatures.algorithms(algorithms)[0];
+        let long = vec![0x5a; MAX_MESSAGE_LEN + 1];
+        for _ in 0..2 {
+            alg.verify_signature(b"anchor", &long, b"good").unwrap();
+        }
+        assert_eq!(calls(counters[0]), 2);
+        assert_eq!(signatures.remembered(), 0);
+        let longest = vec![0x5a; MAX_MESSAGE_LEN];
+        for _ in 0..2 {
+            alg.verify_signature(b"anchor", &longest, b"good").unwrap();
+        }
+        assert_eq!(calls(counters[0]), 3);
+    }
+
+    #[test]
+    fn memory_is_bounded_and_forgets_the_oldest_first() {
+        let (algorithms, counters) = counting(&[P256_SHA256]);
+        let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
+        let alg = &signatures.algorithms(algorithms)[0];
+        let tbs = |i: usize| format!("tbs {i}").into_bytes();
+        for i in 0..CAPACITY + 1 {
+            alg.verify_signature(b"anchor", &tbs(i), b"good").unwrap();
+        }
         assert_eq!(signatures.remembered(), CAPACITY);
-        let after_fill = calls();
-        alg.verify_signature(b"anchor", b"issuer tbs", b"good")
+        let before = calls(counters[0]);
+        alg.verify_signature(b"anchor", &tbs(CAPACITY), b"good")
             .unwrap();
-        assert_eq!(calls() - after_fill, 1, "the oldest was forgotten");
-        alg.verify_signature(
-            b"anchor",
-            format!("tbs {}", CAPACITY - 1).as_bytes(),
-            b"good",
-        )
-        .unwrap();
-        assert_eq!(calls() - after_fill, 1, "the newest is still remembered");
+        assert_eq!(calls(counters[0]), before, "the newest is remembered");
+        alg.verify_signature(b"anchor", &tbs(0), b"good").unwrap();
+        assert_eq!(calls(counters[0]), before + 1, "the oldest was forgotten");
+        assert_eq!(signatures.remembered(), CAPACITY);
     }
 }

@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, TrustAnchor};
 use time::OffsetDateTime;
 
 use crate::anchor_signatures::AnchorSignatures;
-use crate::{Error, x509};
+use crate::{AnchorProblem, Error, MalformedCertificate, PemProblem, x509};
 
 /// The PEM label of a certificate.
 const CERTIFICATE_LABEL: &str = "CERTIFICATE";
@@ -49,13 +49,10 @@ impl TrustBundle {
     pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
         let mut ders = Vec::new();
         for (index, block) in pem_blocks(pem).into_iter().enumerate() {
-            let block = block.map_err(|reason| Error::BundlePem {
-                index,
-                reason: reason.to_owned(),
-            })?;
+            let block = block.map_err(|problem| Error::BundlePem { index, problem })?;
             let parsed = pem::parse(block).map_err(|e| Error::BundlePem {
                 index,
-                reason: pem_reason(&e),
+                problem: pem_problem(e),
             })?;
             if parsed.tag() != CERTIFICATE_LABEL {
                 return Err(Error::BundleNotCertificate {
@@ -77,7 +74,8 @@ impl TrustBundle {
         let mut anchors = Vec::with_capacity(certs.len());
         for (index, der) in certs.into_iter().enumerate() {
             anchors.push(
-                Anchor::parse(der).map_err(|reason| Error::BundleCertificate { index, reason })?,
+                Anchor::parse(der)
+                    .map_err(|problem| Error::BundleCertificate { index, problem })?,
             );
         }
         Ok(Self::from_anchors(anchors))
@@ -233,21 +231,20 @@ impl Anchor {
     /// Parses `der` with x509-parser (for the operator-facing fields) and webpki (for path
     /// building). An anchor must be a CA certificate (basicConstraints cA=TRUE) with a
     /// non-empty subject: webpki alone would take any certificate, leaves and v1 included.
-    fn parse(der: CertificateDer<'static>) -> Result<(Self, TrustAnchor<'static>), String> {
+    fn parse(der: CertificateDer<'static>) -> Result<(Self, TrustAnchor<'static>), AnchorProblem> {
         let (subject, not_before, not_after, key, key_bits) = {
-            let cert = x509::parse_certificate(&der)?;
-            let is_ca = cert.basic_constraints().map_err(|e| e.to_string())?;
+            let cert = x509::parse_certificate(&der).map_err(AnchorProblem::Malformed)?;
+            // x509-parser's only error here: the extension appears twice.
+            let is_ca = cert.basic_constraints().map_err(|_| {
+                AnchorProblem::Malformed(MalformedCertificate::DuplicateExtension {
+                    name: "basicConstraints",
+                })
+            })?;
             if !is_ca.is_some_and(|bc| bc.value.ca) {
-                return Err(
-                    "it is not a CA certificate (basicConstraints cA=TRUE is missing); a \
-                            trust bundle holds root CA certificates"
-                        .to_owned(),
-                );
+                return Err(AnchorProblem::NotCa);
             }
             if cert.subject().iter().next().is_none() {
-                return Err(
-                    "its subject is empty, so no certificate can name it as issuer".to_owned(),
-                );
+                return Err(AnchorProblem::EmptySubject);
             }
             let validity = cert.validity();
             (
@@ -259,7 +256,7 @@ impl Anchor {
             )
         };
         let trust_anchor = webpki::anchor_from_trusted_cert(&der)
-            .map_err(|e| format!("webpki refuses it as a trust anchor: {e:?}"))?
+            .map_err(AnchorProblem::Webpki)?
             .to_owned();
         let anchor = Self {
             der,
@@ -325,7 +322,7 @@ impl fmt::Debug for Anchor {
 
 /// Splits `input` into PEM blocks (`-----BEGIN` line through `-----END` line), so that errors
 /// can name the block; text between blocks is ignored.
-fn pem_blocks(input: &[u8]) -> Vec<Result<&[u8], &'static str>> {
+fn pem_blocks(input: &[u8]) -> Vec<Result<&[u8], PemProblem>> {
     let mut blocks = Vec::new();
     let mut pos = 0;
     while let Some(start) = find(input, pos, PEM_BEGIN) {
@@ -341,7 +338,7 @@ fn pem_blocks(input: &[u8]) -> Vec<Result<&[u8], &'static str>> {
                 pos = line_end;
             }
             _ => {
-                blocks.push(Err("its -----BEGIN line has no matching -----END line"));
+                blocks.push(Err(PemProblem::Unterminated));
                 pos = next_begin.unwrap_or(input.len());
             }
         }
@@ -357,14 +354,16 @@ fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|i| from + i)
 }
 
-fn pem_reason(err: &pem::PemError) -> String {
+fn pem_problem(err: pem::PemError) -> PemProblem {
     match err {
-        pem::PemError::MismatchedTags(begin, end) => {
-            format!("BEGIN label {begin:?} does not match END label {end:?}")
-        }
-        pem::PemError::MalformedFraming => "malformed BEGIN/END lines".to_owned(),
-        pem::PemError::InvalidData(e) => format!("invalid base64: {e}"),
-        other => other.to_string(),
+        pem::PemError::MismatchedTags(begin, end) => PemProblem::MismatchedLabels { begin, end },
+        pem::PemError::MalformedFraming => PemProblem::MalformedFraming,
+        pem::PemError::InvalidData(e) => PemProblem::InvalidBase64 {
+            detail: e.to_string(),
+        },
+        other => PemProblem::Other {
+            detail: other.to_string(),
+        },
     }
 }
 
@@ -393,7 +392,7 @@ mod tests {
         let input = b"-----BEGIN A-----\nAAAA\n-----BEGIN B-----\nBBBB\n-----END B-----\n";
         let blocks = pem_blocks(input);
         assert_eq!(blocks.len(), 2);
-        assert!(blocks[0].is_err());
+        assert_eq!(blocks[0], Err(PemProblem::Unterminated));
         assert!(blocks[1].is_ok());
         assert!(pem_blocks(b"no pem here").is_empty());
     }

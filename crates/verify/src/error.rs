@@ -4,6 +4,7 @@ use meshid_policy::{KeyAlgorithm, PublicKeyKind};
 use rustls_pki_types::UnixTime;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use x509_parser::error::X509Error;
 
 use crate::Usage;
 
@@ -45,12 +46,13 @@ pub enum Error {
         now: OffsetDateTime,
     },
     /// A certificate in the trust bundle is not usable as a trust anchor.
-    #[error("trust bundle: certificate #{index} is not a usable trust anchor: {reason}")]
+    #[error("trust bundle: certificate #{index} is not a usable trust anchor: {problem}")]
     BundleCertificate {
         /// 0-based position of the certificate (PEM block or DER entry) in the input.
         index: usize,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        problem: AnchorProblem,
     },
     /// The trust bundle holds no certificate.
     #[error("trust bundle is empty: it must hold at least one CERTIFICATE")]
@@ -67,12 +69,13 @@ pub enum Error {
         label: String,
     },
     /// A PEM block of the trust bundle is malformed.
-    #[error("trust bundle: PEM block #{index} is malformed: {reason}")]
+    #[error("trust bundle: PEM block #{index} is malformed: {problem}")]
     BundlePem {
         /// 0-based position of the PEM block.
         index: usize,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        problem: PemProblem,
     },
     /// webpki found no valid path from the leaf to a trust anchor.
     ///
@@ -152,11 +155,8 @@ pub enum Error {
     )]
     LeafSerialZero,
     /// The leaf could not be parsed as an X.509 certificate.
-    #[error("leaf certificate is malformed: {reason}")]
-    MalformedLeaf {
-        /// What the parser reported.
-        reason: String,
-    },
+    #[error("leaf certificate is malformed: {0}")]
+    MalformedLeaf(#[source] MalformedCertificate),
     /// The leaf has no extended key usage extension; the mesh profile requires one.
     #[error(
         "leaf certificate has no extended key usage extension; the mesh requires serverAuth \
@@ -174,6 +174,100 @@ pub enum Error {
         max: usize,
     },
 }
+
+/// Why a certificate of a trust bundle cannot be a trust anchor.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnchorProblem {
+    /// Its subject is empty.
+    #[error("its subject is empty, so no certificate can name it as issuer")]
+    EmptySubject,
+    /// It does not parse.
+    #[error(transparent)]
+    Malformed(MalformedCertificate),
+    /// It is not a CA certificate.
+    #[error(
+        "it is not a CA certificate (basicConstraints cA=TRUE is missing); a trust bundle holds \
+         root CA certificates"
+    )]
+    NotCa,
+    /// webpki does not take it as a trust anchor.
+    #[error("webpki refuses it as a trust anchor: {0:?}")]
+    Webpki(webpki::Error),
+}
+
+/// Why a certificate does not parse (x509-parser's verdict).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MalformedCertificate {
+    /// It is not a DER X.509 certificate.
+    #[error("{0}")]
+    Der(X509Error),
+    /// An extension that may appear once appears twice or more.
+    #[error("the {name} extension appears more than once")]
+    DuplicateExtension {
+        /// The extension's name.
+        name: &'static str,
+    },
+    /// The value of an extension the mesh profile reads does not parse.
+    #[error("the {name} extension is malformed: {error}")]
+    Extension {
+        /// The extension's name.
+        name: &'static str,
+        /// The parser's error.
+        #[source]
+        error: X509Error,
+    },
+    /// Bytes follow the value of an extension the mesh profile reads.
+    #[error("the {name} extension has trailing data")]
+    ExtensionTrailingData {
+        /// The extension's name.
+        name: &'static str,
+    },
+    /// Bytes follow the certificate.
+    #[error("{count} bytes of trailing data after the certificate")]
+    TrailingData {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// What is wrong with a PEM block of a trust bundle.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PemProblem {
+    /// Its base64 body does not decode.
+    #[error("invalid base64: {detail}")]
+    InvalidBase64 {
+        /// The decoder's error.
+        detail: String,
+    },
+    /// Its BEGIN and END lines are not well formed.
+    #[error("malformed BEGIN/END lines")]
+    MalformedFraming,
+    /// Its BEGIN and END lines name different labels.
+    #[error("BEGIN label {begin:?} does not match END label {end:?}")]
+    MismatchedLabels {
+        /// The label of the BEGIN line.
+        begin: String,
+        /// The label of the END line.
+        end: String,
+    },
+    /// Anything else the PEM parser reports.
+    #[error("{detail}")]
+    Other {
+        /// The parser's error.
+        detail: String,
+    },
+    /// A BEGIN line with no END line before the next BEGIN or the end of the file: the file
+    /// may be being written.
+    #[error("its -----BEGIN line has no matching -----END line")]
+    Unterminated,
+}
+
+// x509-parser's error is `PartialEq` only for want of a derive: none of its values is unequal
+// to itself.
+impl Eq for MalformedCertificate {}
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())

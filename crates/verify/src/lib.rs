@@ -94,6 +94,35 @@
 //!
 //! The clock is never read: `now` is a parameter.
 //!
+//! One parser reads certificates: x509-parser, for the mesh profile and the bundle's anchors;
+//! webpki parses them again, as it must, for path building.
+//!
+//! # Remembered anchor signatures, and why that is safe
+//!
+//! A mesh chain is leaf → issuer → anchor, and the issuer changes rarely, so of the two
+//! signatures webpki verifies per chain, the anchor's over the issuer is the same every time.
+//! A [`TrustBundle`] (and its clones) remembers the signatures its anchors' keys made that
+//! verified, and does not verify one of those again: each chain after the first costs one
+//! ECDSA verification instead of two.
+//!
+//! - **What is remembered is everything the verdict depends on.** A signature's validity is
+//!   a function of the algorithm, the public key, the signed message and the signature alone;
+//!   it does not depend on time or on anything else in the path. The bundle keeps exact copies
+//!   of those (the public-key and signature algorithm identifiers, which anchor's key, the
+//!   message, which is the issuer's whole TBSCertificate, and the signature) and skips a
+//!   verification only when all of them are byte for byte the same. A certificate that differs
+//!   in one byte is verified afresh.
+//! - **Only the signature is skipped.** webpki checks every certificate's validity period,
+//!   basic, name and EKU constraints on every path, and the mesh profile and the issuer's
+//!   signature over the leaf are checked every time: a remembered signature does not let an
+//!   issuer outlive its NotAfter.
+//! - **Failures are never remembered**, and only signatures by the bundle's own anchor keys
+//!   are (never an issuer's over a leaf, which is new every time).
+//! - **The memory is bounded**: 32 signatures per bundle, the oldest forgotten first, each
+//!   over a message of at most 4 KiB (longer ones are verified every time). Only certificates
+//!   an anchor really signed can take a place. A new bundle (a reloaded or rotated trust anchor
+//!   file) starts empty.
+//!
 //! # Limitations
 //!
 //! - No revocation (CRL or OCSP): mesh certificates live for a day.
@@ -113,5 +142,5 @@ mod verify;
 mod x509;
 
 pub use bundle::{Anchor, TrustBundle};
-pub use error::Error;
+pub use error::{AnchorProblem, Error, MalformedCertificate, PemProblem};
 pub use verify::{Usage, VerifiedPeer, VerifyOptions, verify_chain, verify_identity};

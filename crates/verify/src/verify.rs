@@ -161,9 +161,10 @@ impl VerifiedPeer {
 /// for: most callers only need the names.
 #[derive(Clone)]
 struct Chain {
-    /// The DER of the leaf and of each intermediate used, back to back. Each is exactly one
-    /// DER element (webpki parsed them), so the buffer splits back into them.
+    /// The DER of the leaf and of each intermediate used, back to back.
     der: Vec<u8>,
+    /// Where each certificate of `der` ends.
+    ends: Vec<usize>,
     /// The bundle the path ends in, and the anchor's position in it.
     bundle: TrustBundle,
     anchor_index: usize,
@@ -171,10 +172,27 @@ struct Chain {
 }
 
 impl Chain {
-    /// `der` is the DER of the leaf and the intermediates used, back to back.
-    fn new(der: Vec<u8>, bundle: &TrustBundle, anchor_index: usize) -> Self {
+    /// The leaf and the intermediates used (`intermediates` yields them in path order),
+    /// copied into one buffer.
+    fn new<'a, I: Iterator<Item = CertificateDer<'a>>>(
+        leaf: &[u8],
+        intermediates: impl Fn() -> I,
+        bundle: &TrustBundle,
+        anchor_index: usize,
+    ) -> Self {
+        // Two passes over the path: the buffer is allocated once, at its final size.
+        let len = intermediates().fold(leaf.len(), |len, cert| len + cert.len());
+        let mut der = Vec::with_capacity(len);
+        let mut ends = Vec::with_capacity(4);
+        der.extend_from_slice(leaf);
+        ends.push(der.len());
+        for cert in intermediates() {
+            der.extend_from_slice(&cert);
+            ends.push(der.len());
+        }
         Self {
             der,
+            ends,
             bundle: bundle.clone(),
             anchor_index,
             certificates: OnceLock::new(),
@@ -183,8 +201,10 @@ impl Chain {
 
     fn certificates(&self) -> &[CertificateDer<'static>] {
         self.certificates.get_or_init(|| {
-            let mut certs: Vec<CertificateDer<'static>> = x509::split_der(&self.der)
-                .map(|der| CertificateDer::from(der.to_vec()))
+            let starts = core::iter::once(0).chain(self.ends.iter().copied());
+            let mut certs: Vec<CertificateDer<'static>> = starts
+                .zip(&self.ends)
+                .map(|(start, &end)| CertificateDer::from(self.der[start..end].to_vec()))
                 .collect();
             if let Some(anchor) = self.bundle.anchor(self.anchor_index) {
                 certs.push(anchor.der().clone());
@@ -199,7 +219,7 @@ impl PartialEq for Chain {
         fn anchor(chain: &Chain) -> Option<&CertificateDer<'static>> {
             chain.bundle.anchor(chain.anchor_index).map(Anchor::der)
         }
-        self.der == other.der && anchor(self) == anchor(other)
+        self.der == other.der && self.ends == other.ends && anchor(self) == anchor(other)
     }
 }
 
@@ -249,7 +269,7 @@ pub fn verify_chain(
     }
 
     // The mesh profile, on the leaf parsed once.
-    let leaf_info = x509::Leaf::parse(leaf).map_err(|reason| Error::MalformedLeaf { reason })?;
+    let leaf_info = x509::Leaf::parse(leaf).map_err(Error::MalformedLeaf)?;
     if leaf_info.ca {
         return Err(Error::LeafIsCa);
     }
@@ -395,15 +415,8 @@ impl<'a> PathCheck<'a> {
             // The anchor webpki returns is one of the bundle's: unreachable, but not a panic.
             webpki::Error::UnknownIssuer,
         ))?;
-        // Two passes over the path: the buffer is allocated once, at its final size.
         let intermediates = || path.intermediate_certificates().map(|c| c.der());
-        let len = intermediates().fold(leaf.len(), |len, der| len + der.len());
-        let mut der = Vec::with_capacity(len);
-        der.extend_from_slice(leaf);
-        for cert in intermediates() {
-            der.extend_from_slice(&cert);
-        }
-        let chain = Chain::new(der, self.bundle, anchor_index);
+        let chain = Chain::new(leaf, intermediates, self.bundle, anchor_index);
         Ok((chain, anchor_index))
     }
 

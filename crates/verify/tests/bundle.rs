@@ -6,7 +6,7 @@ mod common;
 
 use common::{Ca, NOT_AFTER, NOT_BEFORE};
 use meshid_policy::{KeyAlgorithm, PublicKeyKind};
-use meshid_verify::{Error, TrustBundle};
+use meshid_verify::{Error, PemProblem, TrustBundle};
 use rustls_pki_types::CertificateDer;
 
 fn roots() -> (Ca, Ca, Ca) {
@@ -73,6 +73,14 @@ fn names_the_broken_block() {
 
     let mismatched = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----\n";
     let e = TrustBundle::from_pem(format!("{}{mismatched}", a.pem).as_bytes()).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::BundlePem { index: 1, problem: PemProblem::MismatchedLabels { begin, end } }
+                if begin == "CERTIFICATE" && end == "X509 CRL"
+        ),
+        "{e:?}"
+    );
     assert_eq!(
         e.to_string(),
         "trust bundle: PEM block #1 is malformed: BEGIN label \"CERTIFICATE\" does not match END \
@@ -81,6 +89,14 @@ fn names_the_broken_block() {
 
     let unterminated = format!("-----BEGIN CERTIFICATE-----\nAAAA\n{}", a.pem);
     let e = TrustBundle::from_pem(unterminated.as_bytes()).unwrap_err();
+    // A file half written: a watcher may wait for the rest.
+    assert_eq!(
+        e,
+        Error::BundlePem {
+            index: 0,
+            problem: PemProblem::Unterminated
+        }
+    );
     assert_eq!(
         e.to_string(),
         "trust bundle: PEM block #0 is malformed: its -----BEGIN line has no matching -----END \

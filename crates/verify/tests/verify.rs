@@ -225,11 +225,13 @@ fn an_issuer_verified_once_is_still_checked_byte_for_byte() {
     let last = bad_signature.len() - 1;
     bad_signature[last] ^= 0x01;
     let mut bad_body = pki.issuer.der.to_vec();
-    let serial = bad_body
-        .windows(2)
-        .position(|w| w == [0x02, 0x14])
-        .expect("a 20-byte serial number");
-    bad_body[serial + 2 + 19] ^= 0x01;
+    let (_, issuer) = x509_parser::parse_x509_certificate(&pki.issuer.der).unwrap();
+    let serial = issuer.raw_serial();
+    let at = bad_body
+        .windows(serial.len())
+        .position(|w| w == serial)
+        .expect("the serial number");
+    bad_body[at + serial.len() - 1] ^= 0x01;
     for tampered in [bad_signature, bad_body] {
         assert_eq!(
             err(chain(&CertificateDer::from(tampered))),
@@ -238,6 +240,39 @@ fn an_issuer_verified_once_is_still_checked_byte_for_byte() {
     }
     // A clone of the bundle shares what it remembered; the genuine issuer still verifies.
     verify(&pki, &pki.leaf, Usage::Server).unwrap();
+}
+
+#[test]
+fn a_remembered_anchor_signature_does_not_outlive_its_certificate() {
+    let pki = Pki::new();
+    let issuer = pki
+        .root
+        .intermediate_with("identity.linkerd.cluster.local", |p| {
+            p.not_after = datetime!(2026-07-01 0:00 UTC);
+        });
+    let leaf = issuer.leaf(&Leaf::default());
+    let bundle = pki.bundle();
+    let chain = |now| {
+        verify_chain(
+            &bundle,
+            &leaf,
+            std::slice::from_ref(&issuer.der),
+            now,
+            Usage::Server,
+            &VerifyOptions::default(),
+        )
+    };
+    // The root's signature over the issuer verifies, and is remembered...
+    chain(NOW).unwrap();
+    chain(NOW).unwrap();
+    // ...but only the signature: validity is checked on every path, so once the issuer has
+    // expired the same bundle refuses it.
+    let e = err(chain(datetime!(2026-08-01 0:00 UTC)));
+    assert_eq!(
+        e.to_string(),
+        "certificate chain rejected: a certificate expired at 2026-07-01T00:00:00Z (now is \
+         2026-08-01T00:00:00Z)"
+    );
 }
 
 #[test]
