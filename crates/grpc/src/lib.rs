@@ -5,6 +5,8 @@
 //! | [`IdentityService`] | a server for `/io.linkerd.proxy.identity.Identity/Certify` over a [`meshid_ca::Ca`], wire-identical to Linkerd's identity controller |
 //! | [`GrpcCertifier`] | a [`meshid_client::Certifier`] calling such a service (Linkerd's or this one), plaintext or TLS |
 //! | [`ClientTls`] | TLS to the identity service, verifying `linkerd-identity.<ns>.serviceaccount.identity.<ns>.<trust-domain>` |
+//! | [`GrpcLimits`] | the server's HTTP/2, request and accept-loop limits, strict by default |
+//! | [`Incoming`] | a listener's connections for an accept loop that backs off on errors such as `EMFILE` |
 //! | [`Metrics`] | `identity_certify_requests_total{code}` and `identity_certify_duration_seconds` |
 //!
 //! The messages are the generated types of the canonical `linkerd2-proxy-api` crate (feature
@@ -83,14 +85,14 @@
 //! # }
 //! ```
 //!
-//! # On the wire
+//! # Limits
 //!
-//! Answers leave in DATA frames of at most 255 bytes, and while other requests are still being
-//! answered, a connection's first write after an answer waits one turn of the scheduler, so
-//! that the answers finished together leave in one system call (a Certify answer is about
-//! 1 KiB; h2 would otherwise write each one, and then its trailers, on their own). Any HTTP/2
-//! client reassembles the frames; a lone request's answer is written at once, and no answer
-//! waits on a timer. Only `Certify` is served; other methods answer `Unimplemented`.
+//! [`IdentityService::serve`] runs tonic's server with every limit of [`GrpcLimits`] set
+//! (tonic's own defaults switch hyper's off): concurrent streams per connection, the h2
+//! limits on streams the server resets and on streams reset before they were accepted, the
+//! message size, a per-request deadline, a server-wide limit on requests in flight, HTTP/2
+//! keepalive, and an accept loop that backs off on errors ([`Incoming`]). Only `Certify` is
+//! served; other methods answer `Unimplemented`.
 //!
 //! # Limitations
 //!
@@ -106,17 +108,20 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod accept;
 mod client;
-mod coalesce;
 mod code;
 mod error;
-mod frames;
+mod guard;
+mod limits;
 mod metrics;
 mod server;
 mod tls;
 
+pub use accept::Incoming;
 pub use client::{GrpcCertifier, Timeouts};
 pub use error::Error;
+pub use limits::{AcceptBackoff, GrpcLimits};
 pub use metrics::Metrics;
 pub use server::IdentityService;
 pub use tls::ClientTls;

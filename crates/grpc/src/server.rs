@@ -14,13 +14,11 @@ use meshid_issuer::{Event, EventKind, EventSink, TracingSink};
 use meshid_policy::rfc3339;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use zeroize::Zeroizing;
 
-use crate::coalesce::{CoalescedWrites, CoalescingLayer, InFlight};
-use crate::{Error, Metrics};
+use crate::guard::GuardLayer;
+use crate::{Error, GrpcLimits, Incoming, Metrics};
 
 /// Linkerd's message for a token the authority does not recognise.
 const NOT_AUTHENTICATED: &str = "authentication token could not be authenticated";
@@ -37,6 +35,7 @@ pub struct IdentityService<A, K> {
     clock: K,
     metrics: Option<Metrics>,
     csr_limits: CsrLimits,
+    limits: GrpcLimits,
     events: Arc<dyn EventSink>,
 }
 
@@ -54,6 +53,7 @@ where
             clock,
             metrics: None,
             csr_limits: CsrLimits::default(),
+            limits: GrpcLimits::default(),
             events: Arc::new(TracingSink),
         }
     }
@@ -78,9 +78,19 @@ where
         self
     }
 
-    /// The tonic service to add to a [`tonic::transport::Server`].
+    /// The transport and request limits [`serve`](Self::serve) and
+    /// [`serve_with`](Self::serve_with) apply (default: [`GrpcLimits::default`]).
+    pub fn with_limits(mut self, limits: GrpcLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The tonic service to add to a [`tonic::transport::Server`], refusing messages larger
+    /// than [`GrpcLimits::max_message_size`]. The other limits are the server's: prefer
+    /// [`serve_with`](Self::serve_with), which sets them all.
     pub fn into_server(self) -> IdentityServer<Self> {
-        IdentityServer::new(self)
+        let max_message_size = self.limits.max_message_size;
+        IdentityServer::new(self).max_decoding_message_size(max_message_size)
     }
 
     /// Serves plaintext gRPC (h2c, as Linkerd's identity controller does) on `listener` until
@@ -95,20 +105,33 @@ where
     }
 
     /// [`serve`](Self::serve) with a server the caller configured, e.g. with
-    /// [`tls_config`](tonic::transport::Server::tls_config) or concurrency limits.
+    /// [`tls_config`](tonic::transport::Server::tls_config). The service's [`GrpcLimits`]
+    /// replace the server's HTTP/2 settings (concurrent streams, reset limits, stream window,
+    /// keepalive), and it is served directly (no router: other methods answer
+    /// `Unimplemented`), behind the deadline and the in-flight limit, on an accept loop that
+    /// backs off on errors ([`Incoming`]).
     pub async fn serve_with(
         self,
         server: tonic::transport::Server,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let in_flight = InFlight::default();
-        let writes = in_flight.clone();
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .map(move |accepted| accepted.map(|io| CoalescedWrites::new(io, writes.clone())));
+        let limits = self.limits.clone();
+        limits.validate()?;
+        let guard = GuardLayer::new(
+            limits.max_in_flight,
+            limits.request_timeout,
+            self.metrics.clone(),
+        );
+        let incoming = Incoming::new(listener, limits.accept_backoff, "gRPC");
         server
-            .layer(CoalescingLayer::new(in_flight))
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_max_local_error_reset_streams(Some(limits.max_local_error_resets))
+            .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_resets))
+            .initial_stream_window_size(limits.stream_window())
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+            .layer(guard)
             .serve_with_incoming_shutdown(self.into_server(), incoming, shutdown)
             .await
             .map_err(|e| Error::Serve {

@@ -12,7 +12,7 @@ use meshid_authn::{Authenticated, Authenticator, InvalidToken};
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
 use meshid_csr::{Csr, CsrParams, KeyPair};
-use meshid_grpc::{IdentityService, Metrics};
+use meshid_grpc::{GrpcLimits, IdentityService, Metrics};
 use meshid_policy::{IssuancePolicy, KeyAlgorithm, Mesh, SanMode, ServiceAccount};
 use meshid_verify::TrustBundle;
 use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
@@ -46,6 +46,8 @@ pub const INVALID_TOKEN_REASON: &str =
     "[invalid bearer token, service account token has been invalidated]";
 
 pub const RSA_KEY_PEM: &str = include_str!("../../../ca/tests/data/rsa2048.key.pem");
+
+pub mod raw;
 
 // === time ===
 
@@ -257,11 +259,22 @@ impl Server {
         metrics: Option<Metrics>,
         builder: tonic::transport::Server,
     ) -> Self {
+        Self::start_limited(ca, metrics, builder, GrpcLimits::default()).await
+    }
+
+    /// A server with these limits.
+    pub async fn start_limited(
+        ca: Arc<Ca>,
+        metrics: Option<Metrics>,
+        builder: tonic::transport::Server,
+        limits: GrpcLimits,
+    ) -> Self {
         let authn = ScriptedAuthenticator::default();
         let clock = SetClock::new(NOW);
         let events = Arc::new(meshid_issuer::CollectingSink::new());
-        let mut service =
-            IdentityService::new(ca, authn.clone(), clock.clone()).with_events(Arc::clone(&events));
+        let mut service = IdentityService::new(ca, authn.clone(), clock.clone())
+            .with_events(Arc::clone(&events))
+            .with_limits(limits);
         if let Some(metrics) = metrics {
             service = service.with_metrics(metrics);
         }
