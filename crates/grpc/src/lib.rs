@@ -23,7 +23,7 @@
 //! | 2 | identity, token and CSR present; the CSR parses and its signature verifies; the identity is one of the mesh | `InvalidArgument`: `missing identity` / `missing token` / `missing certificate signing request` / the parse error |
 //! | 3 | the issuer chain and trust anchor are still valid | `Unavailable`: `issuer cannot issue: issuer certificate expired at … (now …); rotate it` (Linkerd: `Unknown`) |
 //! | 4 | the CSR's names | `FailedPrecondition`: `CSR must have exactly one DNSName` / `CSR name does not match requested identity: csr=…; req=…` / `invalid CommonName: …` / `cannot validate email addresses` / `cannot validate IP addresses` / `cannot validate URIs` |
-//! | 5 | token review ([`meshid_authn::Authenticator`]) | not authenticated → `FailedPrecondition`: `authentication token could not be authenticated`; invalid token → `InvalidArgument`: the reason; backend error → `Internal`: `error validating token for <identity>: <error>` |
+//! | 5 | token review ([`meshid_authn::Authenticator`]) | not authenticated → `FailedPrecondition`: `authentication token could not be authenticated`; invalid token → `InvalidArgument`: the reason; backend error → `Internal`: `internal error validating the token; request id <16 hex digits>` (Linkerd: `error validating token for <identity>: <error>`) |
 //! | 6 | the token's identity is the one requested | `FailedPrecondition`: `requested identity did not match provided token: requested=…; found=…` |
 //! | 7 | the key | not ECDSA → `Internal`: `CSR must contain an ECDSA public key (found …)`; an ECDSA curve the policy does not allow → `FailedPrecondition`: `CSR key algorithm ECDSA P-384 is not allowed (allowed: ECDSA P-256)` |
 //! | 8 | sign | OK; logged at info: `issued certificate for <identity> until <NotAfter>: <SHA-256 of the leaf DER>` |
@@ -31,6 +31,11 @@
 //! Steps 2–4 run before the token review, so a bad request costs no call to the Kubernetes
 //! API; the key refusal is held back until after step 6, where Linkerd answers it. No lock is
 //! held across the review: the CA's issuer is a lock-free snapshot, re-read when signing.
+//!
+//! A caller never sees the server's own failures: an `Internal` answer for a token review
+//! that could not be made (the API server unreachable, its errors) or a signature that
+//! failed reads `internal error <doing what>; request id <id>`, and the same id is logged at
+//! warning level with the detail, the API server's address and error text included.
 //!
 //! # Example
 //!

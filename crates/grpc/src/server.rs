@@ -12,6 +12,7 @@ use meshid_client::Clock;
 use meshid_csr::{CsrLimits, ParsedCsr};
 use meshid_issuer::{Event, EventKind, EventSink, TracingSink};
 use meshid_policy::rfc3339;
+use ring::rand::{SecureRandom as _, SystemRandom};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tonic::{Code, Request, Response, Status};
@@ -37,6 +38,7 @@ pub struct IdentityService<A, K> {
     csr_limits: CsrLimits,
     limits: GrpcLimits,
     events: Arc<dyn EventSink>,
+    random: SystemRandom,
 }
 
 impl<A, K> IdentityService<A, K>
@@ -55,6 +57,7 @@ where
             csr_limits: CsrLimits::default(),
             limits: GrpcLimits::default(),
             events: Arc::new(TracingSink),
+            random: SystemRandom::new(),
         }
     }
 
@@ -139,6 +142,26 @@ where
             })
     }
 
+    /// A request id to quote: 16 hex digits from the system's random source.
+    fn request_id(&self) -> String {
+        let mut bytes = [0u8; 8];
+        // The system source does not fail on Linux once the kernel's pool is initialised;
+        // should it, a zero id still ties the answer to its log line by time.
+        let _ = self.random.fill(&mut bytes);
+        hex::encode(bytes)
+    }
+
+    /// An `Internal` refusal that shows the caller nothing but a request id; the detail is
+    /// logged with the same id.
+    fn internal(&self, identity: &str, what: &str, detail: &dyn fmt::Display) -> Refusal {
+        let request_id = self.request_id();
+        tracing::warn!(%request_id, %identity, "{what}: {detail}");
+        Refusal::new(
+            Code::Internal,
+            format!("internal error {what}; request id {request_id}"),
+        )
+    }
+
     /// The pipeline. Steps are numbered as in Linkerd's reference table.
     async fn run(&self, request: CertifyRequest) -> Result<Certified, Refusal> {
         let CertifyRequest {
@@ -208,10 +231,8 @@ where
                         Refusal::new(Code::FailedPrecondition, NOT_AUTHENTICATED)
                     }
                     ErrorKind::InvalidToken => Refusal::new(Code::InvalidArgument, e.to_string()),
-                    _ => Refusal::new(
-                        Code::Internal,
-                        format!("error validating token for {identity}: {e}"),
-                    ),
+                    // The API server's address and error text stay in the log.
+                    _ => self.internal(&identity, "validating the token", &e),
                 })?;
         drop(token);
 
@@ -241,7 +262,12 @@ where
         let certified = self
             .ca
             .certify_parsed(&authenticated.service_account, &csr, now)
-            .map_err(|e| Refusal::from_ca(&e))?;
+            .map_err(|e| match Refusal::from_ca(&e) {
+                refusal if refusal.code == Code::Internal => {
+                    self.internal(&identity, "signing the certificate", &e)
+                }
+                refusal => refusal,
+            })?;
         tracing::debug!(
             identity = %certified.identity,
             serial = %hex::encode(certified.serial),
@@ -287,8 +313,9 @@ where
             }
             Err(refusal) => {
                 let code_name = crate::code::name(refusal.code);
+                // An internal error's detail was logged with its request id already.
                 match refusal.code {
-                    Code::Internal | Code::Unavailable => tracing::warn!(
+                    Code::Unavailable => tracing::warn!(
                         %identity, code = code_name, "certify refused: {}", refusal.message
                     ),
                     _ => tracing::debug!(

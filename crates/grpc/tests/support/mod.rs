@@ -237,6 +237,56 @@ impl Authenticator for ScriptedAuthenticator {
     }
 }
 
+// === logs ===
+
+/// Log lines written on this thread while the value lives (a current-thread runtime's tasks
+/// included).
+pub struct CapturedLogs {
+    lines: Arc<Mutex<Vec<u8>>>,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn install() -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(Arc::clone(&lines));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        Self {
+            lines,
+            _default: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.lines.lock().unwrap()).into_owned()
+    }
+
+    pub fn line_with(&self, needle: &str) -> Option<String> {
+        self.text()
+            .lines()
+            .find(|line| line.contains(needle))
+            .map(str::to_owned)
+    }
+}
+
 // === server ===
 
 /// An identity service on 127.0.0.1, stopped by [`Server::stop`].
