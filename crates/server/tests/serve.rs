@@ -395,3 +395,43 @@ async fn kube_events_with_a_broken_kubeconfig_fail_at_start_in_one_line() {
         "{text}"
     );
 }
+
+#[test]
+fn development_state_files_replace_symlinks_instead_of_following_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = temp_dir("dev-symlinks");
+    let elsewhere = temp_dir("dev-symlinks-elsewhere");
+    let dev_dir = dir.path().join("dev");
+    std::fs::create_dir_all(&dev_dir).unwrap();
+    // Planted links: the key at a path that does not exist yet, the JWKS over a file that does.
+    let key_target = elsewhere.path().join("stolen.key");
+    let jwks_target = elsewhere.path().join("precious.json");
+    std::fs::write(&jwks_target, "precious").unwrap();
+    std::os::unix::fs::symlink(&key_target, dev_dir.join("token-signing.key")).unwrap();
+    std::os::unix::fs::symlink(&jwks_target, dev_dir.join("jwks.json")).unwrap();
+
+    let dev = DevState::prepare(&dev_dir, now()).unwrap();
+
+    // Nothing was written through the links.
+    assert!(!key_target.exists(), "the key was written through the link");
+    assert_eq!(std::fs::read_to_string(&jwks_target).unwrap(), "precious");
+    // The links were replaced by regular files: the key 0600, the JWKS 0644.
+    for (name, mode) in [("token-signing.key", 0o600), ("jwks.json", 0o644)] {
+        let meta = std::fs::symlink_metadata(dev_dir.join(name)).unwrap();
+        assert!(meta.file_type().is_file(), "{name} is not a regular file");
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{name}");
+    }
+    // No temporary file is left behind, and the key signs tokens the JWKS accepts.
+    let names: Vec<String> = std::fs::read_dir(&dev_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".meshid-dev-")),
+        "{names:?}"
+    );
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    dev.token(&sa, "identity.l5d.io", Duration::from_secs(60), now())
+        .unwrap();
+}
