@@ -15,49 +15,85 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::Error;
+use crate::ready::Readiness;
 
 /// What the admin server reports.
 pub struct AdminState {
-    ready: AtomicBool,
+    ready: Ready,
     registry: Registry,
     before_scrape: Box<dyn Fn() + Send + Sync>,
 }
 
+/// Where `/ready` gets its answer.
+enum Ready {
+    /// A flag set by the owner ([`AdminState::set_ready`]): `ready` or `not ready`.
+    Flag(AtomicBool),
+    /// The identity service's checks, with the reasons.
+    Service(Readiness),
+}
+
 impl AdminState {
     /// Admin state over `registry`; `before_scrape` runs before each `/metrics` encoding (to
-    /// refresh gauges that depend on the current time, such as the issuer's TTL).
+    /// refresh gauges that depend on the current time, such as the issuer's TTL). `/ready`
+    /// answers 503 until [`set_ready`](Self::set_ready).
     pub fn new(registry: Registry, before_scrape: impl Fn() + Send + Sync + 'static) -> Self {
         Self {
-            ready: AtomicBool::new(false),
+            ready: Ready::Flag(AtomicBool::new(false)),
             registry,
             before_scrape: Box::new(before_scrape),
         }
     }
 
-    /// Marks the service ready (issuer loaded and gRPC listener up) or not.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
+    /// `/ready` answers from the identity service's `readiness`, checked on every request:
+    /// 200, or 503 with the reasons.
+    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
+        self.ready = Ready::Service(readiness);
+        self
     }
 
-    /// Whether the service is ready.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+    /// Marks the service ready or not (unless it answers from a [`Readiness`]).
+    pub fn set_ready(&self, ready: bool) {
+        if let Ready::Flag(flag) = &self.ready {
+            flag.store(ready, Ordering::SeqCst);
+        }
+    }
+
+    /// `Ok` when ready, else the reasons.
+    pub fn check_ready(&self) -> Result<(), Vec<String>> {
+        match &self.ready {
+            Ready::Flag(flag) if flag.load(Ordering::SeqCst) => Ok(()),
+            Ready::Flag(_) => Err(Vec::new()),
+            Ready::Service(readiness) => readiness
+                .check()
+                .map_err(|reasons| reasons.iter().map(ToString::to_string).collect()),
+        }
     }
 
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let text = |status: StatusCode, body: &'static str| {
-            let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        let text = |status: StatusCode, body: String| {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
             *response.status_mut() = status;
             response
         };
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed\n".to_owned(),
+            );
         }
         match req.uri().path() {
-            "/ping" => text(StatusCode::OK, "pong\n"),
-            "/live" => text(StatusCode::OK, "live\n"),
-            "/ready" if self.is_ready() => text(StatusCode::OK, "ready\n"),
-            "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            "/ping" => text(StatusCode::OK, "pong\n".to_owned()),
+            "/live" => text(StatusCode::OK, "live\n".to_owned()),
+            "/ready" => match self.check_ready() {
+                Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
+                Err(reasons) if reasons.is_empty() => {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
+                }
+                Err(reasons) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {}\n", reasons.join("; ")),
+                ),
+            },
             "/metrics" => {
                 (self.before_scrape)();
                 let mut body = String::new();
@@ -74,11 +110,11 @@ impl AdminState {
                     }
                     Err(_) => text(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "metrics encoding failed\n",
+                        "metrics encoding failed\n".to_owned(),
                     ),
                 }
             }
-            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
         }
     }
 }

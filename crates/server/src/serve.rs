@@ -31,6 +31,7 @@ use tokio::sync::watch;
 
 use crate::Error;
 use crate::admin::{self, AdminState};
+use crate::ready::{GrpcState, Readiness};
 
 /// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster.
 pub const KUBERNETES_TOKEN_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -219,15 +220,24 @@ impl Running {
     }
 }
 
-/// Starts the identity service: reads the anchors and the issuer (failing fast with a
-/// one-line reason if either is broken), binds both listeners, and spawns the gRPC server, the
-/// admin server and the issuer reloader. They stop when `shutdown` completes; in-flight
-/// requests finish first.
+/// Starts the identity service: reads the anchors and the issuer (failing fast with a one-line reason if either is broken), binds both
+/// listeners, and spawns the gRPC server, the admin server and the issuer reloader. When
+/// `shutdown` completes the gRPC server stops accepting and finishes the requests in flight
+/// (`/ready` answers 503 meanwhile), then the admin server stops.
 pub async fn start(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, Error> {
-    let clock = SystemClock;
+    start_with_clock(config, Arc::new(SystemClock), shutdown).await
+}
+
+/// [`start`] at the time `clock` tells: issuance, issuer reload and rotation, readiness and
+/// the issuer's TTL gauge read it.
+pub async fn start_with_clock(
+    config: ServeConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, Error> {
     let now = clock.now();
     // Configuration first: a broken token-validation or Kubernetes setting fails before
     // anything is logged.
@@ -264,13 +274,17 @@ pub async fn start(
         not_after.clone(),
     );
     let scrape_ca = Arc::clone(&ca);
-    let admin_state = Arc::new(AdminState::new(registry, move || {
+    let scrape_clock = Arc::clone(&clock);
+    let readiness = Readiness::new(Arc::clone(&ca), Arc::clone(&clock));
+    let admin_state = AdminState::new(registry, move || {
         if let Some(issuer) = scrape_ca.issuer() {
             let expires = issuer.not_after();
             not_after.set(expires.unix_timestamp() as f64);
-            ttl.set((expires - clock.now()).as_seconds_f64());
+            ttl.set((expires - scrape_clock.now()).as_seconds_f64());
         }
-    }));
+    })
+    .with_readiness(readiness.clone());
+    let admin_state = Arc::new(admin_state);
 
     // Listeners first: readiness means the gRPC listener is up.
     let grpc_listener = TcpListener::bind(config.grpc_addr)
@@ -300,7 +314,7 @@ pub async fn start(
         Ok(())
     });
 
-    let mut reloader = Reloader::new(Arc::clone(&ca), config.issuer.clone(), clock)
+    let mut reloader = Reloader::new(Arc::clone(&ca), config.issuer.clone(), Arc::clone(&clock))
         .with_sink(Arc::clone(&events))
         .with_metrics(issuer_metrics)
         .with_options(config.reload.clone());
@@ -310,10 +324,15 @@ pub async fn start(
     if let Some(auto) = &config.auto_rotate {
         let anchor =
             TrustAnchorKey::load(&auto.anchor_cert, &auto.anchor_key).map_err(Error::Bootstrap)?;
-        let rotator = AutoRotator::new(anchor, config.issuer.clone(), auto.schedule.clone(), clock)
-            .map_err(Error::Bootstrap)?
-            .with_sink(Arc::clone(&events))
-            .with_reload_handle(reloader.handle());
+        let rotator = AutoRotator::new(
+            anchor,
+            config.issuer.clone(),
+            auto.schedule.clone(),
+            Arc::clone(&clock),
+        )
+        .map_err(Error::Bootstrap)?
+        .with_sink(Arc::clone(&events))
+        .with_reload_handle(reloader.handle());
         let rx = stopped.clone();
         tasks.spawn(async move {
             rotator.run(signal(rx)).await;
@@ -326,22 +345,33 @@ pub async fn start(
         Ok(())
     });
 
-    let service = IdentityService::new(Arc::clone(&ca), authenticator, clock)
+    let service = IdentityService::new(Arc::clone(&ca), authenticator, Arc::clone(&clock))
         .with_metrics(grpc_metrics)
         .with_events(events);
-    let rx = stopped.clone();
+    // The listener is bound: connections wait in its backlog until the server takes them.
+    readiness.set_grpc(GrpcState::Serving);
+    let rx = stopped;
+    let grpc = readiness.clone();
     tasks.spawn(async move {
-        service
-            .serve(grpc_listener, signal(rx))
-            .await
-            .map_err(Error::Grpc)
+        let draining = grpc.clone();
+        let served = service
+            .serve(grpc_listener, async move {
+                signal(rx).await;
+                draining.set_grpc(GrpcState::ShuttingDown);
+            })
+            .await;
+        grpc.set_grpc(GrpcState::Stopped);
+        if let Err(error) = &served {
+            tracing::error!(%error, "the gRPC server stopped");
+        }
+        served.map_err(Error::Grpc)
     });
 
-    admin_state.set_ready(true);
     tracing::info!(%grpc_addr, %admin_addr, "identity service ready");
-    let rx = stopped;
+    // The admin server outlives the gRPC server, so that `/ready` tells the truth while the
+    // requests in flight finish.
     tasks.spawn(async move {
-        admin::serve(admin_listener, admin_state, signal(rx)).await;
+        admin::serve(admin_listener, admin_state, readiness.grpc_stopped()).await;
         Ok(())
     });
 

@@ -2,14 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use meshid_client::{Client, ClientConfig, State, SystemClock, TokenSource};
+use meshid_client::{Client, ClientConfig, Clock as _, State, SystemClock, TokenSource};
 use meshid_grpc::{GrpcCertifier, Timeouts};
 use meshid_kube_testing::{Answer, ApiServerDouble};
 use meshid_policy::ServiceAccount;
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
-use meshid_server::serve::{ServeConfig, TokenValidation, start};
+use meshid_server::serve::{ServeConfig, TokenValidation, start, start_with_clock};
 use meshid_verify::TrustBundle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -434,4 +435,134 @@ fn development_state_files_replace_symlinks_instead_of_following_them() {
     let sa = ServiceAccount::new("emojivoto", "web").unwrap();
     dev.token(&sa, "identity.l5d.io", Duration::from_secs(60), now())
         .unwrap();
+}
+
+/// `/ready` follows the issuer: 503 with the reason once it has expired (at the service's
+/// clock), 200 again once the reloader has loaded a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_while_the_issuer_is_expired_and_200_once_a_new_one_is_loaded() {
+    let dir = temp_dir("ready-issuer");
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
+    let mut config = dev_config(&dev);
+    config.reload = meshid_issuer::ReloaderOptions::new(Duration::from_millis(100), true);
+    let clock = Arc::new(meshid_policy::ManualClock::new(now()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start_with_clock(config, clock.clone(), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let ready = http_get(running.admin_addr, "/ready").await;
+    assert!(ready.starts_with("HTTP/1.1 200 "), "{ready}");
+
+    // Three days on, the 48h development issuer has expired.
+    let not_after = running.ca.issuer().unwrap().not_after();
+    clock.set(not_after + time::Duration::days(1));
+    let ready = http_get(running.admin_addr, "/ready").await;
+    assert!(ready.starts_with("HTTP/1.1 503 "), "{ready}");
+    let reason = format!(
+        "not ready: issuer cannot issue: issuer certificate expired at {} (now {}); rotate it\n",
+        meshid_policy::rfc3339(not_after),
+        meshid_policy::rfc3339(not_after + time::Duration::days(1))
+    );
+    assert!(ready.ends_with(&reason), "{ready}");
+
+    // A new issuer is written to the folder and reloaded.
+    let anchor = meshid_issuer::bootstrap::TrustAnchorKey::load(
+        &dev.trust_anchors(),
+        &dev.trust_anchor_key(),
+    )
+    .unwrap();
+    let folder = dev.issuer_folder();
+    meshid_issuer::bootstrap::write_issuer(
+        &anchor,
+        &meshid_issuer::bootstrap::OutputFiles::new(folder.cert_path(), folder.key_path()),
+        &meshid_issuer::bootstrap::issuer_options(
+            meshid_issuer::bootstrap::ISSUER_COMMON_NAME,
+            clock.now(),
+            meshid_issuer::bootstrap::ISSUER_VALIDITY,
+            true,
+        ),
+        true,
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = http_get(running.admin_addr, "/ready").await;
+        if ready.starts_with("HTTP/1.1 200 ") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still not ready: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+}
+
+/// At shutdown the gRPC server finishes the requests in flight; meanwhile `/ready` answers
+/// 503 and why, and the admin server stops only after the gRPC server has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_while_the_grpc_server_finishes_its_requests_at_shutdown() {
+    let dir = temp_dir("ready-shutdown");
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start(dev_config(&dev), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let admin = running.admin_addr;
+
+    // A request in flight: its headers sent, its message not yet.
+    let tcp = tokio::net::TcpStream::connect(running.grpc_addr)
+        .await
+        .unwrap();
+    let (h2, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().unwrap();
+    let connection = tokio::spawn(connection);
+    let mut h2 = h2.ready().await.unwrap();
+    let post = http::Request::post(format!(
+        "http://{}/io.linkerd.proxy.identity.Identity/Certify",
+        running.grpc_addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, body) = h2.send_request(post, false).unwrap();
+    // The server has read it once a PING sent after it comes back.
+    ping.ping(h2::Ping::opaque()).await.unwrap();
+
+    let waiting = tokio::spawn(running.wait());
+    stop.send(()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let ready = http_get(admin, "/ready").await;
+        if ready.starts_with("HTTP/1.1 503 ") {
+            break ready;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        ready.ends_with(
+            "\r\n\r\nnot ready: the gRPC server is shutting down, finishing the requests in flight\n"
+        ),
+        "{ready}"
+    );
+    assert!(!waiting.is_finished());
+
+    // The request is abandoned: the gRPC server, then the admin server, stop.
+    drop((response, body, h2, ping));
+    connection.abort();
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("stopped")
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(admin).await.is_err());
 }
