@@ -13,6 +13,9 @@
 //!   gRPC server is serving and the loaded issuer can issue now; otherwise 503 with the
 //!   reasons, see [`ready::Readiness`]), `/metrics`.
 //!
+//! Every limit of both servers is set, strict by default ([`meshid_grpc::GrpcLimits`],
+//! [`admin::AdminLimits`]), and checked at start with a one-line error.
+//!
 //! [`dev::DevState`] prepares a development state folder (anchor, issuer, token-signing key,
 //! JWKS) so all of this runs on one machine; [`linkerd::LinkerdMounts`] finds the issuer and
 //! trust anchors where Linkerd's chart mounts them.

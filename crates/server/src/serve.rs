@@ -1,6 +1,7 @@
 //! The identity service: CA + issuer reload + token authentication + gRPC + admin HTTP.
 
 use core::future::Future;
+use core::ops::RangeInclusive;
 use core::str::FromStr;
 use core::sync::atomic::AtomicU64;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use meshid_authn::{
 };
 use meshid_ca::Ca;
 use meshid_client::{Clock, SystemClock};
-use meshid_grpc::IdentityService;
+use meshid_grpc::{GrpcLimits, IdentityService};
 use meshid_issuer::bootstrap::TrustAnchorKey;
 use meshid_issuer::{
     AutoRotator, EventSink, IssuerFolder, KubeEventSink, KubeEventsConfig, KubeEventsTask,
@@ -30,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Error;
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminLimits, AdminState};
 use crate::ready::{GrpcState, Readiness};
 
 /// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster.
@@ -82,6 +83,39 @@ pub struct KubeApi {
     pub burst: u32,
 }
 
+impl KubeApi {
+    /// Allowed [`qps`](Self::qps).
+    pub const QPS: RangeInclusive<f64> = 0.01..=1_000_000.0;
+    /// Allowed [`burst`](Self::burst).
+    pub const BURST: RangeInclusive<u32> = 1..=1_000_000;
+
+    /// Checks the rate and the burst against their allowed ranges (a rate of `1e-30` would
+    /// make the rate limiter wait longer than a `Duration` holds).
+    pub fn validate(&self) -> Result<(), Error> {
+        if !Self::QPS.contains(&self.qps) {
+            return Err(Error::Config {
+                reason: format!(
+                    "invalid kube_api.qps: {:?} is not between {} and {} requests per second",
+                    self.qps,
+                    Self::QPS.start(),
+                    Self::QPS.end()
+                ),
+            });
+        }
+        if !Self::BURST.contains(&self.burst) {
+            return Err(Error::Config {
+                reason: format!(
+                    "invalid kube_api.burst: {} is not between {} and {}",
+                    self.burst,
+                    Self::BURST.start(),
+                    Self::BURST.end()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for KubeApi {
     fn default() -> Self {
         Self {
@@ -126,6 +160,10 @@ pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     /// The admin HTTP listen address (Linkerd: `:9990`).
     pub admin_addr: SocketAddr,
+    /// The gRPC server's transport and request limits.
+    pub grpc: GrpcLimits,
+    /// The admin server's limits.
+    pub admin: AdminLimits,
     /// Trust domain and control-plane namespace.
     pub mesh: Mesh,
     /// Lifetimes, skew, SAN mode, key algorithms.
@@ -161,6 +199,8 @@ impl ServeConfig {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 9990)),
+            grpc: GrpcLimits::default(),
+            admin: AdminLimits::default(),
             mesh: Mesh::default(),
             policy: IssuancePolicy::default(),
             issuer,
@@ -172,6 +212,16 @@ impl ServeConfig {
             reload: ReloaderOptions::default(),
             auto_rotate: None,
         }
+    }
+}
+
+impl ServeConfig {
+    /// Checks the numbers: the gRPC and admin limits, the API server rate and burst.
+    /// [`start`] calls it first.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.grpc.validate().map_err(Error::Grpc)?;
+        self.admin.validate()?;
+        self.kube_api.validate()
     }
 }
 
@@ -220,7 +270,8 @@ impl Running {
     }
 }
 
-/// Starts the identity service: reads the anchors and the issuer (failing fast with a one-line reason if either is broken), binds both
+/// Starts the identity service: checks the configuration's numbers, reads the anchors and
+/// the issuer (failing fast with a one-line reason if either is broken), binds both
 /// listeners, and spawns the gRPC server, the admin server and the issuer reloader. When
 /// `shutdown` completes the gRPC server stops accepting and finishes the requests in flight
 /// (`/ready` answers 503 meanwhile), then the admin server stops.
@@ -238,6 +289,7 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, Error> {
+    config.validate()?;
     let now = clock.now();
     // Configuration first: a broken token-validation or Kubernetes setting fails before
     // anything is logged.
@@ -347,7 +399,8 @@ pub async fn start_with_clock(
 
     let service = IdentityService::new(Arc::clone(&ca), authenticator, Arc::clone(&clock))
         .with_metrics(grpc_metrics)
-        .with_events(events);
+        .with_events(events)
+        .with_limits(config.grpc.clone());
     // The listener is bound: connections wait in its backlog until the server takes them.
     readiness.set_grpc(GrpcState::Serving);
     let rx = stopped;
@@ -370,8 +423,15 @@ pub async fn start_with_clock(
     tracing::info!(%grpc_addr, %admin_addr, "identity service ready");
     // The admin server outlives the gRPC server, so that `/ready` tells the truth while the
     // requests in flight finish.
+    let admin_limits = config.admin.clone();
     tasks.spawn(async move {
-        admin::serve(admin_listener, admin_state, readiness.grpc_stopped()).await;
+        admin::serve(
+            admin_listener,
+            admin_state,
+            &admin_limits,
+            readiness.grpc_stopped(),
+        )
+        .await;
         Ok(())
     });
 

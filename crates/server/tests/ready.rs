@@ -9,7 +9,7 @@ use std::time::Duration;
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
 use meshid_policy::{IssuancePolicy, ManualClock, Mesh};
-use meshid_server::admin::{self, AdminState};
+use meshid_server::admin::{self, AdminLimits, AdminState};
 use meshid_server::ready::{GrpcState, NotReady, Readiness};
 use meshid_verify::TrustBundle;
 use time::OffsetDateTime;
@@ -140,7 +140,7 @@ async fn ready_answers_503_with_the_reason_and_200_once_repaired_while_live_stay
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        admin::serve(listener, state, async {
+        admin::serve(listener, state, &AdminLimits::default(), async {
             let _ = stopped.await;
         })
         .await;

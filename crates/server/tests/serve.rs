@@ -437,6 +437,41 @@ fn development_state_files_replace_symlinks_instead_of_following_them() {
         .unwrap();
 }
 
+#[tokio::test]
+async fn numbers_out_of_range_fail_at_start_in_one_line() {
+    let dir = temp_dir("numbers");
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
+    /// Sets one number out of range.
+    type Breaks = fn(&mut ServeConfig);
+    let cases: [(Breaks, &str); 4] = [
+        (
+            |c| c.kube_api.qps = 1e-30,
+            "invalid kube_api.qps: 1e-30 is not between 0.01 and 1000000 requests per second",
+        ),
+        (
+            |c| c.kube_api.burst = 0,
+            "invalid kube_api.burst: 0 is not between 1 and 1000000",
+        ),
+        (
+            |c| c.grpc.max_concurrent_streams = 0,
+            "invalid gRPC server limit max_concurrent_streams: 0 is not between 1 and 10000",
+        ),
+        (
+            |c| c.admin.header_read_timeout = Duration::from_secs(60),
+            "invalid admin server limit header_read_timeout: 60s is not between 100ms and 10s",
+        ),
+    ];
+    for (break_it, expected) in cases {
+        let mut config = dev_config(&dev);
+        break_it(&mut config);
+        let err = start(config, std::future::pending())
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.to_string(), expected);
+    }
+}
+
 /// `/ready` follows the issuer: 503 with the reason once it has expired (at the service's
 /// clock), 200 again once the reloader has loaded a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
