@@ -10,20 +10,59 @@
 //! `cert-manager` (bootstrap tooling).
 #![allow(clippy::disallowed_methods)] // a binary reads the clock
 
+use std::fmt::Display;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use meshid::ca::bootstrap::CaOptions;
+use meshid::grpc::GrpcLimits;
 use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAnchorKey};
 use meshid::issuer::{IssuerFolder, IssuerScheme};
-use meshid::policy::{GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain};
+use meshid::policy::{
+    GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain, format_go_duration,
+};
+use meshid::server::admin::AdminLimits;
 use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
 use meshid::server::linkerd::LinkerdMounts;
 use meshid::server::serve::{AutoRotate, KubeApi, ServeConfig, TokenValidation, start};
 use time::OffsetDateTime;
+
+/// Allowed `--worker-threads`.
+const WORKER_THREADS: RangeInclusive<usize> = 1..=1024;
+
+/// A number within `range`, or a one-line reason.
+fn number_in<T: FromStr + PartialOrd + Display>(
+    s: &str,
+    range: &RangeInclusive<T>,
+) -> Result<T, String> {
+    let outside = || format!("must be between {} and {}", range.start(), range.end());
+    let n: T = s.parse().map_err(|_| outside())?;
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(outside())
+    }
+}
+
+/// A Go duration within `range`, or a one-line reason.
+fn duration_in(s: &str, range: &RangeInclusive<Duration>) -> Result<GoDuration, String> {
+    let d: GoDuration = s.parse().map_err(|e| format!("{e}"))?;
+    if range.contains(&d.0) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "must be between {} and {}",
+            format_go_duration(*range.start()),
+            format_go_duration(*range.end())
+        ))
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "identity-ca", about = "meshid identity service", version)]
@@ -101,12 +140,49 @@ struct ServeArgs {
     /// Kubeconfig context (default: its current-context).
     #[arg(long)]
     kube_context: Option<String>,
-    /// TokenReview requests per second to the API server.
-    #[arg(long, default_value_t = 100.0)]
+    /// TokenReview requests per second to the API server (0.01 to 1000000).
+    #[arg(long, default_value_t = 100.0, value_parser = |s: &str| number_in(s, &KubeApi::QPS))]
     kube_apiclient_qps: f64,
-    /// TokenReview requests allowed at once above that rate.
-    #[arg(long, default_value_t = 200)]
+    /// TokenReview requests allowed at once above that rate (1 to 1000000).
+    #[arg(long, default_value_t = 200, value_parser = |s: &str| number_in(s, &KubeApi::BURST))]
     kube_apiclient_burst: u32,
+    /// HTTP/2 streams one gRPC connection may have open at once, advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (1 to 10000).
+    #[arg(long, default_value_t = GrpcLimits::default().max_concurrent_streams,
+        value_parser = |s: &str| number_in(s, &GrpcLimits::MAX_CONCURRENT_STREAMS))]
+    grpc_max_concurrent_streams: u32,
+    /// Largest Certify request, in bytes (16384 to 16777216); a larger one is refused
+    /// (OUT_OF_RANGE).
+    #[arg(long, default_value_t = GrpcLimits::default().max_message_size,
+        value_parser = |s: &str| number_in(s, &GrpcLimits::MAX_MESSAGE_SIZE))]
+    grpc_max_message_size: usize,
+    /// Deadline of one Certify request, token review included (Go duration, 100ms to 5m);
+    /// past it: DEADLINE_EXCEEDED.
+    #[arg(long, default_value_t = GoDuration(GrpcLimits::default().request_timeout),
+        value_parser = |s: &str| duration_in(s, &GrpcLimits::REQUEST_TIMEOUT))]
+    grpc_request_timeout: GoDuration,
+    /// Certify requests answered at once over all connections (1 to 1000000); past it:
+    /// RESOURCE_EXHAUSTED at once.
+    #[arg(long, default_value_t = GrpcLimits::default().max_in_flight,
+        value_parser = |s: &str| number_in(s, &GrpcLimits::MAX_IN_FLIGHT))]
+    grpc_max_in_flight: usize,
+    /// Idle time after which a gRPC connection is PINGed (Go duration, 100ms to 2h).
+    #[arg(long, default_value_t = GoDuration(GrpcLimits::default().keepalive_interval),
+        value_parser = |s: &str| duration_in(s, &GrpcLimits::KEEPALIVE_INTERVAL))]
+    grpc_keepalive_interval: GoDuration,
+    /// Time a PINGed connection has to answer before it is closed (Go duration, 100ms to
+    /// 10m).
+    #[arg(long, default_value_t = GoDuration(GrpcLimits::default().keepalive_timeout),
+        value_parser = |s: &str| duration_in(s, &GrpcLimits::KEEPALIVE_TIMEOUT))]
+    grpc_keepalive_timeout: GoDuration,
+    /// Time an admin client has to send a request's headers (Go duration, 100ms to 10s).
+    #[arg(long, default_value_t = GoDuration(AdminLimits::default().header_read_timeout),
+        value_parser = |s: &str| duration_in(s, &AdminLimits::HEADER_READ_TIMEOUT))]
+    admin_header_read_timeout: GoDuration,
+    /// Admin connections served at once (1 to 100000); past it, new ones are closed.
+    #[arg(long, default_value_t = AdminLimits::default().max_connections,
+        value_parser = |s: &str| number_in(s, &AdminLimits::MAX_CONNECTIONS))]
+    admin_max_connections: usize,
     /// Also post the issuer's events (IssuerUpdated, IssuerUpdateSkipped,
     /// IssuedLeafCertificate, ...) as Kubernetes Events on the Deployment linkerd-identity in
     /// --controller-namespace, through the same API access as TokenReview.
@@ -121,8 +197,8 @@ struct ServeArgs {
     /// Log level (error, warn, info, debug, trace) or a filter directive.
     #[arg(long, default_value = "info")]
     log_level: String,
-    /// Runtime worker threads (default: one per core).
-    #[arg(long)]
+    /// Runtime worker threads (default: one per core; 1 to 1024).
+    #[arg(long, value_parser = |s: &str| number_in(s, &WORKER_THREADS))]
     worker_threads: Option<usize>,
     /// Log format: plain or json.
     #[arg(long, default_value = "plain", value_parser = ["plain", "json"])]
@@ -284,7 +360,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     init_logging(&args.log_level, &args.log_format)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.worker_threads {
-        builder.worker_threads(n.max(1));
+        builder.worker_threads(n);
     }
     let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
@@ -320,6 +396,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         };
         config.grpc_addr = args.addr;
         config.admin_addr = args.admin_addr;
+        config.grpc.max_concurrent_streams = args.grpc_max_concurrent_streams;
+        config.grpc.max_message_size = args.grpc_max_message_size;
+        config.grpc.request_timeout = args.grpc_request_timeout.into();
+        config.grpc.max_in_flight = args.grpc_max_in_flight;
+        config.grpc.keepalive_interval = args.grpc_keepalive_interval.into();
+        config.grpc.keepalive_timeout = args.grpc_keepalive_timeout.into();
+        config.admin.header_read_timeout = args.admin_header_read_timeout.into();
+        config.admin.max_connections = args.admin_max_connections;
         config.mesh = Mesh::new(args.identity_trust_domain.clone(), args.controller_namespace.clone());
         config.policy.lifetime = args.identity_issuance_lifetime.into();
         config.policy.clock_skew = args.identity_clock_skew_allowance.into();

@@ -32,7 +32,7 @@ use meshid::client::{
 use meshid::grpc::{GrpcCertifier, Timeouts};
 use meshid::policy::{Mesh, Namespace, ServiceAccount, TrustDomain};
 use meshid::proxy::{inbound, outbound};
-use meshid::server::admin::{self, AdminState};
+use meshid::server::admin::{self, AdminLimits, AdminState};
 use meshid::verify::TrustBundle;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -203,7 +203,7 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!(admin = %args.admin_addr, %identity, "proxy starting");
     let (state, rx) = (Arc::clone(&admin_state), stopping.clone());
     tasks.spawn(async move {
-        admin::serve(admin_listener, state, stopped(rx)).await;
+        admin::serve(admin_listener, state, &AdminLimits::default(), stopped(rx)).await;
         Ok(())
     });
 

@@ -492,6 +492,9 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
         "-enable-pprof=false".to_owned(),
         "-kube-apiclient-qps=100".to_owned(),
         "-kube-apiclient-burst=200".to_owned(),
+        "--grpc-max-concurrent-streams=200".to_owned(),
+        "--grpc-request-timeout=5s".to_owned(),
+        "--admin-header-read-timeout=2s".to_owned(),
         format!("-addr={addr}"),
         format!("-admin-addr={admin}"),
         format!("-dev-dir={dev_dir}"),
@@ -557,6 +560,95 @@ fn refused_at_start(bin: &Path, args: &[&str]) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(err.lines().count(), 1, "{err}");
     err
+}
+
+/// Numeric flags out of range stop `identity-ca` before it does anything, with one line
+/// naming the flag and the range (a `--kube-apiclient-qps` of 1e-30 used to panic on the
+/// first rate-limited TokenReview).
+#[test]
+fn identity_ca_refuses_numbers_out_of_range_in_one_line() {
+    let bin = example("identity-ca");
+    let dir = scratch("numbers");
+    let dev_dir = dir.path().join("dev");
+    for (flag, value, reason) in [
+        (
+            "--kube-apiclient-qps",
+            "1e-30",
+            "must be between 0.01 and 1000000",
+        ),
+        (
+            "--kube-apiclient-qps",
+            "NaN",
+            "must be between 0.01 and 1000000",
+        ),
+        (
+            "--kube-apiclient-burst",
+            "0",
+            "must be between 1 and 1000000",
+        ),
+        ("--worker-threads", "0", "must be between 1 and 1024"),
+        (
+            "--grpc-max-concurrent-streams",
+            "100000",
+            "must be between 1 and 10000",
+        ),
+        (
+            "--grpc-max-message-size",
+            "1024",
+            "must be between 16384 and 16777216",
+        ),
+        (
+            "--grpc-request-timeout",
+            "0s",
+            "must be between 100ms and 5m0s",
+        ),
+        (
+            "--grpc-request-timeout",
+            "ten",
+            "invalid duration 'ten': expected a number",
+        ),
+        ("--grpc-max-in-flight", "0", "must be between 1 and 1000000"),
+        (
+            "--grpc-keepalive-interval",
+            "3h",
+            "must be between 100ms and 2h0m0s",
+        ),
+        (
+            "--grpc-keepalive-timeout",
+            "0s",
+            "must be between 100ms and 10m0s",
+        ),
+        (
+            "--admin-header-read-timeout",
+            "30s",
+            "must be between 100ms and 10s",
+        ),
+        (
+            "--admin-max-connections",
+            "0",
+            "must be between 1 and 100000",
+        ),
+    ] {
+        let out = Command::new(&bin)
+            .args(["--dev-dir", &dev_dir.display().to_string(), flag, value])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let name = flag
+            .trim_start_matches("--")
+            .replace('-', "_")
+            .to_uppercase();
+        assert_eq!(
+            err.trim_end(),
+            format!("identity-ca: invalid value '{value}' for '{flag} <{name}>': {reason}"),
+        );
+    }
+    assert!(
+        !dev_dir.exists(),
+        "state written before the flags were checked"
+    );
 }
 
 /// `identity-ca --kube-events` reaches the API server as TokenReview does; a kubeconfig that

@@ -18,6 +18,15 @@ pub enum Error {
         /// What failed, with its causes.
         reason: String,
     },
+    /// A server limit ([`GrpcLimits`](crate::GrpcLimits), [`AcceptBackoff`](crate::AcceptBackoff))
+    /// is out of its allowed range.
+    #[error("invalid gRPC server limit {name}: {reason}")]
+    InvalidLimit {
+        /// The limit's field name.
+        name: &'static str,
+        /// Its value and the allowed range.
+        reason: String,
+    },
     /// The identity service name to verify is not a DNS name.
     #[error("invalid identity service name '{name}': {reason}")]
     InvalidServerName {

@@ -5,6 +5,8 @@
 //! | [`IdentityService`] | a server for `/io.linkerd.proxy.identity.Identity/Certify` over a [`meshid_ca::Ca`], wire-identical to Linkerd's identity controller |
 //! | [`GrpcCertifier`] | a [`meshid_client::Certifier`] calling such a service (Linkerd's or this one), plaintext or TLS |
 //! | [`ClientTls`] | TLS to the identity service, verifying `linkerd-identity.<ns>.serviceaccount.identity.<ns>.<trust-domain>` |
+//! | [`GrpcLimits`] | the server's HTTP/2, request and accept-loop limits, strict by default |
+//! | [`Incoming`] | a listener's connections for an accept loop that backs off on errors such as `EMFILE` |
 //! | [`Metrics`] | `identity_certify_requests_total{code}` and `identity_certify_duration_seconds` |
 //!
 //! The messages are the generated types of the canonical `linkerd2-proxy-api` crate (feature
@@ -21,7 +23,7 @@
 //! | 2 | identity, token and CSR present; the CSR parses and its signature verifies; the identity is one of the mesh | `InvalidArgument`: `missing identity` / `missing token` / `missing certificate signing request` / the parse error |
 //! | 3 | the issuer chain and trust anchor are still valid | `Unavailable`: `issuer cannot issue: issuer certificate expired at … (now …); rotate it` (Linkerd: `Unknown`) |
 //! | 4 | the CSR's names | `FailedPrecondition`: `CSR must have exactly one DNSName` / `CSR name does not match requested identity: csr=…; req=…` / `invalid CommonName: …` / `cannot validate email addresses` / `cannot validate IP addresses` / `cannot validate URIs` |
-//! | 5 | token review ([`meshid_authn::Authenticator`]) | not authenticated → `FailedPrecondition`: `authentication token could not be authenticated`; invalid token → `InvalidArgument`: the reason; backend error → `Internal`: `error validating token for <identity>: <error>` |
+//! | 5 | token review ([`meshid_authn::Authenticator`]) | not authenticated → `FailedPrecondition`: `authentication token could not be authenticated`; invalid token → `InvalidArgument`: the reason; backend error → `Internal`: `internal error validating the token; request id <16 hex digits>` (Linkerd: `error validating token for <identity>: <error>`) |
 //! | 6 | the token's identity is the one requested | `FailedPrecondition`: `requested identity did not match provided token: requested=…; found=…` |
 //! | 7 | the key | not ECDSA → `Internal`: `CSR must contain an ECDSA public key (found …)`; an ECDSA curve the policy does not allow → `FailedPrecondition`: `CSR key algorithm ECDSA P-384 is not allowed (allowed: ECDSA P-256)` |
 //! | 8 | sign | OK; logged at info: `issued certificate for <identity> until <NotAfter>: <SHA-256 of the leaf DER>` |
@@ -29,6 +31,11 @@
 //! Steps 2–4 run before the token review, so a bad request costs no call to the Kubernetes
 //! API; the key refusal is held back until after step 6, where Linkerd answers it. No lock is
 //! held across the review: the CA's issuer is a lock-free snapshot, re-read when signing.
+//!
+//! A caller never sees the server's own failures: an `Internal` answer for a token review
+//! that could not be made (the API server unreachable, its errors) or a signature that
+//! failed reads `internal error <doing what>; request id <id>`, and the same id is logged at
+//! warning level with the detail, the API server's address and error text included.
 //!
 //! # Example
 //!
@@ -83,14 +90,14 @@
 //! # }
 //! ```
 //!
-//! # On the wire
+//! # Limits
 //!
-//! Answers leave in DATA frames of at most 255 bytes, and while other requests are still being
-//! answered, a connection's first write after an answer waits one turn of the scheduler, so
-//! that the answers finished together leave in one system call (a Certify answer is about
-//! 1 KiB; h2 would otherwise write each one, and then its trailers, on their own). Any HTTP/2
-//! client reassembles the frames; a lone request's answer is written at once, and no answer
-//! waits on a timer. Only `Certify` is served; other methods answer `Unimplemented`.
+//! [`IdentityService::serve`] runs tonic's server with every limit of [`GrpcLimits`] set
+//! (tonic's own defaults switch hyper's off): concurrent streams per connection, the h2
+//! limits on streams the server resets and on streams reset before they were accepted, the
+//! message size, a per-request deadline, a server-wide limit on requests in flight, HTTP/2
+//! keepalive, and an accept loop that backs off on errors ([`Incoming`]). Only `Certify` is
+//! served; other methods answer `Unimplemented`.
 //!
 //! # Limitations
 //!
@@ -106,17 +113,20 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod accept;
 mod client;
-mod coalesce;
 mod code;
 mod error;
-mod frames;
+mod guard;
+mod limits;
 mod metrics;
 mod server;
 mod tls;
 
+pub use accept::Incoming;
 pub use client::{GrpcCertifier, Timeouts};
 pub use error::Error;
+pub use limits::{AcceptBackoff, GrpcLimits};
 pub use metrics::Metrics;
 pub use server::IdentityService;
 pub use tls::ClientTls;

@@ -12,15 +12,14 @@ use meshid_client::Clock;
 use meshid_csr::{CsrLimits, ParsedCsr};
 use meshid_issuer::{Event, EventKind, EventSink, TracingSink};
 use meshid_policy::rfc3339;
+use ring::rand::{SecureRandom as _, SystemRandom};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use zeroize::Zeroizing;
 
-use crate::coalesce::{CoalescedWrites, CoalescingLayer, InFlight};
-use crate::{Error, Metrics};
+use crate::guard::GuardLayer;
+use crate::{Error, GrpcLimits, Incoming, Metrics};
 
 /// Linkerd's message for a token the authority does not recognise.
 const NOT_AUTHENTICATED: &str = "authentication token could not be authenticated";
@@ -37,7 +36,9 @@ pub struct IdentityService<A, K> {
     clock: K,
     metrics: Option<Metrics>,
     csr_limits: CsrLimits,
+    limits: GrpcLimits,
     events: Arc<dyn EventSink>,
+    random: SystemRandom,
 }
 
 impl<A, K> IdentityService<A, K>
@@ -54,7 +55,9 @@ where
             clock,
             metrics: None,
             csr_limits: CsrLimits::default(),
+            limits: GrpcLimits::default(),
             events: Arc::new(TracingSink),
+            random: SystemRandom::new(),
         }
     }
 
@@ -78,9 +81,19 @@ where
         self
     }
 
-    /// The tonic service to add to a [`tonic::transport::Server`].
+    /// The transport and request limits [`serve`](Self::serve) and
+    /// [`serve_with`](Self::serve_with) apply (default: [`GrpcLimits::default`]).
+    pub fn with_limits(mut self, limits: GrpcLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The tonic service to add to a [`tonic::transport::Server`], refusing messages larger
+    /// than [`GrpcLimits::max_message_size`]. The other limits are the server's: prefer
+    /// [`serve_with`](Self::serve_with), which sets them all.
     pub fn into_server(self) -> IdentityServer<Self> {
-        IdentityServer::new(self)
+        let max_message_size = self.limits.max_message_size;
+        IdentityServer::new(self).max_decoding_message_size(max_message_size)
     }
 
     /// Serves plaintext gRPC (h2c, as Linkerd's identity controller does) on `listener` until
@@ -95,25 +108,58 @@ where
     }
 
     /// [`serve`](Self::serve) with a server the caller configured, e.g. with
-    /// [`tls_config`](tonic::transport::Server::tls_config) or concurrency limits.
+    /// [`tls_config`](tonic::transport::Server::tls_config). The service's [`GrpcLimits`]
+    /// replace the server's HTTP/2 settings (concurrent streams, reset limits, stream window,
+    /// keepalive), and it is served directly (no router: other methods answer
+    /// `Unimplemented`), behind the deadline and the in-flight limit, on an accept loop that
+    /// backs off on errors ([`Incoming`]).
     pub async fn serve_with(
         self,
         server: tonic::transport::Server,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let in_flight = InFlight::default();
-        let writes = in_flight.clone();
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .map(move |accepted| accepted.map(|io| CoalescedWrites::new(io, writes.clone())));
+        let limits = self.limits.clone();
+        limits.validate()?;
+        let guard = GuardLayer::new(
+            limits.max_in_flight,
+            limits.request_timeout,
+            self.metrics.clone(),
+        );
+        let incoming = Incoming::new(listener, limits.accept_backoff, "gRPC");
         server
-            .layer(CoalescingLayer::new(in_flight))
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_max_local_error_reset_streams(Some(limits.max_local_error_resets))
+            .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_resets))
+            .initial_stream_window_size(limits.stream_window())
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+            .layer(guard)
             .serve_with_incoming_shutdown(self.into_server(), incoming, shutdown)
             .await
             .map_err(|e| Error::Serve {
                 reason: crate::error::chain(&e),
             })
+    }
+
+    /// A request id to quote: 16 hex digits from the system's random source.
+    fn request_id(&self) -> String {
+        let mut bytes = [0u8; 8];
+        // The system source does not fail on Linux once the kernel's pool is initialised;
+        // should it, a zero id still ties the answer to its log line by time.
+        let _ = self.random.fill(&mut bytes);
+        hex::encode(bytes)
+    }
+
+    /// An `Internal` refusal that shows the caller nothing but a request id; the detail is
+    /// logged with the same id.
+    fn internal(&self, identity: &str, what: &str, detail: &dyn fmt::Display) -> Refusal {
+        let request_id = self.request_id();
+        tracing::warn!(%request_id, %identity, "{what}: {detail}");
+        Refusal::new(
+            Code::Internal,
+            format!("internal error {what}; request id {request_id}"),
+        )
     }
 
     /// The pipeline. Steps are numbered as in Linkerd's reference table.
@@ -185,10 +231,8 @@ where
                         Refusal::new(Code::FailedPrecondition, NOT_AUTHENTICATED)
                     }
                     ErrorKind::InvalidToken => Refusal::new(Code::InvalidArgument, e.to_string()),
-                    _ => Refusal::new(
-                        Code::Internal,
-                        format!("error validating token for {identity}: {e}"),
-                    ),
+                    // The API server's address and error text stay in the log.
+                    _ => self.internal(&identity, "validating the token", &e),
                 })?;
         drop(token);
 
@@ -218,7 +262,12 @@ where
         let certified = self
             .ca
             .certify_parsed(&authenticated.service_account, &csr, now)
-            .map_err(|e| Refusal::from_ca(&e))?;
+            .map_err(|e| match Refusal::from_ca(&e) {
+                refusal if refusal.code == Code::Internal => {
+                    self.internal(&identity, "signing the certificate", &e)
+                }
+                refusal => refusal,
+            })?;
         tracing::debug!(
             identity = %certified.identity,
             serial = %hex::encode(certified.serial),
@@ -264,8 +313,9 @@ where
             }
             Err(refusal) => {
                 let code_name = crate::code::name(refusal.code);
+                // An internal error's detail was logged with its request id already.
                 match refusal.code {
-                    Code::Internal | Code::Unavailable => tracing::warn!(
+                    Code::Unavailable => tracing::warn!(
                         %identity, code = code_name, "certify refused: {}", refusal.message
                     ),
                     _ => tracing::debug!(

@@ -302,14 +302,6 @@ fn rows() -> Vec<Row> {
             Code::InvalidArgument,
             INVALID_TOKEN_REASON,
         ),
-        row(
-            "token review API error",
-            request(WEB_ID, API_ERROR_TOKEN, web_csr()),
-            Code::Internal,
-            &format!(
-                "error validating token for {WEB_ID}: cannot reach the Kubernetes API server at https://kubernetes.default.svc: connection refused"
-            ),
-        ),
         // 6. Token identity.
         row(
             "token of another identity",
@@ -364,6 +356,107 @@ async fn every_refusal_has_linkerds_code_and_message() {
         .certify(request(WEB_ID, WEB_TOKEN, web_csr()))
         .await
         .unwrap();
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_token_review_shows_the_caller_only_a_request_id_that_the_log_has_too() {
+    let logs = CapturedLogs::install();
+    let pki = Pki::new();
+    let server = Server::start(pki.ca_ready(), None).await;
+    let mut client = client(&server).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (code, message) =
+            refused(&mut client, request(WEB_ID, API_ERROR_TOKEN, web_csr())).await;
+        assert_eq!(code, Code::Internal);
+        // Nothing of the API server (its address, its error) reaches the caller.
+        let id = message
+            .strip_prefix("internal error validating the token; request id ")
+            .unwrap_or_else(|| panic!("{message}"));
+        assert_eq!(id.len(), 16, "{message}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{message}");
+        ids.push(id.to_owned());
+    }
+    assert_ne!(ids[0], ids[1], "each request has its own id");
+
+    // The log line with the id has the detail.
+    for id in &ids {
+        let line = logs.line_with(id).expect("a log line with the request id");
+        assert!(
+            line.contains(
+                "validating the token: cannot reach the Kubernetes API server at https://kubernetes.default.svc: connection refused"
+            ),
+            "{line}"
+        );
+        assert!(line.contains(&format!("identity={WEB_ID}")), "{line}");
+        assert!(line.contains(" WARN "), "{line}");
+    }
+    // The service still certifies afterwards.
+    client
+        .certify(request(WEB_ID, WEB_TOKEN, web_csr()))
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
+}
+
+/// An HSM- or KMS-backed issuer key whose service goes down once `down` is set.
+struct UnreachableSigner(meshid_csr::KeyPair, Arc<std::sync::atomic::AtomicBool>);
+
+impl meshid_ca::Signer for UnreachableSigner {
+    fn algorithm(&self) -> KeyAlgorithm {
+        self.0.algorithm()
+    }
+
+    fn public_key_raw(&self) -> &[u8] {
+        self.0.public_key_raw()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, meshid_ca::SignerError> {
+        if !self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            return meshid_ca::Signer::sign(&self.0, message);
+        }
+        Err(meshid_ca::SignerError(
+            "KMS key projects/mesh/keys/issuer at https://kms.internal:8443: permission denied"
+                .to_owned(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_signature_shows_the_caller_only_a_request_id_that_the_log_has_too() {
+    let logs = CapturedLogs::install();
+    let pki = Pki::new();
+    let ca = pki.ca_not_ready();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signer = UnreachableSigner(
+        meshid_csr::KeyPair::from_pem(&pki.issuer.key_pem()).unwrap(),
+        Arc::clone(&down),
+    );
+    let issuer = meshid_ca::IssuerCredentials::new(
+        vec![pki.issuer.der().clone()],
+        Arc::new(signer),
+        &pki.bundle,
+        NOW,
+    )
+    .unwrap();
+    ca.set_issuer(issuer, NOW).unwrap();
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let server = Server::start(ca, None).await;
+    let mut client = client(&server).await;
+
+    let (code, message) = refused(&mut client, request(WEB_ID, WEB_TOKEN, web_csr())).await;
+    assert_eq!(code, Code::Internal);
+    let id = message
+        .strip_prefix("internal error signing the certificate; request id ")
+        .unwrap_or_else(|| panic!("{message}"));
+    assert_eq!(id.len(), 16, "{message}");
+    let line = logs.line_with(id).expect("a log line with the request id");
+    assert!(
+        line.contains("https://kms.internal:8443: permission denied"),
+        "{line}"
+    );
     server.stop().await.unwrap();
 }
 

@@ -2,6 +2,8 @@
 
 use core::convert::Infallible;
 use core::future::Future;
+use core::ops::RangeInclusive;
+use core::time::Duration;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,54 +12,160 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use meshid_grpc::AcceptBackoff;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::Error;
+use crate::ready::Readiness;
+
+/// Limits of the admin server. [`Default`] is the strict choice.
+///
+/// | limit | default | past it |
+/// |---|---|---|
+/// | [`header_read_timeout`](Self::header_read_timeout) | 5 s | a client that has not sent a request's headers (from its connection, or from its previous answer) is disconnected |
+/// | [`max_connections`](Self::max_connections) | 512 | a new connection is closed at once |
+/// | [`accept_backoff`](Self::accept_backoff) | 5 ms doubling to 1 s | an accept error (e.g. `EMFILE`) pauses accepting |
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdminLimits {
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How the accept loop waits after an accept error.
+    pub accept_backoff: AcceptBackoff,
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(5),
+            max_connections: 512,
+            accept_backoff: AcceptBackoff::default(),
+        }
+    }
+}
+
+impl AdminLimits {
+    /// Allowed [`header_read_timeout`](Self::header_read_timeout).
+    pub const HEADER_READ_TIMEOUT: RangeInclusive<Duration> =
+        Duration::from_millis(100)..=Duration::from_secs(10);
+    /// Allowed [`max_connections`](Self::max_connections).
+    pub const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=100_000;
+
+    /// Checks every limit against its allowed range.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |name: &str, reason: String| Error::Config {
+            reason: format!("invalid admin server limit {name}: {reason}"),
+        };
+        let timeout = self.header_read_timeout;
+        if !Self::HEADER_READ_TIMEOUT.contains(&timeout) {
+            return Err(invalid(
+                "header_read_timeout",
+                format!(
+                    "{timeout:?} is not between {:?} and {:?}",
+                    Self::HEADER_READ_TIMEOUT.start(),
+                    Self::HEADER_READ_TIMEOUT.end()
+                ),
+            ));
+        }
+        let max = self.max_connections;
+        if !Self::MAX_CONNECTIONS.contains(&max) {
+            return Err(invalid(
+                "max_connections",
+                format!(
+                    "{max} is not between {} and {}",
+                    Self::MAX_CONNECTIONS.start(),
+                    Self::MAX_CONNECTIONS.end()
+                ),
+            ));
+        }
+        self.accept_backoff
+            .validate()
+            .map_err(|e| invalid("accept_backoff", e.to_string()))
+    }
+}
 
 /// What the admin server reports.
 pub struct AdminState {
-    ready: AtomicBool,
+    ready: Ready,
     registry: Registry,
     before_scrape: Box<dyn Fn() + Send + Sync>,
 }
 
+/// Where `/ready` gets its answer.
+enum Ready {
+    /// A flag set by the owner ([`AdminState::set_ready`]): `ready` or `not ready`.
+    Flag(AtomicBool),
+    /// The identity service's checks, with the reasons.
+    Service(Readiness),
+}
+
 impl AdminState {
     /// Admin state over `registry`; `before_scrape` runs before each `/metrics` encoding (to
-    /// refresh gauges that depend on the current time, such as the issuer's TTL).
+    /// refresh gauges that depend on the current time, such as the issuer's TTL). `/ready`
+    /// answers 503 until [`set_ready`](Self::set_ready).
     pub fn new(registry: Registry, before_scrape: impl Fn() + Send + Sync + 'static) -> Self {
         Self {
-            ready: AtomicBool::new(false),
+            ready: Ready::Flag(AtomicBool::new(false)),
             registry,
             before_scrape: Box::new(before_scrape),
         }
     }
 
-    /// Marks the service ready (issuer loaded and gRPC listener up) or not.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
+    /// `/ready` answers from the identity service's `readiness`, checked on every request:
+    /// 200, or 503 with the reasons.
+    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
+        self.ready = Ready::Service(readiness);
+        self
     }
 
-    /// Whether the service is ready.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+    /// Marks the service ready or not (unless it answers from a [`Readiness`]).
+    pub fn set_ready(&self, ready: bool) {
+        if let Ready::Flag(flag) = &self.ready {
+            flag.store(ready, Ordering::SeqCst);
+        }
+    }
+
+    /// `Ok` when ready, else the reasons.
+    pub fn check_ready(&self) -> Result<(), Vec<String>> {
+        match &self.ready {
+            Ready::Flag(flag) if flag.load(Ordering::SeqCst) => Ok(()),
+            Ready::Flag(_) => Err(Vec::new()),
+            Ready::Service(readiness) => readiness
+                .check()
+                .map_err(|reasons| reasons.iter().map(ToString::to_string).collect()),
+        }
     }
 
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let text = |status: StatusCode, body: &'static str| {
-            let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        let text = |status: StatusCode, body: String| {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
             *response.status_mut() = status;
             response
         };
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed\n".to_owned(),
+            );
         }
         match req.uri().path() {
-            "/ping" => text(StatusCode::OK, "pong\n"),
-            "/live" => text(StatusCode::OK, "live\n"),
-            "/ready" if self.is_ready() => text(StatusCode::OK, "ready\n"),
-            "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            "/ping" => text(StatusCode::OK, "pong\n".to_owned()),
+            "/live" => text(StatusCode::OK, "live\n".to_owned()),
+            "/ready" => match self.check_ready() {
+                Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
+                Err(reasons) if reasons.is_empty() => {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
+                }
+                Err(reasons) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {}\n", reasons.join("; ")),
+                ),
+            },
             "/metrics" => {
                 (self.before_scrape)();
                 let mut body = String::new();
@@ -74,11 +182,11 @@ impl AdminState {
                     }
                     Err(_) => text(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "metrics encoding failed\n",
+                        "metrics encoding failed\n".to_owned(),
                     ),
                 }
             }
-            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
         }
     }
 }
@@ -92,31 +200,48 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     })
 }
 
-/// Serves admin requests on `listener` until `shutdown` completes.
+/// Serves admin requests on `listener` within `limits` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
+    limits: &AdminLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let mut incoming = meshid_grpc::Incoming::new(listener, limits.accept_backoff, "admin");
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut turned_away = 0u64;
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let stream = tokio::select! {
+            stream = incoming.accept() => stream,
             () = &mut shutdown => return,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            // Closed at once: waiting in the backlog would only hold the client longer.
+            drop(stream);
+            turned_away += 1;
+            if turned_away.is_power_of_two() {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    turned_away,
+                    "admin connections at their limit: new ones are closed"
+                );
+            }
+            continue;
+        };
         let state = Arc::clone(&state);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let response = state.respond(&req);
                 async move { Ok::<_, Infallible>(response) }
             });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(error) = http.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(%error, "admin connection ended");
             }
+            drop(permit);
         });
     }
 }

@@ -4,7 +4,7 @@
 use core::time::Duration;
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use meshid_authn::{JwtSigner, TokenParams};
@@ -27,6 +27,11 @@ const ISSUER_DIR: &str = "issuer";
 const JWKS: &str = "jwks.json";
 const TOKEN_KEY: &str = "token-signing.key";
 
+/// Mode of private keys.
+const KEY_MODE: u32 = 0o600;
+/// Mode of certificates and public keys.
+const PUBLIC_MODE: u32 = 0o644;
+
 /// A development state folder:
 ///
 /// | file | what | mode |
@@ -36,6 +41,9 @@ const TOKEN_KEY: &str = "token-signing.key";
 /// | `issuer/crt.pem`, `issuer/key.pem` | the issuer (48h, re-minted when a third is left) | 0644 / 0600 |
 /// | `jwks.json` | the public key tokens are validated with | 0644 |
 /// | `token-signing.key` | the key development tokens are signed with | 0600 |
+///
+/// Every file is written to a temporary file, synced and renamed into place, so a reader
+/// never sees half a file and an existing symlink is replaced, never followed.
 #[derive(Clone, Debug)]
 pub struct DevState {
     dir: PathBuf,
@@ -74,14 +82,15 @@ impl DevState {
             )
             .map_err(Error::Bootstrap)?;
         }
-        if !state.dir.join(TOKEN_KEY).exists() {
+        // The key and its JWKS go together: a folder with only one of them gets both anew.
+        if !state.dir.join(TOKEN_KEY).exists() || !state.jwks().exists() {
             let signer = JwtSigner::generate(DEV_TOKEN_ISSUER).map_err(Error::Authn)?;
-            write_file(
+            write_atomic(
                 &state.dir.join(TOKEN_KEY),
                 signer.private_key_pem().as_bytes(),
-                0o600,
+                KEY_MODE,
             )?;
-            write_file(&state.jwks(), signer.jwks_json().as_bytes(), 0o644)?;
+            write_atomic(&state.jwks(), signer.jwks_json().as_bytes(), PUBLIC_MODE)?;
         }
         Ok(state)
     }
@@ -159,17 +168,25 @@ impl DevState {
     }
 }
 
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+/// Writes `path` as the issuer files are written: a new temporary file next to it (created,
+/// never opened through an existing name), with `mode` before any byte is written, synced,
+/// then renamed over `path`, which replaces a symlink there instead of following it; then the
+/// folder is synced so the rename survives a crash.
+fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
     let fail = |e: std::io::Error| Error::Dev {
         reason: format!("writing {}: {e}", path.display()),
     };
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut file = tempfile::Builder::new()
+        .prefix(".meshid-dev-")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
         .map_err(fail)?;
-    file.write_all(contents).map_err(fail)?;
-    Ok(())
+    file.write_all(contents)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(fail)?;
+    file.persist(path).map_err(|e| fail(e.error))?;
+    fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(fail)
 }

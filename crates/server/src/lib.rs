@@ -9,8 +9,12 @@
 //!   auto-rotation) are logged and, with [`serve::ServeConfig::kube_events`], posted as
 //!   Kubernetes Events on the `linkerd-identity` Deployment through the same API server access
 //!   as TokenReview ([`serve::KubeApi`]);
-//! - the admin HTTP server ([`admin`]): `/ping`, `/live`, `/ready` (200 once the issuer is loaded
-//!   and the gRPC listener is up), `/metrics`.
+//! - the admin HTTP server ([`admin`]): `/ping`, `/live` (the process), `/ready` (200 while the
+//!   gRPC server is serving and the loaded issuer can issue now; otherwise 503 with the
+//!   reasons, see [`ready::Readiness`]), `/metrics`.
+//!
+//! Every limit of both servers is set, strict by default ([`meshid_grpc::GrpcLimits`],
+//! [`admin::AdminLimits`]), and checked at start with a one-line error.
 //!
 //! [`dev::DevState`] prepares a development state folder (anchor, issuer, token-signing key,
 //! JWKS) so all of this runs on one machine; [`linkerd::LinkerdMounts`] finds the issuer and
@@ -45,6 +49,7 @@ pub mod admin;
 pub mod cli;
 pub mod dev;
 pub mod linkerd;
+pub mod ready;
 pub mod serve;
 
 /// Why the identity service could not start or run.

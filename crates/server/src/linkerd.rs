@@ -50,10 +50,8 @@ mod tests {
 
     #[test]
     fn found_only_where_the_chart_mounts_the_issuer() {
-        let root =
-            std::env::temp_dir().join(format!("meshid-linkerd-mounts-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
         assert_eq!(LinkerdMounts::find_under(&root), None);
 
         let issuer = root.join("var/run/linkerd/identity/issuer");
@@ -76,6 +74,5 @@ mod tests {
                 trust_anchors: Some(roots.join("ca-bundle.crt"))
             })
         );
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! The identity service: CA + issuer reload + token authentication + gRPC + admin HTTP.
 
 use core::future::Future;
+use core::ops::RangeInclusive;
 use core::str::FromStr;
 use core::sync::atomic::AtomicU64;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use meshid_authn::{
 };
 use meshid_ca::Ca;
 use meshid_client::{Clock, SystemClock};
-use meshid_grpc::IdentityService;
+use meshid_grpc::{GrpcLimits, IdentityService};
 use meshid_issuer::bootstrap::TrustAnchorKey;
 use meshid_issuer::{
     AutoRotator, EventSink, IssuerFolder, KubeEventSink, KubeEventsConfig, KubeEventsTask,
@@ -30,7 +31,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Error;
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminLimits, AdminState};
+use crate::ready::{GrpcState, Readiness};
 
 /// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster.
 pub const KUBERNETES_TOKEN_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -81,6 +83,39 @@ pub struct KubeApi {
     pub burst: u32,
 }
 
+impl KubeApi {
+    /// Allowed [`qps`](Self::qps).
+    pub const QPS: RangeInclusive<f64> = 0.01..=1_000_000.0;
+    /// Allowed [`burst`](Self::burst).
+    pub const BURST: RangeInclusive<u32> = 1..=1_000_000;
+
+    /// Checks the rate and the burst against their allowed ranges (a rate of `1e-30` would
+    /// make the rate limiter wait longer than a `Duration` holds).
+    pub fn validate(&self) -> Result<(), Error> {
+        if !Self::QPS.contains(&self.qps) {
+            return Err(Error::Config {
+                reason: format!(
+                    "invalid kube_api.qps: {:?} is not between {} and {} requests per second",
+                    self.qps,
+                    Self::QPS.start(),
+                    Self::QPS.end()
+                ),
+            });
+        }
+        if !Self::BURST.contains(&self.burst) {
+            return Err(Error::Config {
+                reason: format!(
+                    "invalid kube_api.burst: {} is not between {} and {}",
+                    self.burst,
+                    Self::BURST.start(),
+                    Self::BURST.end()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for KubeApi {
     fn default() -> Self {
         Self {
@@ -125,6 +160,10 @@ pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     /// The admin HTTP listen address (Linkerd: `:9990`).
     pub admin_addr: SocketAddr,
+    /// The gRPC server's transport and request limits.
+    pub grpc: GrpcLimits,
+    /// The admin server's limits.
+    pub admin: AdminLimits,
     /// Trust domain and control-plane namespace.
     pub mesh: Mesh,
     /// Lifetimes, skew, SAN mode, key algorithms.
@@ -160,6 +199,8 @@ impl ServeConfig {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 9990)),
+            grpc: GrpcLimits::default(),
+            admin: AdminLimits::default(),
             mesh: Mesh::default(),
             policy: IssuancePolicy::default(),
             issuer,
@@ -171,6 +212,16 @@ impl ServeConfig {
             reload: ReloaderOptions::default(),
             auto_rotate: None,
         }
+    }
+}
+
+impl ServeConfig {
+    /// Checks the numbers: the gRPC and admin limits, the API server rate and burst.
+    /// [`start`] calls it first.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.grpc.validate().map_err(Error::Grpc)?;
+        self.admin.validate()?;
+        self.kube_api.validate()
     }
 }
 
@@ -219,15 +270,26 @@ impl Running {
     }
 }
 
-/// Starts the identity service: reads the anchors and the issuer (failing fast with a
-/// one-line reason if either is broken), binds both listeners, and spawns the gRPC server, the
-/// admin server and the issuer reloader. They stop when `shutdown` completes; in-flight
-/// requests finish first.
+/// Starts the identity service: checks the configuration's numbers, reads the anchors and
+/// the issuer (failing fast with a one-line reason if either is broken), binds both
+/// listeners, and spawns the gRPC server, the admin server and the issuer reloader. When
+/// `shutdown` completes the gRPC server stops accepting and finishes the requests in flight
+/// (`/ready` answers 503 meanwhile), then the admin server stops.
 pub async fn start(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, Error> {
-    let clock = SystemClock;
+    start_with_clock(config, Arc::new(SystemClock), shutdown).await
+}
+
+/// [`start`] at the time `clock` tells: issuance, issuer reload and rotation, readiness and
+/// the issuer's TTL gauge read it.
+pub async fn start_with_clock(
+    config: ServeConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, Error> {
+    config.validate()?;
     let now = clock.now();
     // Configuration first: a broken token-validation or Kubernetes setting fails before
     // anything is logged.
@@ -264,13 +326,17 @@ pub async fn start(
         not_after.clone(),
     );
     let scrape_ca = Arc::clone(&ca);
-    let admin_state = Arc::new(AdminState::new(registry, move || {
+    let scrape_clock = Arc::clone(&clock);
+    let readiness = Readiness::new(Arc::clone(&ca), Arc::clone(&clock));
+    let admin_state = AdminState::new(registry, move || {
         if let Some(issuer) = scrape_ca.issuer() {
             let expires = issuer.not_after();
             not_after.set(expires.unix_timestamp() as f64);
-            ttl.set((expires - clock.now()).as_seconds_f64());
+            ttl.set((expires - scrape_clock.now()).as_seconds_f64());
         }
-    }));
+    })
+    .with_readiness(readiness.clone());
+    let admin_state = Arc::new(admin_state);
 
     // Listeners first: readiness means the gRPC listener is up.
     let grpc_listener = TcpListener::bind(config.grpc_addr)
@@ -300,7 +366,7 @@ pub async fn start(
         Ok(())
     });
 
-    let mut reloader = Reloader::new(Arc::clone(&ca), config.issuer.clone(), clock)
+    let mut reloader = Reloader::new(Arc::clone(&ca), config.issuer.clone(), Arc::clone(&clock))
         .with_sink(Arc::clone(&events))
         .with_metrics(issuer_metrics)
         .with_options(config.reload.clone());
@@ -310,10 +376,15 @@ pub async fn start(
     if let Some(auto) = &config.auto_rotate {
         let anchor =
             TrustAnchorKey::load(&auto.anchor_cert, &auto.anchor_key).map_err(Error::Bootstrap)?;
-        let rotator = AutoRotator::new(anchor, config.issuer.clone(), auto.schedule.clone(), clock)
-            .map_err(Error::Bootstrap)?
-            .with_sink(Arc::clone(&events))
-            .with_reload_handle(reloader.handle());
+        let rotator = AutoRotator::new(
+            anchor,
+            config.issuer.clone(),
+            auto.schedule.clone(),
+            Arc::clone(&clock),
+        )
+        .map_err(Error::Bootstrap)?
+        .with_sink(Arc::clone(&events))
+        .with_reload_handle(reloader.handle());
         let rx = stopped.clone();
         tasks.spawn(async move {
             rotator.run(signal(rx)).await;
@@ -326,22 +397,41 @@ pub async fn start(
         Ok(())
     });
 
-    let service = IdentityService::new(Arc::clone(&ca), authenticator, clock)
+    let service = IdentityService::new(Arc::clone(&ca), authenticator, Arc::clone(&clock))
         .with_metrics(grpc_metrics)
-        .with_events(events);
-    let rx = stopped.clone();
+        .with_events(events)
+        .with_limits(config.grpc.clone());
+    // The listener is bound: connections wait in its backlog until the server takes them.
+    readiness.set_grpc(GrpcState::Serving);
+    let rx = stopped;
+    let grpc = readiness.clone();
     tasks.spawn(async move {
-        service
-            .serve(grpc_listener, signal(rx))
-            .await
-            .map_err(Error::Grpc)
+        let draining = grpc.clone();
+        let served = service
+            .serve(grpc_listener, async move {
+                signal(rx).await;
+                draining.set_grpc(GrpcState::ShuttingDown);
+            })
+            .await;
+        grpc.set_grpc(GrpcState::Stopped);
+        if let Err(error) = &served {
+            tracing::error!(%error, "the gRPC server stopped");
+        }
+        served.map_err(Error::Grpc)
     });
 
-    admin_state.set_ready(true);
     tracing::info!(%grpc_addr, %admin_addr, "identity service ready");
-    let rx = stopped;
+    // The admin server outlives the gRPC server, so that `/ready` tells the truth while the
+    // requests in flight finish.
+    let admin_limits = config.admin.clone();
     tasks.spawn(async move {
-        admin::serve(admin_listener, admin_state, signal(rx)).await;
+        admin::serve(
+            admin_listener,
+            admin_state,
+            &admin_limits,
+            readiness.grpc_stopped(),
+        )
+        .await;
         Ok(())
     });
 

@@ -2,14 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use meshid_client::{Client, ClientConfig, State, SystemClock, TokenSource};
+use meshid_client::{Client, ClientConfig, Clock as _, State, SystemClock, TokenSource};
 use meshid_grpc::{GrpcCertifier, Timeouts};
 use meshid_kube_testing::{Answer, ApiServerDouble};
 use meshid_policy::ServiceAccount;
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
-use meshid_server::serve::{ServeConfig, TokenValidation, start};
+use meshid_server::serve::{ServeConfig, TokenValidation, start, start_with_clock};
 use meshid_verify::TrustBundle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -394,4 +395,209 @@ async fn kube_events_with_a_broken_kubeconfig_fail_at_start_in_one_line() {
         )),
         "{text}"
     );
+}
+
+#[test]
+fn development_state_files_replace_symlinks_instead_of_following_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = temp_dir("dev-symlinks");
+    let elsewhere = temp_dir("dev-symlinks-elsewhere");
+    let dev_dir = dir.path().join("dev");
+    std::fs::create_dir_all(&dev_dir).unwrap();
+    // Planted links: the key at a path that does not exist yet, the JWKS over a file that does.
+    let key_target = elsewhere.path().join("stolen.key");
+    let jwks_target = elsewhere.path().join("precious.json");
+    std::fs::write(&jwks_target, "precious").unwrap();
+    std::os::unix::fs::symlink(&key_target, dev_dir.join("token-signing.key")).unwrap();
+    std::os::unix::fs::symlink(&jwks_target, dev_dir.join("jwks.json")).unwrap();
+
+    let dev = DevState::prepare(&dev_dir, now()).unwrap();
+
+    // Nothing was written through the links.
+    assert!(!key_target.exists(), "the key was written through the link");
+    assert_eq!(std::fs::read_to_string(&jwks_target).unwrap(), "precious");
+    // The links were replaced by regular files: the key 0600, the JWKS 0644.
+    for (name, mode) in [("token-signing.key", 0o600), ("jwks.json", 0o644)] {
+        let meta = std::fs::symlink_metadata(dev_dir.join(name)).unwrap();
+        assert!(meta.file_type().is_file(), "{name} is not a regular file");
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{name}");
+    }
+    // No temporary file is left behind, and the key signs tokens the JWKS accepts.
+    let names: Vec<String> = std::fs::read_dir(&dev_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".meshid-dev-")),
+        "{names:?}"
+    );
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    dev.token(&sa, "identity.l5d.io", Duration::from_secs(60), now())
+        .unwrap();
+}
+
+#[tokio::test]
+async fn numbers_out_of_range_fail_at_start_in_one_line() {
+    let dir = temp_dir("numbers");
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
+    /// Sets one number out of range.
+    type Breaks = fn(&mut ServeConfig);
+    let cases: [(Breaks, &str); 4] = [
+        (
+            |c| c.kube_api.qps = 1e-30,
+            "invalid kube_api.qps: 1e-30 is not between 0.01 and 1000000 requests per second",
+        ),
+        (
+            |c| c.kube_api.burst = 0,
+            "invalid kube_api.burst: 0 is not between 1 and 1000000",
+        ),
+        (
+            |c| c.grpc.max_concurrent_streams = 0,
+            "invalid gRPC server limit max_concurrent_streams: 0 is not between 1 and 10000",
+        ),
+        (
+            |c| c.admin.header_read_timeout = Duration::from_secs(60),
+            "invalid admin server limit header_read_timeout: 60s is not between 100ms and 10s",
+        ),
+    ];
+    for (break_it, expected) in cases {
+        let mut config = dev_config(&dev);
+        break_it(&mut config);
+        let err = start(config, std::future::pending())
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.to_string(), expected);
+    }
+}
+
+/// `/ready` follows the issuer: 503 with the reason once it has expired (at the service's
+/// clock), 200 again once the reloader has loaded a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_while_the_issuer_is_expired_and_200_once_a_new_one_is_loaded() {
+    let dir = temp_dir("ready-issuer");
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
+    let mut config = dev_config(&dev);
+    config.reload = meshid_issuer::ReloaderOptions::new(Duration::from_millis(100), true);
+    let clock = Arc::new(meshid_policy::ManualClock::new(now()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start_with_clock(config, clock.clone(), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let ready = http_get(running.admin_addr, "/ready").await;
+    assert!(ready.starts_with("HTTP/1.1 200 "), "{ready}");
+
+    // Three days on, the 48h development issuer has expired.
+    let not_after = running.ca.issuer().unwrap().not_after();
+    clock.set(not_after + time::Duration::days(1));
+    let ready = http_get(running.admin_addr, "/ready").await;
+    assert!(ready.starts_with("HTTP/1.1 503 "), "{ready}");
+    let reason = format!(
+        "not ready: issuer cannot issue: issuer certificate expired at {} (now {}); rotate it\n",
+        meshid_policy::rfc3339(not_after),
+        meshid_policy::rfc3339(not_after + time::Duration::days(1))
+    );
+    assert!(ready.ends_with(&reason), "{ready}");
+
+    // A new issuer is written to the folder and reloaded.
+    let anchor = meshid_issuer::bootstrap::TrustAnchorKey::load(
+        &dev.trust_anchors(),
+        &dev.trust_anchor_key(),
+    )
+    .unwrap();
+    let folder = dev.issuer_folder();
+    meshid_issuer::bootstrap::write_issuer(
+        &anchor,
+        &meshid_issuer::bootstrap::OutputFiles::new(folder.cert_path(), folder.key_path()),
+        &meshid_issuer::bootstrap::issuer_options(
+            meshid_issuer::bootstrap::ISSUER_COMMON_NAME,
+            clock.now(),
+            meshid_issuer::bootstrap::ISSUER_VALIDITY,
+            true,
+        ),
+        true,
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = http_get(running.admin_addr, "/ready").await;
+        if ready.starts_with("HTTP/1.1 200 ") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still not ready: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+}
+
+/// At shutdown the gRPC server finishes the requests in flight; meanwhile `/ready` answers
+/// 503 and why, and the admin server stops only after the gRPC server has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_while_the_grpc_server_finishes_its_requests_at_shutdown() {
+    let dir = temp_dir("ready-shutdown");
+    let dev = DevState::prepare(dir.path(), now()).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start(dev_config(&dev), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let admin = running.admin_addr;
+
+    // A request in flight: its headers sent, its message not yet.
+    let tcp = tokio::net::TcpStream::connect(running.grpc_addr)
+        .await
+        .unwrap();
+    let (h2, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().unwrap();
+    let connection = tokio::spawn(connection);
+    let mut h2 = h2.ready().await.unwrap();
+    let post = http::Request::post(format!(
+        "http://{}/io.linkerd.proxy.identity.Identity/Certify",
+        running.grpc_addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, body) = h2.send_request(post, false).unwrap();
+    // The server has read it once a PING sent after it comes back.
+    ping.ping(h2::Ping::opaque()).await.unwrap();
+
+    let waiting = tokio::spawn(running.wait());
+    stop.send(()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let ready = http_get(admin, "/ready").await;
+        if ready.starts_with("HTTP/1.1 503 ") {
+            break ready;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        ready.ends_with(
+            "\r\n\r\nnot ready: the gRPC server is shutting down, finishing the requests in flight\n"
+        ),
+        "{ready}"
+    );
+    assert!(!waiting.is_finished());
+
+    // The request is abandoned: the gRPC server, then the admin server, stop.
+    drop((response, body, h2, ping));
+    connection.abort();
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("stopped")
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(admin).await.is_err());
 }

@@ -12,7 +12,7 @@ use meshid_authn::{Authenticated, Authenticator, InvalidToken};
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
 use meshid_csr::{Csr, CsrParams, KeyPair};
-use meshid_grpc::{IdentityService, Metrics};
+use meshid_grpc::{GrpcLimits, IdentityService, Metrics};
 use meshid_policy::{IssuancePolicy, KeyAlgorithm, Mesh, SanMode, ServiceAccount};
 use meshid_verify::TrustBundle;
 use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
@@ -46,6 +46,8 @@ pub const INVALID_TOKEN_REASON: &str =
     "[invalid bearer token, service account token has been invalidated]";
 
 pub const RSA_KEY_PEM: &str = include_str!("../../../ca/tests/data/rsa2048.key.pem");
+
+pub mod raw;
 
 // === time ===
 
@@ -235,6 +237,56 @@ impl Authenticator for ScriptedAuthenticator {
     }
 }
 
+// === logs ===
+
+/// Log lines written on this thread while the value lives (a current-thread runtime's tasks
+/// included).
+pub struct CapturedLogs {
+    lines: Arc<Mutex<Vec<u8>>>,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn install() -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(Arc::clone(&lines));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        Self {
+            lines,
+            _default: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.lines.lock().unwrap()).into_owned()
+    }
+
+    pub fn line_with(&self, needle: &str) -> Option<String> {
+        self.text()
+            .lines()
+            .find(|line| line.contains(needle))
+            .map(str::to_owned)
+    }
+}
+
 // === server ===
 
 /// An identity service on 127.0.0.1, stopped by [`Server::stop`].
@@ -257,11 +309,22 @@ impl Server {
         metrics: Option<Metrics>,
         builder: tonic::transport::Server,
     ) -> Self {
+        Self::start_limited(ca, metrics, builder, GrpcLimits::default()).await
+    }
+
+    /// A server with these limits.
+    pub async fn start_limited(
+        ca: Arc<Ca>,
+        metrics: Option<Metrics>,
+        builder: tonic::transport::Server,
+        limits: GrpcLimits,
+    ) -> Self {
         let authn = ScriptedAuthenticator::default();
         let clock = SetClock::new(NOW);
         let events = Arc::new(meshid_issuer::CollectingSink::new());
-        let mut service =
-            IdentityService::new(ca, authn.clone(), clock.clone()).with_events(Arc::clone(&events));
+        let mut service = IdentityService::new(ca, authn.clone(), clock.clone())
+            .with_events(Arc::clone(&events))
+            .with_limits(limits);
         if let Some(metrics) = metrics {
             service = service.with_metrics(metrics);
         }
