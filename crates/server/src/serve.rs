@@ -232,8 +232,15 @@ pub async fn start(
     // Configuration first: a broken token-validation or Kubernetes setting fails before
     // anything is logged.
     let kube_api = kube_api(&config)?;
-    let authenticator = authenticator(&config, kube_api.as_ref())?;
-    let (events, kube_events) = event_sink(&config, kube_api)?;
+    let api_server = kube_api
+        .as_ref()
+        .map(|api| (api.api_server(), api.source.clone()));
+    let authenticator = authenticator(&config, kube_api.as_ref()).await?;
+    let (events, kube_events) = event_sink(&config, kube_api).await?;
+    // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
+    if let Some((api_server, source)) = api_server {
+        tracing::info!(%api_server, %source, "Kubernetes API server");
+    }
     let bundle = read_bundle(&config)?;
     let ca =
         Arc::new(Ca::new(config.mesh.clone(), config.policy.clone(), bundle).map_err(Error::Ca)?);
@@ -325,7 +332,6 @@ pub async fn start(
         reloader.run(signal(rx)).await;
         Ok(())
     });
-
     let service = IdentityService::new(Arc::clone(&ca), authenticator, clock)
         .with_metrics(grpc_metrics)
         .with_events(events);
@@ -373,7 +379,8 @@ fn read_bundle(config: &ServeConfig) -> Result<TrustBundle, Error> {
 }
 
 /// The API server settings, read once when TokenReview or Kubernetes Events need them: the
-/// kubeconfig given, else the in-cluster configuration.
+/// kubeconfig given, else where kubectl would look (`KUBECONFIG`, `~/.kube/config`,
+/// in-cluster).
 fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
     if config.token_validation != TokenValidation::TokenReview && !config.kube_events {
         return Ok(None);
@@ -384,13 +391,11 @@ fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
         None => KubeApiConfig::discover(kube.context.as_deref()),
     }
     .map_err(Error::Kube)?;
-    // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
-    tracing::info!(api_server = %api.api_server, "Kubernetes API server");
     Ok(Some(api))
 }
 
 /// Logs, and with `kube_events` also Kubernetes Events on the identity Deployment.
-fn event_sink(
+async fn event_sink(
     config: &ServeConfig,
     kube_api: Option<KubeApiConfig>,
 ) -> Result<(Arc<dyn EventSink>, Option<KubeEventsTask>), Error> {
@@ -402,11 +407,13 @@ fn event_sink(
         config.mesh.control_plane_namespace().as_str(),
         "linkerd-identity",
     );
-    let (kube, task) = KubeEventSink::spawn(events).map_err(Error::KubeEvents)?;
+    let (kube, task) = KubeEventSink::spawn(events)
+        .await
+        .map_err(Error::KubeEvents)?;
     Ok((Arc::new((TracingSink, kube)), Some(task)))
 }
 
-fn authenticator(
+async fn authenticator(
     config: &ServeConfig,
     kube_api: Option<&KubeApiConfig>,
 ) -> Result<AnyAuthenticator, Error> {
@@ -420,7 +427,9 @@ fn authenticator(
             review.qps = kube.qps;
             review.burst = kube.burst;
             AnyAuthenticator::TokenReview(Box::new(
-                TokenReviewAuthenticator::new(review).map_err(Error::Authn)?,
+                TokenReviewAuthenticator::new(review)
+                    .await
+                    .map_err(Error::Authn)?,
             ))
         }
         TokenValidation::Jwks(path) => {

@@ -20,7 +20,7 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 /// How to reach the API server and how to use it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TokenReviewConfig {
     /// Where the API server is, its CA, this client's credentials and the per-request timeout
@@ -57,14 +57,16 @@ impl TokenReviewConfig {
         }
     }
 
-    /// An explicit configuration (`--api-server URL --ca-file PATH --token-file PATH`, see
+    /// An explicit configuration (API server URL, CA file, token file; see
     /// [`KubeApiConfig::new`]) with the defaults for everything else.
     pub fn new(
-        api_server: impl Into<String>,
+        api_server: &str,
         ca_file: impl Into<PathBuf>,
         token_file: impl Into<PathBuf>,
-    ) -> Self {
-        Self::with_api(KubeApiConfig::new(api_server, ca_file, token_file))
+    ) -> Result<Self, Error> {
+        Ok(Self::with_api(KubeApiConfig::new(
+            api_server, ca_file, token_file,
+        )?))
     }
 
     /// The in-cluster configuration ([`KubeApiConfig::in_cluster`]).
@@ -72,60 +74,27 @@ impl TokenReviewConfig {
         Ok(Self::with_api(KubeApiConfig::in_cluster()?))
     }
 
-    /// The in-cluster configuration with the environment read through `env` and the
-    /// ServiceAccount files taken from `service_account_dir` (`token`, `ca.crt`)
-    /// ([`KubeApiConfig::in_cluster_with`]).
-    pub fn in_cluster_with(
-        env: impl Fn(&str) -> Option<String>,
-        service_account_dir: &Path,
-    ) -> Result<Self, Error> {
-        Ok(Self::with_api(KubeApiConfig::in_cluster_with(
-            env,
-            service_account_dir,
-        )?))
-    }
-
-    /// The API server, CA and credentials of a kubeconfig file's `context` (default: its
-    /// `current-context`), with the defaults for everything else
-    /// ([`KubeApiConfig::from_kubeconfig`]).
+    /// A kubeconfig file's `context` (default: its `current-context`), with the defaults for
+    /// everything else ([`KubeApiConfig::from_kubeconfig`]).
     pub fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Self, Error> {
         Ok(Self::with_api(KubeApiConfig::from_kubeconfig(
             path, context,
         )?))
     }
 
+    /// [`from_kubeconfig`](Self::from_kubeconfig) for kubeconfig `text`
+    /// ([`KubeApiConfig::from_kubeconfig_str`]).
+    pub fn from_kubeconfig_str(text: &str, context: Option<&str>) -> Result<Self, Error> {
+        Ok(Self::with_api(KubeApiConfig::from_kubeconfig_str(
+            text, context,
+        )?))
+    }
+
     /// The configuration where kubectl and Linkerd look when none is named: the kubeconfig
-    /// `KUBECONFIG` names, else `~/.kube/config`, else in-cluster
+    /// files `KUBECONFIG` names, else `~/.kube/config`, else in-cluster
     /// ([`KubeApiConfig::discover`]).
     pub fn discover(context: Option<&str>) -> Result<Self, Error> {
         Ok(Self::with_api(KubeApiConfig::discover(context)?))
-    }
-
-    /// [`discover`](Self::discover) with the environment read through `env` and the
-    /// ServiceAccount files taken from `service_account_dir`
-    /// ([`KubeApiConfig::discover_with`]).
-    pub fn discover_with(
-        env: impl Fn(&str) -> Option<String>,
-        service_account_dir: &Path,
-        context: Option<&str>,
-    ) -> Result<Self, Error> {
-        Ok(Self::with_api(KubeApiConfig::discover_with(
-            env,
-            service_account_dir,
-            context,
-        )?))
-    }
-
-    /// [`from_kubeconfig`](Self::from_kubeconfig) for kubeconfig `text`; relative paths in it
-    /// are taken relative to `base_dir` ([`KubeApiConfig::from_kubeconfig_str`]).
-    pub fn from_kubeconfig_str(
-        text: &str,
-        base_dir: &Path,
-        context: Option<&str>,
-    ) -> Result<Self, Error> {
-        Ok(Self::with_api(KubeApiConfig::from_kubeconfig_str(
-            text, base_dir, context,
-        )?))
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {

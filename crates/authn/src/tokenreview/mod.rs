@@ -8,9 +8,9 @@ use core::fmt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use meshid_kube::KubeClient;
 use meshid_policy::ServiceAccount;
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use self::cache::Cache;
@@ -21,15 +21,12 @@ use self::limiter::RateLimiter;
 use crate::token::{digest, token_str, unverified_exp};
 use crate::{Authenticated, Authenticator, Clock, Error, InvalidToken, SystemClock};
 
-/// The TokenReview endpoint, below the API server's base URL.
-const TOKEN_REVIEWS_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
-
 /// `user.extra` keys the API server fills for pod-bound tokens.
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 
 /// Authenticates tokens by asking the Kubernetes API server (`TokenReview`,
-/// `authentication.k8s.io/v1`).
+/// `authentication.k8s.io/v1`, created through kube-rs).
 ///
 /// Like Linkerd: the review asks for the configured audiences; when `status.error` mentions
 /// "token audiences" it is retried once without; `status.error` refuses the token with that
@@ -55,61 +52,23 @@ pub struct TokenReviewAuthenticator<C = SystemClock> {
     clock: Arc<C>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenReviewRequest<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    spec: Spec<'a>,
-}
-
-#[derive(Serialize)]
-struct Spec<'a> {
-    token: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    audiences: &'a [String],
-}
-
-#[derive(Deserialize)]
-struct TokenReview {
-    #[serde(default)]
-    status: ReviewStatus,
-}
-
-#[derive(Default, Deserialize)]
-struct ReviewStatus {
-    #[serde(default)]
-    authenticated: bool,
-    #[serde(default)]
-    user: UserInfo,
-    #[serde(default)]
-    audiences: Vec<String>,
-    #[serde(default)]
-    error: String,
-}
-
-#[derive(Default, Deserialize)]
-struct UserInfo {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    extra: HashMap<String, Vec<String>>,
-}
-
 impl TokenReviewAuthenticator<SystemClock> {
     /// An authenticator reading the system clock (for cache expiry).
-    pub fn new(config: TokenReviewConfig) -> Result<Self, Error> {
-        Self::with_clock(config, SystemClock)
+    pub async fn new(config: TokenReviewConfig) -> Result<Self, Error> {
+        Self::with_clock(config, SystemClock).await
     }
 }
 
 impl<C: Clock> TokenReviewAuthenticator<C> {
-    /// An authenticator reading `clock` for cache expiry (and the expiry of a kubeconfig exec
-    /// plugin's token). Reads the CA file now; the token file is read on every request.
-    pub fn with_clock(config: TokenReviewConfig, clock: C) -> Result<Self, Error> {
+    /// An authenticator reading `clock` for cache expiry and the expiry of a kubeconfig exec
+    /// plugin's client certificate. Builds the Kubernetes API
+    /// client now (reading its files, running its exec plugin).
+    pub async fn with_clock(config: TokenReviewConfig, clock: C) -> Result<Self, Error> {
         config.validate()?;
         let clock = Arc::new(clock);
-        let client = KubeClient::new(config.api.clone())?.with_clock(Arc::clone(&clock));
+        let client = KubeClient::connect(config.api.clone())
+            .await?
+            .with_clock(Arc::clone(&clock));
         Ok(Self {
             client,
             limiter: RateLimiter::new(config.qps, config.burst),
@@ -143,9 +102,10 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
     async fn review_and_check(&self, token: &str) -> Result<Authenticated, Error> {
         let mut audiences = self.config.audiences.as_slice();
         let mut status = self.review(token, audiences).await?;
+        let error = status.error.as_deref().unwrap_or_default();
         if !audiences.is_empty()
             && self.config.retry_without_audiences
-            && status.error.contains("token audiences")
+            && error.contains("token audiences")
         {
             tracing::debug!(
                 "the API server cannot review token audiences; retrying without audiences"
@@ -153,30 +113,32 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
             audiences = &[];
             status = self.review(token, audiences).await?;
         }
-        if !status.error.is_empty() {
+        if let Some(error) = status.error.as_deref().filter(|e| !e.is_empty()) {
             return Err(InvalidToken::Rejected {
-                reason: redact(&status.error, token),
+                reason: redact(error, token),
             }
             .into());
         }
-        if !status.authenticated {
+        if status.authenticated != Some(true) {
             return Err(Error::NotAuthenticated);
         }
-        if !audiences.is_empty() && !status.audiences.iter().any(|a| audiences.contains(a)) {
+        let found = status.audiences.unwrap_or_default();
+        if !audiences.is_empty() && !found.iter().any(|a| audiences.contains(a)) {
             return Err(InvalidToken::Audience {
                 expected: audiences.join(","),
-                found: status.audiences,
+                found,
             }
             .into());
         }
-        let username = status.user.username;
+        let user = status.user.unwrap_or_default();
+        let username = user.username.unwrap_or_default();
         let service_account = ServiceAccount::from_username(&username).map_err(|e| {
             InvalidToken::NotServiceAccount {
                 reason: e.to_string(),
                 username: username.clone(),
             }
         })?;
-        let mut extra = status.user.extra;
+        let mut extra = user.extra.unwrap_or_default();
         let mut first = |key: &str| {
             extra
                 .remove(key)
@@ -190,32 +152,31 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
     }
 
     /// One TokenReview call, rate limited and bounded by the timeout.
-    async fn review(&self, token: &str, audiences: &[String]) -> Result<ReviewStatus, Error> {
+    async fn review(&self, token: &str, audiences: &[String]) -> Result<TokenReviewStatus, Error> {
         let timeout = self.config.api.timeout;
         self.limiter
             .acquire(timeout)
             .await
             .map_err(|wait| Error::RateLimited { wait, timeout })?;
-        let body = serde_json::to_vec(&TokenReviewRequest {
-            api_version: "authentication.k8s.io/v1",
-            kind: "TokenReview",
-            spec: Spec { token, audiences },
-        })
-        .map_err(|e| Error::Response {
-            reason: format!("cannot encode the request: {e}"),
-        })?;
-        let response = self.client.post_json(TOKEN_REVIEWS_PATH, body).await?;
-        if !response.is_success() {
-            return Err(Error::ApiServer {
-                status: response.status,
-                message: redact(&response.error_message(), token),
-            });
-        }
-        let review: TokenReview =
-            serde_json::from_slice(&response.body).map_err(|e| Error::Response {
-                reason: format!("not a TokenReview: {e}"),
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_owned()),
+                audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
+            },
+            ..TokenReview::default()
+        };
+        let answer = self
+            .client
+            .create(None, &review)
+            .await
+            .map_err(|e| match e {
+                meshid_kube::Error::Api { status, message } => Error::ApiServer {
+                    status,
+                    message: redact(&message, token),
+                },
+                e => Error::from(e),
             })?;
-        Ok(review.status)
+        Ok(answer.status.unwrap_or_default())
     }
 }
 
