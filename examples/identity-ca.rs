@@ -107,6 +107,11 @@ struct ServeArgs {
     /// TokenReview requests allowed at once above that rate.
     #[arg(long, default_value_t = 200)]
     kube_apiclient_burst: u32,
+    /// Retry a TokenReview without audiences when the API server says it cannot review them,
+    /// as Linkerd does. Only for such API servers: otherwise it lets tokens of other
+    /// audiences (any pod's default token) through. Logged as a warning at start.
+    #[arg(long)]
+    token_review_audience_fallback: bool,
     /// Also post the issuer's events (IssuerUpdated, IssuerUpdateSkipped,
     /// IssuedLeafCertificate, ...) as Kubernetes Events on the Deployment linkerd-identity in
     /// --controller-namespace, through the same API access as TokenReview.
@@ -328,6 +333,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         kube_api.context = args.kube_context.clone();
         kube_api.qps = args.kube_apiclient_qps;
         kube_api.burst = args.kube_apiclient_burst;
+        kube_api.audience_fallback = args.token_review_audience_fallback;
         config.kube_api = kube_api;
         config.kube_events = args.kube_events;
         if args.enable_pprof {

@@ -4,7 +4,7 @@
 //!
 //! | authenticator | how | for |
 //! |---|---|---|
-//! | [`TokenReviewAuthenticator`] | asks the API server (`TokenReview`, `authentication.k8s.io/v1`, through kube-rs), cached and rate limited | production, Linkerd-compatible |
+//! | [`TokenReviewAuthenticator`] | asks the API server (`TokenReview`, `authentication.k8s.io/v1`, through kube-rs), cached, pre-checked and rate limited | production, Linkerd-compatible |
 //! | [`JwksAuthenticator`] | verifies projected tokens offline (ES256, RS256) against a [`Jwks`] | production without API-server load; clusters whose JWKS is published |
 //! | [`StaticAuthenticator`] | a file mapping tokens to ServiceAccounts | development |
 //! | [`AnyAuthenticator`] | one of the above, chosen at run time | binaries |
@@ -77,12 +77,20 @@
 //!   [`TokenReviewConfig::from_kubeconfig`], in a pod with [`TokenReviewConfig::in_cluster`],
 //!   explicitly with [`TokenReviewConfig::new`] (API server URL, CA file, token file), or from
 //!   a [`KubeApiConfig`] shared with other clients with [`TokenReviewConfig::with_api`].
-//! - **Cache and rate limit.** Only positive TokenReview results are cached, under the token's
-//!   SHA-256, for at most a minute and never past the token's `exp`. A token bucket (Linkerd's
-//!   QPS 100, burst 200) spaces requests to the API server, so a pod-start storm queues here
-//!   instead of being throttled there; callers presenting the same token while it is being
-//!   reviewed (a proxy retrying a slow request) share one review, and a cancelled caller
-//!   leaves nothing behind.
+//! - **The audience is enforced.** Linkerd retries a review without audiences whenever the
+//!   API server says "token audiences": a real API server says exactly that for every token
+//!   of another audience, so any pod's default token would pass. Here that is a refusal; the
+//!   retry is an opt-in for API servers that cannot review audiences
+//!   ([`TokenReviewConfig::audience_fallback`]).
+//! - **Cache, negative cache, local checks and a rate limit.** Positive TokenReview results
+//!   are cached under the token's SHA-256 for at most a minute and never past the token's
+//!   `exp`; refusals for 10 s. A token that is not a JWT, or a JWT whose `exp` is past or
+//!   whose `aud` lacks the audience, is refused without a review (a filter only: nothing is
+//!   accepted without the API server). A token bucket (Linkerd's QPS 100, burst 200) spaces
+//!   requests to the API server, so a pod-start storm queues here instead of being throttled
+//!   there; a caller that leaves gives its permit back; callers presenting the same token
+//!   while it is being reviewed share one review. Garbage tokens therefore cannot starve real
+//!   ones ([`Metrics`] counts what was refused locally and from the negative cache).
 //! - **Tokens are secrets.** They are never logged, never quoted in errors (an answer from the
 //!   API server that echoes the token is redacted) and never shown by `Debug`; the static and
 //!   cached forms are SHA-256 digests.
@@ -108,6 +116,7 @@
 
 mod error;
 mod jwt;
+mod metrics;
 mod signer;
 mod static_tokens;
 mod token;
@@ -126,12 +135,13 @@ pub use meshid_kube::{
 };
 /// The injected time source, shared with the other meshid crates.
 pub use meshid_policy::{Clock, ManualClock, SystemClock};
+pub use metrics::Metrics;
 pub use signer::{DEFAULT_TOKEN_LIFETIME, JwtSigner, PodRef, TokenParams};
 pub use static_tokens::StaticAuthenticator;
 pub use token::MAX_TOKEN_LEN;
 pub use tokenreview::{
-    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_QPS,
-    TokenReviewAuthenticator, TokenReviewConfig,
+    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_CAPACITY,
+    DEFAULT_NEGATIVE_CACHE_TTL, DEFAULT_QPS, TokenReviewAuthenticator, TokenReviewConfig,
 };
 
 /// Turns a ServiceAccount token into the ServiceAccount it authenticates.

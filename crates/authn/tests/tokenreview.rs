@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use meshid_authn::{
-    ApiCredentials, Authenticator, Clock, Error, ErrorKind, InvalidToken, ManualClock,
+    ApiCredentials, Authenticator, Clock, Error, ErrorKind, InvalidToken, ManualClock, Metrics,
     TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_kube_testing::{Answer, ApiServerDouble, ClientCertificate, Request};
@@ -233,7 +233,10 @@ async fn authenticated_tokens_name_the_service_account_and_pod() {
 async fn refusals_are_sorted_by_kind_with_exact_messages() {
     let server = FakeApiServer::start().await;
     let (config, _dir) = server.config();
-    let authn = TokenReviewAuthenticator::new(config).await.unwrap();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let authn = TokenReviewAuthenticator::with_clock(config, Arc::clone(&clock))
+        .await
+        .unwrap();
     let err = |name: &'static str| {
         let authn = &authn;
         async move { authn.authenticate(jwt(name).as_bytes()).await.unwrap_err() }
@@ -307,31 +310,130 @@ async fn refusals_are_sorted_by_kind_with_exact_messages() {
     assert_eq!(server.hits(), 8);
     assert_eq!(authn.cached(), 0);
 
-    // Nothing negative was cached: every refusal reached the server.
-    err("expired-token").await;
+    // Refusals of the token are remembered for 10 s; failures to ask are not.
+    assert_eq!(authn.refusals_cached(), 4);
+    assert_eq!(err("expired-token").await.kind(), ErrorKind::InvalidToken);
+    assert_eq!(err("not-authenticated").await, Error::NotAuthenticated);
+    assert_eq!(server.hits(), 8);
+    err("broken").await;
     assert_eq!(server.hits(), 9);
+    clock.advance(Duration::from_secs(10));
+    err("expired-token").await;
+    assert_eq!(server.hits(), 10);
 }
 
 #[tokio::test]
-async fn token_audiences_errors_are_retried_without_audiences() {
+async fn the_audience_is_enforced_unless_the_fallback_is_on() {
     let server = FakeApiServer::start().await;
     let (config, _dir) = server.config();
     let token = jwt("other-audience");
+
+    // By default, the API server's refusal is the answer: no retry without audiences.
     let authn = TokenReviewAuthenticator::new(config.clone()).await.unwrap();
+    let e = authn.authenticate(token.as_bytes()).await.unwrap_err();
+    assert_eq!(
+        e,
+        Error::InvalidToken(InvalidToken::Rejected {
+            reason: WRONG_AUDIENCE.to_owned()
+        })
+    );
+    assert_eq!(e.kind(), ErrorKind::InvalidToken);
+    assert_eq!(e.to_string(), WRONG_AUDIENCE);
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].audiences, Some(vec!["identity.l5d.io".to_owned()]));
+
+    // A token that says its audience is refused without asking.
+    let default_audience = jwt_with(
+        "valid-token",
+        json!({"aud": ["https://kubernetes.default.svc"]}),
+    );
+    let e = authn
+        .authenticate(default_audience.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Error::InvalidToken(InvalidToken::Audience {
+            expected: "identity.l5d.io".into(),
+            found: vec!["https://kubernetes.default.svc".into()],
+        })
+    );
+    assert_eq!(server.hits(), 1);
+
+    // With the fallback, for API servers that cannot review audiences: retried without.
+    let mut fallback = config;
+    fallback.audience_fallback = true;
+    let authn = TokenReviewAuthenticator::new(fallback).await.unwrap();
     let who = authn.authenticate(token.as_bytes()).await.unwrap();
     assert_eq!(who.service_account, web());
     let seen = server.requests();
-    assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].audiences, Some(vec!["identity.l5d.io".to_owned()]));
-    assert_eq!(seen[1].audiences, None, "the retry asks for no audiences");
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[1].audiences, Some(vec!["identity.l5d.io".to_owned()]));
+    assert_eq!(seen[2].audiences, None, "the retry asks for no audiences");
+    // ... and a token's own aud is left to the API server too.
+    authn
+        .authenticate(default_audience.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(server.hits(), 4);
+}
 
-    // Without the retry the error is the API server's.
-    let mut strict = config;
-    strict.retry_without_audiences = false;
-    let authn = TokenReviewAuthenticator::new(strict).await.unwrap();
-    let e = authn.authenticate(token.as_bytes()).await.unwrap_err();
+#[tokio::test]
+async fn tokens_that_give_themselves_away_are_refused_without_a_review() {
+    let server = FakeApiServer::start().await;
+    let (config, _dir) = server.config();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let metrics = Metrics::default();
+    let authn = TokenReviewAuthenticator::with_clock(config, Arc::clone(&clock))
+        .await
+        .unwrap()
+        .with_metrics(metrics.clone());
+
+    let e = authn.authenticate(b"opaque-garbage").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidToken);
-    assert_eq!(e.to_string(), WRONG_AUDIENCE);
+    assert_eq!(
+        e.to_string(),
+        "token is malformed: it is not a JWT (header.payload.signature); ServiceAccount tokens \
+         are JWTs"
+    );
+    let expired = jwt_with("valid-token", json!({"exp": NOW.unix_timestamp() - 60}));
+    let e = authn.authenticate(expired.as_bytes()).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "token expired at 2026-06-01T11:59:00Z (now is 2026-06-01T12:00:00Z, clock-skew \
+         allowance 20s); the workload must re-read its rotated token"
+    );
+    let other = jwt_with("valid-token", json!({"aud": "vault"}));
+    assert_eq!(
+        authn.authenticate(other.as_bytes()).await.unwrap_err(),
+        Error::InvalidToken(InvalidToken::Audience {
+            expected: "identity.l5d.io".into(),
+            found: vec!["vault".into()],
+        })
+    );
+    assert_eq!(server.hits(), 0);
+    assert_eq!(metrics.local_refusals(), 3);
+    assert_eq!(metrics.reviews_sent(), 0);
+
+    // Within the allowance, and with the audience, the API server decides.
+    let fresh = jwt_with(
+        "valid-token",
+        json!({"exp": NOW.unix_timestamp() - 10, "aud": ["vault", "identity.l5d.io"]}),
+    );
+    authn.authenticate(fresh.as_bytes()).await.unwrap();
+    assert_eq!(server.hits(), 1);
+    assert_eq!(metrics.reviews_sent(), 1);
+
+    // A refusal presented again is answered from the negative cache.
+    for _ in 0..3 {
+        authn
+            .authenticate(jwt("not-authenticated").as_bytes())
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(server.hits(), 2);
+    assert_eq!(metrics.negative_cache_hits(), 2);
 }
 
 #[tokio::test]

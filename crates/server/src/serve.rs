@@ -79,6 +79,12 @@ pub struct KubeApi {
     pub qps: f64,
     /// Requests allowed at once above the rate (Linkerd: `-kube-apiclient-burst`, 200).
     pub burst: u32,
+    /// Retry a TokenReview without audiences when the API server says it cannot review
+    /// them, as Linkerd always does (`--token-review-audience-fallback`; off). Only for API
+    /// servers that cannot review audiences: a real one refuses every token of another
+    /// audience that way, and without audiences accepts any pod's default token. Logged as a
+    /// warning at start.
+    pub audience_fallback: bool,
 }
 
 impl Default for KubeApi {
@@ -88,6 +94,7 @@ impl Default for KubeApi {
             context: None,
             qps: meshid_authn::DEFAULT_QPS,
             burst: meshid_authn::DEFAULT_BURST,
+            audience_fallback: false,
         }
     }
 }
@@ -229,17 +236,27 @@ pub async fn start(
 ) -> Result<Running, Error> {
     let clock = SystemClock;
     let now = clock.now();
+    let mut registry = Registry::default();
+    let authn_metrics = meshid_authn::Metrics::register(&mut registry);
     // Configuration first: a broken token-validation or Kubernetes setting fails before
     // anything is logged.
     let kube_api = kube_api(&config)?;
     let api_server = kube_api
         .as_ref()
         .map(|api| (api.api_server(), api.source.clone()));
-    let authenticator = authenticator(&config, kube_api.as_ref()).await?;
+    let authenticator = authenticator(&config, kube_api.as_ref(), authn_metrics).await?;
     let (events, kube_events) = event_sink(&config, kube_api).await?;
     // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
     if let Some((api_server, source)) = api_server {
         tracing::info!(%api_server, %source, "Kubernetes API server");
+    }
+    if config.token_validation == TokenValidation::TokenReview && config.kube_api.audience_fallback
+    {
+        tracing::warn!(
+            "--token-review-audience-fallback is on: a TokenReview refused for its audience is \
+             retried without audiences, so tokens of other audiences (any pod's default token) \
+             are accepted; use it only with an API server that cannot review audiences"
+        );
     }
     let bundle = read_bundle(&config)?;
     let ca =
@@ -255,7 +272,6 @@ pub async fn start(
     );
 
     // Metrics.
-    let mut registry = Registry::default();
     let grpc_metrics = meshid_grpc::Metrics::register(&mut registry);
     let issuer_metrics = meshid_issuer::Metrics::register(&mut registry);
     let ttl = Gauge::<f64, AtomicU64>::default();
@@ -413,9 +429,11 @@ async fn event_sink(
     Ok((Arc::new((TracingSink, kube)), Some(task)))
 }
 
+/// The authenticator `--token-validation` asks for.
 async fn authenticator(
     config: &ServeConfig,
     kube_api: Option<&KubeApiConfig>,
+    metrics: meshid_authn::Metrics,
 ) -> Result<AnyAuthenticator, Error> {
     Ok(match &config.token_validation {
         TokenValidation::TokenReview => {
@@ -426,11 +444,13 @@ async fn authenticator(
             let kube = &config.kube_api;
             review.qps = kube.qps;
             review.burst = kube.burst;
-            AnyAuthenticator::TokenReview(Box::new(
-                TokenReviewAuthenticator::new(review)
-                    .await
-                    .map_err(Error::Authn)?,
-            ))
+            review.audience_fallback = kube.audience_fallback;
+            review.clock_skew = config.policy.clock_skew;
+            let authenticator = TokenReviewAuthenticator::new(review)
+                .await
+                .map_err(Error::Authn)?
+                .with_metrics(metrics);
+            AnyAuthenticator::TokenReview(Box::new(authenticator))
         }
         TokenValidation::Jwks(path) => {
             let jwks = Jwks::from_file(path).map_err(Error::Authn)?;

@@ -3,6 +3,7 @@
 mod cache;
 mod config;
 mod limiter;
+mod precheck;
 
 use core::fmt;
 use std::collections::HashMap;
@@ -15,11 +16,15 @@ use tokio::sync::OnceCell;
 
 use self::cache::Cache;
 pub use self::config::{
-    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_QPS, TokenReviewConfig,
+    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_CAPACITY,
+    DEFAULT_NEGATIVE_CACHE_TTL, DEFAULT_QPS, TokenReviewConfig,
 };
 use self::limiter::RateLimiter;
+use self::precheck::Precheck;
 use crate::token::{digest, token_str, unverified_exp};
-use crate::{Authenticated, Authenticator, Clock, Error, InvalidToken, SystemClock};
+use crate::{
+    Authenticated, Authenticator, Clock, Error, ErrorKind, InvalidToken, Metrics, SystemClock,
+};
 
 /// `user.extra` keys the API server fills for pod-bound tokens.
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
@@ -28,40 +33,52 @@ const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 /// Authenticates tokens by asking the Kubernetes API server (`TokenReview`,
 /// `authentication.k8s.io/v1`, created through kube-rs).
 ///
-/// Like Linkerd: the review asks for the configured audiences; when `status.error` mentions
-/// "token audiences" it is retried once without; `status.error` refuses the token with that
-/// reason, `authenticated: false` is [`Error::NotAuthenticated`], and the username must be
-/// `system:serviceaccount:<ns>:<sa>`. Beyond Linkerd:
+/// Like Linkerd: the review asks for the configured audiences; `status.error` refuses the
+/// token with that reason, `authenticated: false` is [`Error::NotAuthenticated`], and the
+/// username must be `system:serviceaccount:<ns>:<sa>`. Beyond Linkerd:
 ///
+/// - the audience is enforced: a review answered "token audiences ... is invalid" is a
+///   refusal, and is retried without audiences only with
+///   [`TokenReviewConfig::audience_fallback`];
 /// - `status.audiences` must contain a requested audience when audiences were requested;
 /// - positive results are cached under the token's SHA-256 for `min(cache_ttl, exp - now)`
 ///   (`exp` read from the token if it is a JWT), so a restarting proxy does not cost a review;
+/// - refusals are remembered for `negative_cache_ttl` (10 s), so a token presented again and
+///   again costs one review;
+/// - tokens are refused without a review, never accepted, when they give themselves away: not
+///   a JWT, a JWT whose `exp` is past (beyond the clock-skew allowance), or whose `aud` lacks
+///   the requested audiences (unless the fallback is on);
 /// - every call to the API server takes a permit from a token bucket (`qps`, `burst`), and a
-///   request that would wait past its timeout fails at once with [`Error::RateLimited`];
+///   request that would wait past its timeout fails at once with [`Error::RateLimited`]; a
+///   caller that leaves while waiting gives its permit back;
 /// - no lock is held across the network call.
+///
+/// So a flood of garbage tokens does not spend the permits legitimate ones need.
 ///
 /// The identity service's ServiceAccount needs the `system:auth-delegator` ClusterRole.
 pub struct TokenReviewAuthenticator<C = SystemClock> {
     client: KubeClient,
     config: TokenReviewConfig,
     limiter: RateLimiter,
-    cache: Cache,
+    cache: Cache<Authenticated>,
+    refused: Cache<Error>,
     /// Reviews in flight, by token digest: a caller with the same token waits for that
     /// review's answer instead of asking the API server again.
     in_flight: InFlightMap,
+    metrics: Metrics,
     clock: Arc<C>,
 }
 
 impl TokenReviewAuthenticator<SystemClock> {
-    /// An authenticator reading the system clock (for cache expiry).
+    /// An authenticator reading the system clock (for cache expiry and the local checks).
     pub async fn new(config: TokenReviewConfig) -> Result<Self, Error> {
         Self::with_clock(config, SystemClock).await
     }
 }
 
 impl<C: Clock> TokenReviewAuthenticator<C> {
-    /// An authenticator reading `clock` for cache expiry and the expiry of a kubeconfig exec
-    /// plugin's client certificate. Builds the Kubernetes API
+    /// An authenticator reading `clock` for cache expiry, the local expiry check and the
+    /// expiry of a kubeconfig exec plugin's client certificate. Builds the Kubernetes API
     /// client now (reading its files, running its exec plugin).
     pub async fn with_clock(config: TokenReviewConfig, clock: C) -> Result<Self, Error> {
         config.validate()?;
@@ -73,10 +90,19 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
             client,
             limiter: RateLimiter::new(config.qps, config.burst),
             cache: Cache::new(config.cache_capacity),
+            refused: Cache::new(config.negative_cache_capacity),
             in_flight: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
             config,
             clock,
         })
+    }
+
+    /// Counts reviews, local refusals and negative-cache hits in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The configuration.
@@ -99,16 +125,22 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
         self.cache.len()
     }
 
+    /// How many refusals are remembered (expired ones included until looked up or evicted).
+    pub fn refusals_cached(&self) -> usize {
+        self.refused.len()
+    }
+
     async fn review_and_check(&self, token: &str) -> Result<Authenticated, Error> {
         let mut audiences = self.config.audiences.as_slice();
         let mut status = self.review(token, audiences).await?;
         let error = status.error.as_deref().unwrap_or_default();
         if !audiences.is_empty()
-            && self.config.retry_without_audiences
+            && self.config.audience_fallback
             && error.contains("token audiences")
         {
             tracing::debug!(
-                "the API server cannot review token audiences; retrying without audiences"
+                "the API server cannot review token audiences; retrying without audiences \
+                 (--token-review-audience-fallback)"
             );
             audiences = &[];
             status = self.review(token, audiences).await?;
@@ -165,6 +197,7 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
             },
             ..TokenReview::default()
         };
+        self.metrics.review_sent();
         let answer = self
             .client
             .create(None, &review)
@@ -178,6 +211,24 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
             })?;
         Ok(answer.status.unwrap_or_default())
     }
+
+    /// A remembered refusal, or one the token gives away.
+    fn refuse_early(&self, token: &str, key: &[u8; 32]) -> Result<(), Error> {
+        let now = self.clock.now();
+        if let Some(refused) = self.refused.get(key, now) {
+            self.metrics.negative_cache_hit();
+            return Err(refused);
+        }
+        let precheck = Precheck {
+            audiences: (!self.config.audience_fallback).then_some(self.config.audiences.as_slice()),
+            skew: self.config.clock_skew,
+        };
+        precheck.check(token, now).map_err(|(refusal, why)| {
+            self.metrics.refused_locally(why.as_str());
+            tracing::trace!(reason = why.as_str(), "token refused without a TokenReview");
+            Error::from(refusal)
+        })
+    }
 }
 
 impl<C: Clock> Authenticator for TokenReviewAuthenticator<C> {
@@ -188,6 +239,7 @@ impl<C: Clock> Authenticator for TokenReviewAuthenticator<C> {
             tracing::trace!(service_account = %hit.service_account, "TokenReview cache hit");
             return Ok(hit);
         }
+        self.refuse_early(token, &key)?;
         // One review per token at a time: a proxy that retries while its first request is
         // still being reviewed (or many callers with one token) costs the API server one call.
         let waiter = InFlight::join(&self.in_flight, key);
@@ -265,7 +317,19 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
                     "token authenticated by TokenReview"
                 );
             }
-            Err(e) => tracing::debug!(error = %e, "TokenReview refused the token"),
+            // A refusal of the token (not a failure to ask) is remembered a little while.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::NotAuthenticated | ErrorKind::InvalidToken
+                ) =>
+            {
+                tracing::debug!(error = %e, "TokenReview refused the token");
+                let now = self.clock.now();
+                self.refused
+                    .insert(key, e.clone(), now + self.config.negative_cache_ttl, now);
+            }
+            Err(e) => tracing::debug!(error = %e, "TokenReview failed"),
         }
         result
     }
@@ -276,6 +340,7 @@ impl<C> fmt::Debug for TokenReviewAuthenticator<C> {
         f.debug_struct("TokenReviewAuthenticator")
             .field("config", &self.config)
             .field("cached", &self.cache.len())
+            .field("refusals_cached", &self.refused.len())
             .finish_non_exhaustive()
     }
 }
