@@ -112,6 +112,11 @@ struct ServeArgs {
     /// audiences (any pod's default token) through. Logged as a warning at start.
     #[arg(long)]
     token_review_audience_fallback: bool,
+    /// An accepted token issuer (`iss`) for --token-validation jwks:FILE; repeat it for
+    /// several. Default: https://kubernetes.default.svc.cluster.local (on EKS, GKE and AKS,
+    /// give the cluster's OIDC issuer URL).
+    #[arg(long = "token-issuer", value_name = "URL")]
+    token_issuers: Vec<String>,
     /// Also post the issuer's events (IssuerUpdated, IssuerUpdateSkipped,
     /// IssuedLeafCertificate, ...) as Kubernetes Events on the Deployment linkerd-identity in
     /// --controller-namespace, through the same API access as TokenReview.
@@ -335,6 +340,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         kube_api.burst = args.kube_apiclient_burst;
         kube_api.audience_fallback = args.token_review_audience_fallback;
         config.kube_api = kube_api;
+        if !args.token_issuers.is_empty() {
+            config.jwt_issuers.clone_from(&args.token_issuers);
+        }
         config.kube_events = args.kube_events;
         if args.enable_pprof {
             tracing::warn!("--enable-pprof is ignored: Go's pprof endpoints have no counterpart here");

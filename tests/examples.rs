@@ -608,16 +608,79 @@ async fn identity_ca_ready(bin: &Path, name: &str, args: &[&str], dir: &Path) ->
     }
 }
 
-/// `--token-review-audience-fallback` is warned about at start.
+/// Certifies emojivoto/web at `grpc` with `token`; the error's text if refused.
+async fn certify_web(grpc: &str, token: &str, anchors: &Path) -> Result<(), String> {
+    use meshid::client::{Client, ClientConfig, SystemClock, TokenSource};
+    use meshid::grpc::{GrpcCertifier, Timeouts};
+    let bundle = meshid::verify::TrustBundle::from_pem(&std::fs::read(anchors).unwrap()).unwrap();
+    let certifier =
+        GrpcCertifier::connect_plaintext(&format!("http://{grpc}"), Timeouts::default())
+            .await
+            .unwrap();
+    let token = TokenSource::Fixed(zeroize::Zeroizing::new(token.as_bytes().to_vec()));
+    let mut client = Client::new(
+        ClientConfig::new(WEB, token, bundle),
+        certifier,
+        SystemClock,
+    )
+    .unwrap();
+    client
+        .certify_once()
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// `--token-issuer` (repeatable) sets the accepted issuers of `jwks:` validation, and the
+/// refusal of another names it; `--token-review-audience-fallback` is warned about at start.
+/// (Two worker threads: waiting for a process blocks one, and the other closes the test's
+/// gRPC connections, which the stopping service waits for.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identity_ca_warns_about_the_audience_fallback() {
+async fn identity_ca_token_flags() {
     let bin = example("identity-ca");
-    let dir = scratch("fallback-warning");
+    let dir = scratch("token-flags");
     let now = OffsetDateTime::now_utc();
     let dev = DevState::prepare(dir.path().join("dev"), now).unwrap();
     let issuer = dev.issuer_folder().dir().display().to_string();
     let anchors = dev.trust_anchors().display().to_string();
+    let jwks = format!("jwks:{}", dev.jwks().display());
     let served = ["--issuer", &issuer, "--trust-anchors", &anchors];
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    let token = dev
+        .token(&sa, DEFAULT_AUDIENCE, Duration::from_secs(3600), now)
+        .unwrap();
+    let eks = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE";
+
+    let mut args = served.to_vec();
+    args.extend_from_slice(&["--token-validation", &jwks, "--token-issuer", eks]);
+    let (mut ca, grpc) = identity_ca_ready(&bin, "identity-ca-eks", &args, dir.path()).await;
+    let refused = certify_web(&grpc, &token, &dev.trust_anchors())
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains(&format!(
+            "token issuer \"{DEV_TOKEN_ISSUER}\" is not accepted (accepted: [\"{eks}\"])"
+        )) && refused.contains("--token-issuer"),
+        "{refused}"
+    );
+    ca.terminate();
+    assert!(
+        ca.wait(Duration::from_secs(10)).success(),
+        "{}",
+        ca.output()
+    );
+
+    args.extend_from_slice(&["--token-issuer", DEV_TOKEN_ISSUER]);
+    let (mut ca, grpc) = identity_ca_ready(&bin, "identity-ca-both", &args, dir.path()).await;
+    certify_web(&grpc, &token, &dev.trust_anchors())
+        .await
+        .unwrap();
+    ca.terminate();
+    assert!(
+        ca.wait(Duration::from_secs(10)).success(),
+        "{}",
+        ca.output()
+    );
 
     // TokenReview with the audience fallback: warned about (the client is built, nothing is
     // asked of the API server yet).

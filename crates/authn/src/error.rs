@@ -327,8 +327,9 @@ impl fmt::Display for InvalidToken {
             ),
             Self::Issuer { expected, found } => write!(
                 f,
-                "token issuer {found:?} is not accepted (accepted: {expected:?}); configure the \
-                 cluster's --service-account-issuer"
+                "token issuer {found:?} is not accepted (accepted: {expected:?}); if it is the \
+                 cluster's service-account issuer (its OIDC URL on EKS, GKE or AKS), accept it \
+                 with the identity service's --token-issuer"
             ),
             Self::KubernetesClaims { reason } => {
                 write!(

@@ -109,12 +109,14 @@
 //! - The Kubernetes API access has `meshid-kube`'s limitations: token files are re-read at
 //!   least once a minute (not on every request), exec credential plugins run without a
 //!   terminal, and kube cannot stop a plugin that hangs.
+//! - A [`JwksAuthenticator`] follows its file only with a [`JwksReloader`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod jwks_file;
 mod jwt;
 mod metrics;
 mod signer;
@@ -127,6 +129,7 @@ use core::future::Future;
 use meshid_policy::ServiceAccount;
 
 pub use error::{Error, ErrorKind, InvalidToken};
+pub use jwks_file::{DEFAULT_JWKS_POLL_INTERVAL, JwksReload, JwksReloader};
 pub use jwt::{DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Jwks, JwksAuthenticator, JwtConfig};
 /// Where the Kubernetes API server is and how to reach it (from `meshid-kube`, shared with
 /// Kubernetes Events), so TokenReview users need one import path.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_authn::{
-    AnyAuthenticator, Jwks, JwksAuthenticator, JwtConfig, StaticAuthenticator,
+    AnyAuthenticator, Jwks, JwksAuthenticator, JwksReloader, JwtConfig, StaticAuthenticator,
     TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_ca::Ca;
@@ -32,7 +32,8 @@ use tokio::sync::watch;
 use crate::Error;
 use crate::admin::{self, AdminState};
 
-/// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster.
+/// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster (on
+/// EKS, GKE and AKS it is an OIDC URL instead: `--token-issuer`).
 pub const KUBERNETES_TOKEN_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// How ServiceAccount tokens are authenticated (`--token-validation`).
@@ -42,7 +43,7 @@ pub enum TokenValidation {
     /// Kubernetes TokenReview ([`ServeConfig::kube_api`]: a kubeconfig, or the in-cluster
     /// configuration).
     TokenReview,
-    /// Offline validation against a JWKS file.
+    /// Offline validation against a JWKS file, reloaded when it changes.
     Jwks(PathBuf),
     /// A static token file (development).
     Static(PathBuf),
@@ -142,7 +143,8 @@ pub struct ServeConfig {
     pub trust_anchors: Option<PathBuf>,
     /// How tokens are authenticated.
     pub token_validation: TokenValidation,
-    /// Accepted `iss` values for `jwks:` validation.
+    /// Accepted `iss` values for `jwks:` validation (`--token-issuer`, repeatable; default
+    /// [`KUBERNETES_TOKEN_ISSUER`]).
     pub jwt_issuers: Vec<String>,
     /// The Kubernetes API for `tokenreview` validation and Kubernetes Events.
     pub kube_api: KubeApi,
@@ -244,7 +246,8 @@ pub async fn start(
     let api_server = kube_api
         .as_ref()
         .map(|api| (api.api_server(), api.source.clone()));
-    let authenticator = authenticator(&config, kube_api.as_ref(), authn_metrics).await?;
+    let (authenticator, jwks_reloader) =
+        authenticator(&config, kube_api.as_ref(), authn_metrics.clone()).await?;
     let (events, kube_events) = event_sink(&config, kube_api).await?;
     // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
     if let Some((api_server, source)) = api_server {
@@ -348,6 +351,17 @@ pub async fn start(
         reloader.run(signal(rx)).await;
         Ok(())
     });
+    if let Some(jwks) = jwks_reloader {
+        let jwks = jwks
+            .with_options(config.reload.poll_interval, config.reload.watch)
+            .with_metrics(authn_metrics);
+        let rx = stopped.clone();
+        tasks.spawn(async move {
+            jwks.run(signal(rx)).await;
+            Ok(())
+        });
+    }
+
     let service = IdentityService::new(Arc::clone(&ca), authenticator, clock)
         .with_metrics(grpc_metrics)
         .with_events(events);
@@ -429,12 +443,13 @@ async fn event_sink(
     Ok((Arc::new((TracingSink, kube)), Some(task)))
 }
 
-/// The authenticator `--token-validation` asks for.
+/// The authenticator `--token-validation` asks for, and for a JWKS file the reloader that
+/// follows it.
 async fn authenticator(
     config: &ServeConfig,
     kube_api: Option<&KubeApiConfig>,
     metrics: meshid_authn::Metrics,
-) -> Result<AnyAuthenticator, Error> {
+) -> Result<(AnyAuthenticator, Option<JwksReloader>), Error> {
     Ok(match &config.token_validation {
         TokenValidation::TokenReview => {
             let api = kube_api.cloned().ok_or_else(|| Error::Config {
@@ -450,17 +465,20 @@ async fn authenticator(
                 .await
                 .map_err(Error::Authn)?
                 .with_metrics(metrics);
-            AnyAuthenticator::TokenReview(Box::new(authenticator))
+            (AnyAuthenticator::TokenReview(Box::new(authenticator)), None)
         }
         TokenValidation::Jwks(path) => {
             let jwks = Jwks::from_file(path).map_err(Error::Authn)?;
             let mut jwt = JwtConfig::new(KUBERNETES_TOKEN_ISSUER);
             jwt.issuers.clone_from(&config.jwt_issuers);
             jwt.clock_skew = config.policy.clock_skew;
-            AnyAuthenticator::Jwks(JwksAuthenticator::new(jwks, jwt).map_err(Error::Authn)?)
+            let authenticator = JwksAuthenticator::new(jwks, jwt).map_err(Error::Authn)?;
+            let reloader = JwksReloader::new(path, &authenticator);
+            (AnyAuthenticator::Jwks(authenticator), Some(reloader))
         }
-        TokenValidation::Static(path) => {
-            AnyAuthenticator::Static(StaticAuthenticator::from_file(path).map_err(Error::Authn)?)
-        }
+        TokenValidation::Static(path) => (
+            AnyAuthenticator::Static(StaticAuthenticator::from_file(path).map_err(Error::Authn)?),
+            None,
+        ),
     })
 }

@@ -1,5 +1,5 @@
 //! Token authentication as users see it: the identity service started with `serve::start`,
-//! certifying over gRPC, with TokenReview against the local API server double.
+//! certifying over gRPC, with TokenReview against the local API server double or a JWKS file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,10 +11,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
+use meshid_authn::{JwtSigner, TokenParams};
 use meshid_csr::{Csr, CsrParams, KeyPair};
 use meshid_kube_testing::{Answer, ApiServerDouble, Request};
 use meshid_policy::{KeyAlgorithm, Mesh, SanMode, ServiceAccount};
-use meshid_server::dev::DevState;
+use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{Running, ServeConfig, TokenValidation, start};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -308,6 +309,68 @@ async fn garbage_tokens_do_not_starve_real_ones() {
         certifier.certify(&legit(TICKS)).await,
         (Code::Ok, String::new())
     );
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_key_rotation_is_picked_up_without_restart() {
+    let dir = temp_dir("jwks");
+    let dev = DevState::prepare(dir.path().join("dev"), now()).unwrap();
+    // The cluster's JWKS, in a file of its own (as a mounted ConfigMap would be).
+    let jwks_dir = dir.path().join("jwks");
+    std::fs::create_dir_all(&jwks_dir).unwrap();
+    let jwks = jwks_dir.join("jwks.json");
+    let old = JwtSigner::generate(DEV_TOKEN_ISSUER).unwrap();
+    let new = JwtSigner::generate(DEV_TOKEN_ISSUER).unwrap();
+    std::fs::write(&jwks, old.jwks_json()).unwrap();
+    let mut config = config(&dev, TokenValidation::Jwks(jwks.clone()));
+    config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
+    let (running, stop) = serve(config).await;
+    let certifier = Certifier::connect(&running).await;
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    let token = |signer: &JwtSigner| signer.sign(&TokenParams::new(sa.clone(), now())).unwrap();
+
+    assert_eq!(certifier.certify(&token(&old)).await.0, Code::Ok);
+    let (code, message) = certifier.certify(&token(&new)).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.starts_with("token key id"), "{message}");
+
+    // The API server rotates its key; the file follows (written aside, renamed in).
+    let replace = |content: String| {
+        let aside = jwks_dir.join(".jwks.json.new");
+        std::fs::write(&aside, content).unwrap();
+        std::fs::rename(&aside, &jwks).unwrap();
+    };
+    replace(new.jwks_json());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while certifier.certify(&token(&new)).await.0 != Code::Ok {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new key was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        certifier.certify(&token(&old)).await.0,
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        metric(&running, "identity_jwks_reloads_total{result=\"updated\"}").await,
+        1.0
+    );
+
+    // A file that does not parse is refused: the key set in use stays, and it is counted.
+    replace("{\"keys\": [".to_owned());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(&running, "identity_jwks_reloads_total{result=\"invalid\"}").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the broken file was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(certifier.certify(&token(&new)).await.0, Code::Ok);
     stop.send(()).unwrap();
     running.wait().await.unwrap();
 }
