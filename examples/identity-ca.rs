@@ -183,6 +183,16 @@ struct ServeArgs {
     #[arg(long, default_value_t = AdminLimits::default().max_connections,
         value_parser = |s: &str| number_in(s, &AdminLimits::MAX_CONNECTIONS))]
     admin_max_connections: usize,
+    /// Retry a TokenReview without audiences when the API server says it cannot review them,
+    /// as Linkerd does. Only for such API servers: otherwise it lets tokens of other
+    /// audiences (any pod's default token) through. Logged as a warning at start.
+    #[arg(long)]
+    token_review_audience_fallback: bool,
+    /// An accepted token issuer (`iss`) for --token-validation jwks:FILE; repeat it for
+    /// several. Default: https://kubernetes.default.svc.cluster.local (on EKS, GKE and AKS,
+    /// give the cluster's OIDC issuer URL).
+    #[arg(long = "token-issuer", value_name = "URL")]
+    token_issuers: Vec<String>,
     /// Also post the issuer's events (IssuerUpdated, IssuerUpdateSkipped,
     /// IssuedLeafCertificate, ...) as Kubernetes Events on the Deployment linkerd-identity in
     /// --controller-namespace, through the same API access as TokenReview.
@@ -412,7 +422,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         kube_api.context = args.kube_context.clone();
         kube_api.qps = args.kube_apiclient_qps;
         kube_api.burst = args.kube_apiclient_burst;
+        kube_api.audience_fallback = args.token_review_audience_fallback;
         config.kube_api = kube_api;
+        if !args.token_issuers.is_empty() {
+            config.jwt_issuers.clone_from(&args.token_issuers);
+        }
         config.kube_events = args.kube_events;
         if args.enable_pprof {
             tracing::warn!("--enable-pprof is ignored: Go's pprof endpoints have no counterpart here");

@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use meshid_csr::{CsrLimits, ParsedCsr};
-use meshid_kube::{ApiCredentials, KubeApiConfig};
+use meshid_kube::KubeApiConfig;
+use meshid_kube::kube::config::Kubeconfig;
 use meshid_policy::{
     Error as PolicyError, IssuancePolicy, MAX_GO_DURATION, Mesh, SanMode, ServiceAccount,
     format_go_duration, parse_go_duration,
@@ -358,39 +359,79 @@ fn assert_round_trip(d: core::time::Duration) {
 
 // === kubeconfig ===
 
-/// Reads `data` as a kubeconfig (skipped when it is not UTF-8), for its current context and
-/// for a context named `dev`. Relative files are looked for in a folder that does not exist.
+/// Reads `data` as a kubeconfig with kube's parser (skipped when it is not UTF-8), then applies
+/// meshid's checks ([`KubeApiConfig::check_kubeconfig`]) for its current context and for a
+/// context named `dev`. Nothing is read from disk.
 ///
-/// Invariants: parsing never panics; error messages are non-empty; a configuration it returns
-/// points at an `https://` server, and its credentials' `Debug` shows no token or key.
+/// Invariants: neither panics; a kubeconfig kube cannot parse is refused in one line; a
+/// refusal has a message on one line that quotes no token, password or key of the input; an
+/// accepted context names a cluster with an `https://` server.
 pub fn kubeconfig(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let base = std::path::Path::new("/nonexistent/meshid-fuzz");
+    let Ok(kubeconfig) = Kubeconfig::from_yaml(text) else {
+        let refused = KubeApiConfig::from_kubeconfig_str(text, None)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|m| m.starts_with("invalid kubeconfig: not a kubeconfig: ")
+                    && m.lines().count() == 1),
+            "a kubeconfig kube cannot parse was not refused in one line: {refused:?}"
+        );
+        return;
+    };
+    use secrecy::ExposeSecret as _;
+    // Secrets long enough not to turn up in a message by chance.
+    let secrets: Vec<String> = kubeconfig
+        .auth_infos
+        .iter()
+        .filter_map(|user| user.auth_info.as_ref())
+        .flat_map(|auth| {
+            [
+                auth.token.as_ref().map(|t| t.expose_secret().to_owned()),
+                auth.password.as_ref().map(|p| p.expose_secret().to_owned()),
+                auth.client_key_data
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_owned()),
+            ]
+        })
+        .flatten()
+        .filter(|secret| secret.trim().len() >= 12)
+        .collect();
     for context in [None, Some("dev")] {
-        match KubeApiConfig::from_kubeconfig_str(text, base, context) {
-            Ok(config) => {
+        match KubeApiConfig::check_kubeconfig(&kubeconfig, context, "kubeconfig") {
+            Ok(name) => {
+                let server = kubeconfig
+                    .contexts
+                    .iter()
+                    .find(|c| c.name == name)
+                    .and_then(|c| c.context.as_ref())
+                    .and_then(|c| kubeconfig.clusters.iter().find(|n| n.name == c.cluster))
+                    .and_then(|n| n.cluster.as_ref())
+                    .and_then(|c| c.server.as_deref());
                 assert!(
-                    config.api_server.starts_with("https://"),
-                    "a kubeconfig gave a server other than https: {:?}",
-                    config.api_server
+                    server.is_some_and(|s| s.starts_with("https://")),
+                    "an accepted context has a server other than https: {server:?}"
                 );
-                let debug = format!("{:?}", config.credentials);
-                match &config.credentials {
-                    ApiCredentials::Token(_) => {
-                        assert_eq!(debug, "Token(<redacted>)", "a token shows in Debug");
-                    }
-                    ApiCredentials::ClientCertificate { .. } => {
-                        assert!(
-                            debug.contains("key_pem: <redacted>"),
-                            "a client key shows in Debug: {debug}"
-                        );
-                    }
-                    _ => {}
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.is_empty(), "empty kubeconfig error: {e:?}");
+                assert_eq!(
+                    message.lines().count(),
+                    1,
+                    "a kubeconfig error of several lines: {message}"
+                );
+                for secret in &secrets {
+                    assert!(
+                        !message.contains(secret.as_str()),
+                        "a kubeconfig error quotes a secret: {message}"
+                    );
                 }
             }
-            Err(e) => assert!(!e.to_string().is_empty(), "empty kubeconfig error: {e:?}"),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! | [`verify`] | `meshid-verify` | trust bundles, chain verification, identity match |
 //! | [`ca`] | `meshid-ca` | in-process CA: validated, hot-swappable issuer; certify |
 //! | [`client`] | `meshid-client` | proxy identity client: certify loop, rustls mTLS resolvers and verifiers |
-//! | [`kube`] | `meshid-kube` | Kubernetes API server access: in-cluster, kubeconfig or explicit; pooled HTTPS client |
+//! | [`kube`] | `meshid-kube` | Kubernetes API access over kube-rs: configuration found as kubectl finds it, meshid's refusals, typed requests |
 //! | [`authn`] | `meshid-authn` | ServiceAccount token authentication: TokenReview, JWKS, static |
 //! | [`grpc`] | `meshid-grpc` | Linkerd's identity gRPC API: Certify server, gRPC certifier |
 //! | [`issuer`] | `meshid-issuer` | issuer/anchor files, reload, events, auto-rotation, bootstrap |

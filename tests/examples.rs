@@ -668,3 +668,160 @@ fn identity_ca_kube_events_with_a_missing_kubeconfig_fail_in_one_line() {
     );
     assert!(!err.contains("Issuer cert loaded"), "{err}");
 }
+
+/// `identity-ca serve` started with `args` on ephemeral ports, and its gRPC address once it
+/// says it is ready.
+async fn identity_ca_ready(bin: &Path, name: &str, args: &[&str], dir: &Path) -> (Process, String) {
+    let mut all = vec![
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    all.extend_from_slice(args);
+    let mut ca = Process::spawn_args(name, bin, &all, dir);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        ca.assert_running();
+        let output = ca.output();
+        let ready = output
+            .lines()
+            .find(|line| line.contains("identity service ready"))
+            .and_then(|line| {
+                line.split_whitespace()
+                    .find_map(|word| word.strip_prefix("grpc_addr="))
+            });
+        if let Some(grpc) = ready {
+            return (ca, grpc.to_owned());
+        }
+        assert!(Instant::now() < deadline, "{name} not ready:\n{output}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Certifies emojivoto/web at `grpc` with `token`; the error's text if refused.
+async fn certify_web(grpc: &str, token: &str, anchors: &Path) -> Result<(), String> {
+    use meshid::client::{Client, ClientConfig, SystemClock, TokenSource};
+    use meshid::grpc::{GrpcCertifier, Timeouts};
+    let bundle = meshid::verify::TrustBundle::from_pem(&std::fs::read(anchors).unwrap()).unwrap();
+    let certifier =
+        GrpcCertifier::connect_plaintext(&format!("http://{grpc}"), Timeouts::default())
+            .await
+            .unwrap();
+    let token = TokenSource::Fixed(zeroize::Zeroizing::new(token.as_bytes().to_vec()));
+    let mut client = Client::new(
+        ClientConfig::new(WEB, token, bundle),
+        certifier,
+        SystemClock,
+    )
+    .unwrap();
+    client
+        .certify_once()
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// `--token-issuer` (repeatable) sets the accepted issuers of `jwks:` validation, and the
+/// refusal of another names it; `--token-review-audience-fallback` is warned about at start.
+/// (Two worker threads: waiting for a process blocks one, and the other closes the test's
+/// gRPC connections, which the stopping service waits for.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_ca_token_flags() {
+    let bin = example("identity-ca");
+    let dir = scratch("token-flags");
+    let now = OffsetDateTime::now_utc();
+    let dev = DevState::prepare(dir.path().join("dev"), now).unwrap();
+    let issuer = dev.issuer_folder().dir().display().to_string();
+    let anchors = dev.trust_anchors().display().to_string();
+    let jwks = format!("jwks:{}", dev.jwks().display());
+    let served = ["--issuer", &issuer, "--trust-anchors", &anchors];
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    let token = dev
+        .token(&sa, DEFAULT_AUDIENCE, Duration::from_secs(3600), now)
+        .unwrap();
+    let eks = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE";
+
+    let mut args = served.to_vec();
+    args.extend_from_slice(&["--token-validation", &jwks, "--token-issuer", eks]);
+    let (mut ca, grpc) = identity_ca_ready(&bin, "identity-ca-eks", &args, dir.path()).await;
+    let refused = certify_web(&grpc, &token, &dev.trust_anchors())
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains(&format!(
+            "token issuer \"{DEV_TOKEN_ISSUER}\" is not accepted (accepted: [\"{eks}\"])"
+        )) && refused.contains("--token-issuer"),
+        "{refused}"
+    );
+    ca.terminate();
+    assert!(
+        ca.wait(Duration::from_secs(10)).success(),
+        "{}",
+        ca.output()
+    );
+
+    args.extend_from_slice(&["--token-issuer", DEV_TOKEN_ISSUER]);
+    let (mut ca, grpc) = identity_ca_ready(&bin, "identity-ca-both", &args, dir.path()).await;
+    certify_web(&grpc, &token, &dev.trust_anchors())
+        .await
+        .unwrap();
+    ca.terminate();
+    assert!(
+        ca.wait(Duration::from_secs(10)).success(),
+        "{}",
+        ca.output()
+    );
+
+    // TokenReview with the audience fallback: warned about (the client is built, nothing is
+    // asked of the API server yet).
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "current-context: c\n\
+             contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n\
+             clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:6443', \
+             certificate-authority: '{anchors}'}}}}]\n\
+             users: [{{name: u, user: {{token: identity-token}}}}]\n"
+        ),
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.display().to_string();
+    let mut args = served.to_vec();
+    args.extend_from_slice(&[
+        "--token-validation",
+        "tokenreview",
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    let (mut ca, _) = identity_ca_ready(&bin, "identity-ca-strict", &args, dir.path()).await;
+    assert!(
+        !ca.output()
+            .contains("--token-review-audience-fallback is on"),
+        "{}",
+        ca.output()
+    );
+    ca.terminate();
+    assert!(
+        ca.wait(Duration::from_secs(10)).success(),
+        "{}",
+        ca.output()
+    );
+    args.push("--token-review-audience-fallback");
+    let (mut ca, _) = identity_ca_ready(&bin, "identity-ca-fallback", &args, dir.path()).await;
+    assert!(
+        ca.output().contains(
+            "--token-review-audience-fallback is on: a TokenReview refused for its audience"
+        ),
+        "{}",
+        ca.output()
+    );
+    ca.terminate();
+    assert!(
+        ca.wait(Duration::from_secs(10)).success(),
+        "{}",
+        ca.output()
+    );
+}

@@ -174,12 +174,10 @@ fn accepts(target: &str, data: &[u8]) -> Result<bool> {
         "pem_bundle" => TrustBundle::from_pem(data).is_ok(),
         "duration" => std::str::from_utf8(data).is_ok_and(|text| parse_go_duration(text).is_ok()),
         "kubeconfig" => std::str::from_utf8(data).is_ok_and(|text| {
-            meshid::kube::KubeApiConfig::from_kubeconfig_str(
-                text,
-                Path::new("/nonexistent/meshid-fuzz"),
-                None,
-            )
-            .is_ok()
+            meshid::kube::kube::config::Kubeconfig::from_yaml(text).is_ok_and(|kubeconfig| {
+                meshid::kube::KubeApiConfig::check_kubeconfig(&kubeconfig, None, "kubeconfig")
+                    .is_ok()
+            })
         }),
         _ => anyhow::bail!("no fuzz target {target}"),
     })

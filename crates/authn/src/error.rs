@@ -137,11 +137,14 @@ impl Error {
 
 /// The Kubernetes API client's errors keep this crate's variants and messages: a
 /// configuration or file error stays [`Error::Config`] or [`Error::ReadFile`], a failed
-/// connection [`Error::Transport`], and a request past its timeout [`Error::Timeout`].
+/// connection [`Error::Transport`], a request past its timeout [`Error::Timeout`], an HTTP
+/// error [`Error::ApiServer`] and an answer that is not a TokenReview [`Error::Response`].
 impl From<meshid_kube::Error> for Error {
     fn from(e: meshid_kube::Error) -> Self {
         match e {
+            meshid_kube::Error::Api { status, message } => Self::ApiServer { status, message },
             meshid_kube::Error::Config { what, reason } => Self::Config { what, reason },
+            meshid_kube::Error::Response { reason } => Self::Response { reason },
             meshid_kube::Error::ReadFile { what, path, reason } => {
                 Self::ReadFile { what, path, reason }
             }
@@ -324,8 +327,9 @@ impl fmt::Display for InvalidToken {
             ),
             Self::Issuer { expected, found } => write!(
                 f,
-                "token issuer {found:?} is not accepted (accepted: {expected:?}); configure the \
-                 cluster's --service-account-issuer"
+                "token issuer {found:?} is not accepted (accepted: {expected:?}); if it is the \
+                 cluster's service-account issuer (its OIDC URL on EKS, GKE or AKS), accept it \
+                 with the identity service's --token-issuer"
             ),
             Self::KubernetesClaims { reason } => {
                 write!(

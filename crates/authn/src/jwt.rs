@@ -318,9 +318,10 @@ impl JwtConfig {
 /// same ServiceAccount. Claims are read only after the signature verifies.
 ///
 /// The key set can be swapped at run time with [`JwksAuthenticator::replace_jwks`] (the API
-/// server rotates its signing keys).
+/// server rotates its signing keys), or by a [`JwksReloader`](crate::JwksReloader) following
+/// the JWKS file.
 pub struct JwksAuthenticator<C = SystemClock> {
-    jwks: ArcSwap<Jwks>,
+    jwks: Arc<ArcSwap<Jwks>>,
     config: JwtConfig,
     clock: C,
 }
@@ -337,7 +338,7 @@ impl<C: Clock> JwksAuthenticator<C> {
     pub fn with_clock(jwks: Jwks, config: JwtConfig, clock: C) -> Result<Self, Error> {
         config.validate()?;
         Ok(Self {
-            jwks: ArcSwap::from_pointee(jwks),
+            jwks: Arc::new(ArcSwap::from_pointee(jwks)),
             config,
             clock,
         })
@@ -351,6 +352,11 @@ impl<C: Clock> JwksAuthenticator<C> {
     /// The current key set.
     pub fn jwks(&self) -> Arc<Jwks> {
         self.jwks.load_full()
+    }
+
+    /// The key set, shared: what a [`JwksReloader`](crate::JwksReloader) replaces.
+    pub(crate) fn shared_jwks(&self) -> Arc<ArcSwap<Jwks>> {
+        Arc::clone(&self.jwks)
     }
 
     /// The configuration.

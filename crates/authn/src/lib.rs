@@ -4,7 +4,7 @@
 //!
 //! | authenticator | how | for |
 //! |---|---|---|
-//! | [`TokenReviewAuthenticator`] | asks the API server (`TokenReview`, `authentication.k8s.io/v1`), cached and rate limited | production, Linkerd-compatible |
+//! | [`TokenReviewAuthenticator`] | asks the API server (`TokenReview`, `authentication.k8s.io/v1`, through kube-rs), cached, pre-checked and rate limited | production, Linkerd-compatible |
 //! | [`JwksAuthenticator`] | verifies projected tokens offline (ES256, RS256) against a [`Jwks`] | production without API-server load; clusters whose JWKS is published |
 //! | [`StaticAuthenticator`] | a file mapping tokens to ServiceAccounts | development |
 //! | [`AnyAuthenticator`] | one of the above, chosen at run time | binaries |
@@ -66,24 +66,31 @@
 //!   algorithm are refused by name; `crit` headers, JWE (five parts), padded or non-canonical
 //!   base64url and tokens over [`MAX_TOKEN_LEN`] are refused; `exp` is required and
 //!   `exp`/`nbf`/`iat` must be numbers; `sub` must agree with the `kubernetes.io` claims.
-//! - **The API server through `meshid-kube`.** Where the API server is, how it is trusted and
-//!   how the identity service authenticates ([`KubeApiConfig`], [`ApiServerCa`],
-//!   [`ApiCredentials`], re-exported here) and the pooled HTTPS client (hyper + rustls with
-//!   ring, not kube-rs, whose rustls feature brings aws-lc-rs) live in `meshid-kube`, shared
-//!   with the Kubernetes Events of `meshid-issuer`. A [`TokenReviewConfig`] is a
-//!   [`KubeApiConfig`] ([`TokenReviewConfig::api`]) plus the review's own settings; build it in
-//!   a pod with [`TokenReviewConfig::in_cluster`], outside with
-//!   [`TokenReviewConfig::from_kubeconfig`] (server, CA, and a client certificate, token,
-//!   token file or exec credential plugin, as kubectl resolves them; auth-provider plugins,
-//!   proxies and `insecure-skip-tls-verify` are refused by name), where kubectl would look
-//!   with [`TokenReviewConfig::discover`], anywhere with [`TokenReviewConfig::new`] (API server URL, CA file, token file), or from a
-//!   [`KubeApiConfig`] shared with other clients with [`TokenReviewConfig::with_api`].
-//! - **Cache and rate limit.** Only positive TokenReview results are cached, under the token's
-//!   SHA-256, for at most a minute and never past the token's `exp`. A token bucket (Linkerd's
-//!   QPS 100, burst 200) spaces requests to the API server, so a pod-start storm queues here
-//!   instead of being throttled there; callers presenting the same token while it is being
-//!   reviewed (a proxy retrying a slow request) share one review, and a cancelled caller
-//!   leaves nothing behind.
+//! - **The API server through `meshid-kube`, over kube-rs.** Where the API server is, how it
+//!   is trusted and how the identity service authenticates ([`KubeApiConfig`], re-exported
+//!   here) is kube-rs's configuration, found as kubectl finds it and checked by `meshid-kube`,
+//!   shared with the Kubernetes Events of `meshid-issuer`. The review is the typed
+//!   `authentication.k8s.io/v1` `TokenReview` of `k8s-openapi`, created through kube's client
+//!   (on rustls with ring). A [`TokenReviewConfig`] is a [`KubeApiConfig`]
+//!   ([`TokenReviewConfig::api`]) plus the review's own settings; build it where kubectl would
+//!   look with [`TokenReviewConfig::discover`], from a kubeconfig with
+//!   [`TokenReviewConfig::from_kubeconfig`], in a pod with [`TokenReviewConfig::in_cluster`],
+//!   explicitly with [`TokenReviewConfig::new`] (API server URL, CA file, token file), or from
+//!   a [`KubeApiConfig`] shared with other clients with [`TokenReviewConfig::with_api`].
+//! - **The audience is enforced.** Linkerd retries a review without audiences whenever the
+//!   API server says "token audiences": a real API server says exactly that for every token
+//!   of another audience, so any pod's default token would pass. Here that is a refusal; the
+//!   retry is an opt-in for API servers that cannot review audiences
+//!   ([`TokenReviewConfig::audience_fallback`]).
+//! - **Cache, negative cache, local checks and a rate limit.** Positive TokenReview results
+//!   are cached under the token's SHA-256 for at most a minute and never past the token's
+//!   `exp`; refusals for 10 s. A token that is not a JWT, or a JWT whose `exp` is past or
+//!   whose `aud` lacks the audience, is refused without a review (a filter only: nothing is
+//!   accepted without the API server). A token bucket (Linkerd's QPS 100, burst 200) spaces
+//!   requests to the API server, so a pod-start storm queues here instead of being throttled
+//!   there; a caller that leaves gives its permit back; callers presenting the same token
+//!   while it is being reviewed share one review. Garbage tokens therefore cannot starve real
+//!   ones ([`Metrics`] counts what was refused locally and from the negative cache).
 //! - **Tokens are secrets.** They are never logged, never quoted in errors (an answer from the
 //!   API server that echoes the token is redacted) and never shown by `Debug`; the static and
 //!   cached forms are SHA-256 digests.
@@ -99,16 +106,19 @@
 //!   server does.
 //! - The JWKS authenticator does not check that the pod still exists (a TokenReview does, for
 //!   pod-bound tokens): a token stays valid until it expires.
-//! - The API server CA file, and a kubeconfig's client certificate and key, are read once,
-//!   when the configuration or the authenticator is built (a token file on every request).
-//! - Kubeconfig exec credential plugins run without a terminal.
+//! - The Kubernetes API access has `meshid-kube`'s limitations: token files are re-read at
+//!   least once a minute (not on every request), exec credential plugins run without a
+//!   terminal, and kube cannot stop a plugin that hangs.
+//! - A [`JwksAuthenticator`] follows its file only with a [`JwksReloader`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod jwks_file;
 mod jwt;
+mod metrics;
 mod signer;
 mod static_tokens;
 mod token;
@@ -119,20 +129,22 @@ use core::future::Future;
 use meshid_policy::ServiceAccount;
 
 pub use error::{Error, ErrorKind, InvalidToken};
+pub use jwks_file::{DEFAULT_JWKS_POLL_INTERVAL, JwksReload, JwksReloader};
 pub use jwt::{DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Jwks, JwksAuthenticator, JwtConfig};
 /// Where the Kubernetes API server is and how to reach it (from `meshid-kube`, shared with
 /// Kubernetes Events), so TokenReview users need one import path.
 pub use meshid_kube::{
-    ApiCredentials, ApiServerCa, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, KubeApiConfig,
+    ApiCredentials, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, KubeApiConfig,
 };
 /// The injected time source, shared with the other meshid crates.
 pub use meshid_policy::{Clock, ManualClock, SystemClock};
+pub use metrics::Metrics;
 pub use signer::{DEFAULT_TOKEN_LIFETIME, JwtSigner, PodRef, TokenParams};
 pub use static_tokens::StaticAuthenticator;
 pub use token::MAX_TOKEN_LEN;
 pub use tokenreview::{
-    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_QPS,
-    TokenReviewAuthenticator, TokenReviewConfig,
+    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_CAPACITY,
+    DEFAULT_NEGATIVE_CACHE_TTL, DEFAULT_QPS, TokenReviewAuthenticator, TokenReviewConfig,
 };
 
 /// Turns a ServiceAccount token into the ServiceAccount it authenticates.

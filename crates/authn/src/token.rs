@@ -39,7 +39,12 @@ pub(crate) fn token_str(token: &[u8]) -> Result<&str, InvalidToken> {
 
 /// SHA-256 of the token: the only form in which tokens are stored.
 pub(crate) fn digest(token: &str) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest_bytes(token.as_bytes())
+}
+
+/// SHA-256 of `bytes`.
+pub(crate) fn digest_bytes(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut out = [0; 32];
     out.copy_from_slice(d.as_ref());
     out

@@ -6,8 +6,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use meshid_authn::{
-    Authenticator, Error, ErrorKind, InvalidToken, Jwks, JwksAuthenticator, JwtConfig, JwtSigner,
-    ManualClock, PodRef, TokenParams,
+    Authenticator, Error, ErrorKind, InvalidToken, Jwks, JwksAuthenticator, JwksReload,
+    JwksReloader, JwtConfig, JwtSigner, ManualClock, Metrics, PodRef, TokenParams,
 };
 use meshid_policy::ServiceAccount;
 use ring::rand::SystemRandom;
@@ -334,8 +334,9 @@ fn checks_issuer_audience_and_subject() {
     assert_eq!(
         refused(&authn, &t(with(claims(), "iss", json!("https://evil")))).1,
         "token issuer \"https://evil\" is not accepted (accepted: \
-         [\"https://kubernetes.default.svc.cluster.local\"]); configure the cluster's \
-         --service-account-issuer"
+         [\"https://kubernetes.default.svc.cluster.local\"]); if it is the cluster's \
+         service-account issuer (its OIDC URL on EKS, GKE or AKS), accept it with the identity \
+         service's --token-issuer"
     );
     assert_eq!(
         refused(
@@ -592,4 +593,72 @@ fn configuration_is_checked() {
         ))
         .unwrap();
     authn.validate_at(token.as_bytes(), NOW).unwrap();
+}
+
+#[test]
+fn the_jwks_file_is_followed_and_a_broken_one_keeps_the_keys_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let (old, new) = (
+        JwtSigner::generate(ISSUER).unwrap(),
+        JwtSigner::generate(ISSUER).unwrap(),
+    );
+    std::fs::write(&path, old.jwks_json()).unwrap();
+    let authn = JwksAuthenticator::with_clock(
+        Jwks::from_file(&path).unwrap(),
+        JwtConfig::new(ISSUER),
+        ManualClock::new(NOW),
+    )
+    .unwrap();
+    let metrics = Metrics::default();
+    let mut reloader = JwksReloader::new(&path, &authn).with_metrics(metrics.clone());
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    let token = |signer: &JwtSigner| signer.sign(&TokenParams::new(sa.clone(), NOW)).unwrap();
+    let kid = |authn: &JwksAuthenticator<ManualClock>| {
+        authn
+            .jwks()
+            .kids()
+            .map(|k| k.unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    // The first read finds the keys the authenticator was built with.
+    assert_eq!(reloader.reload_now(), JwksReload::Updated);
+    assert_eq!(reloader.reload_now(), JwksReload::Unchanged);
+    assert_eq!(metrics.jwks_reloads("updated"), 0);
+
+    // Rotated: the new key is used from now on.
+    std::fs::write(&path, new.jwks_json()).unwrap();
+    assert_eq!(reloader.reload_now(), JwksReload::Updated);
+    assert_eq!(kid(&authn), [new.kid()]);
+    authn.validate_at(token(&new).as_bytes(), NOW).unwrap();
+    assert!(authn.validate_at(token(&old).as_bytes(), NOW).is_err());
+    assert_eq!(metrics.jwks_reloads("updated"), 1);
+
+    // Broken, then gone: refused, said once each, and the keys in use stay.
+    std::fs::write(&path, "{\"keys\": [").unwrap();
+    let JwksReload::Refused(e) = reloader.reload_now() else {
+        panic!("a broken JWKS was taken");
+    };
+    assert!(
+        e.to_string().starts_with(&format!(
+            "invalid JWKS file {}: not a JSON Web Key Set",
+            path.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(reloader.reload_now(), JwksReload::Unchanged);
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        reloader.reload_now(),
+        JwksReload::Refused(Error::ReadFile {
+            what: "JWKS file",
+            ..
+        })
+    ));
+    reloader.reload_now();
+    assert_eq!(metrics.jwks_reloads("invalid"), 1);
+    assert_eq!(metrics.jwks_reloads("unreadable"), 1);
+    assert_eq!(kid(&authn), [new.kid()]);
+    authn.validate_at(token(&new).as_bytes(), NOW).unwrap();
 }

@@ -1,11 +1,16 @@
-//! Events as Kubernetes core/v1 Events (feature `kube-events`).
+//! Events as Kubernetes core/v1 Events (feature `kube-events`), as Linkerd records them:
+//! `kubectl describe deploy/linkerd-identity` shows them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{
+    Event as KubeEvent, EventSource, ObjectReference as KubeObjectReference,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
 use meshid_kube::{KubeApiConfig, KubeClient};
-use meshid_policy::rfc3339;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Event, EventSink};
@@ -40,7 +45,7 @@ impl ObjectReference {
 }
 
 /// Where and how to post events.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct KubeEventsConfig {
     /// The API server, its CA, the credentials and the timeout of one post (the same access
@@ -58,7 +63,7 @@ impl KubeEventsConfig {
     /// Posting through `api` as Linkerd's identity service does: on the Deployment
     /// `linkerd-identity` in `linkerd`, as component `linkerd-identity`, 256 events queued at
     /// most. For explicit settings, `KubeEventsConfig::new(KubeApiConfig::new(api_server,
-    /// ca_file, token_file))`.
+    /// ca_file, token_file)?)`.
     pub fn new(api: KubeApiConfig) -> Self {
         Self {
             api,
@@ -69,7 +74,8 @@ impl KubeEventsConfig {
     }
 }
 
-/// Posts events as core/v1 Events to the Kubernetes API server, on the configured object.
+/// Posts events as typed core/v1 Events (`k8s-openapi`, through kube-rs) to the Kubernetes
+/// API server, on the configured object.
 ///
 /// `emit` never blocks: events are queued for a background task, which posts them one at a
 /// time; a failed post is logged and the event dropped. The identity service needs RBAC
@@ -113,10 +119,11 @@ impl KubeEventsTask {
 }
 
 impl KubeEventSink {
-    /// Starts the posting task on the current tokio runtime. Reads the CA file now, so a
-    /// broken configuration fails here rather than on the first event.
-    pub fn spawn(config: KubeEventsConfig) -> Result<(Self, KubeEventsTask), Error> {
-        let poster = Poster::new(config)?;
+    /// Starts the posting task on the current tokio runtime. Builds the Kubernetes API client
+    /// now (reading its files, running its exec plugin), so a broken configuration fails here
+    /// rather than on the first event.
+    pub async fn spawn(config: KubeEventsConfig) -> Result<(Self, KubeEventsTask), Error> {
+        let poster = Poster::new(config).await?;
         let (tx, mut rx) = mpsc::channel::<Event>(poster.config.queue.max(1));
         let (close, closing) = oneshot::channel::<()>();
         let pending = Arc::new(AtomicUsize::new(0));
@@ -200,71 +207,65 @@ fn worth_a_warning(n: u64) -> bool {
 
 struct Poster {
     client: KubeClient,
-    /// `/api/v1/namespaces/<namespace>/events`.
-    path: String,
     config: KubeEventsConfig,
 }
 
 impl Poster {
-    fn new(config: KubeEventsConfig) -> Result<Self, Error> {
-        let client = KubeClient::new(config.api.clone())?;
-        let path = format!(
-            "/api/v1/namespaces/{}/events",
-            config.involved_object.namespace
-        );
-        Ok(Self {
-            client,
-            path,
-            config,
-        })
+    async fn new(config: KubeEventsConfig) -> Result<Self, Error> {
+        let client = KubeClient::connect(config.api.clone()).await?;
+        Ok(Self { client, config })
     }
 
     async fn post(&self, event: &Event) -> Result<(), Error> {
-        let body = serde_json::to_vec(&self.body(event)).map_err(|e| Error::KubeEvents {
-            reason: e.to_string(),
-        })?;
-        let response = self.client.post_json(&self.path, body).await?;
-        if response.is_success() {
-            return Ok(());
+        let namespace = &self.config.involved_object.namespace;
+        match self
+            .client
+            .create(Some(namespace), &self.event(event))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(meshid_kube::Error::Api { status, message }) => Err(Error::KubeEvents {
+                reason: format!("the API server answered HTTP {status}: {message}"),
+            }),
+            Err(e) => Err(e.into()),
         }
-        Err(Error::KubeEvents {
-            reason: format!(
-                "the API server answered HTTP {}: {}",
-                response.status,
-                response.error_message()
-            ),
-        })
     }
 
-    fn body(&self, event: &Event) -> serde_json::Value {
+    /// The core/v1 Event, as client-go's event recorder writes it for Linkerd.
+    fn event(&self, event: &Event) -> KubeEvent {
         let object = &self.config.involved_object;
-        let time = rfc3339(event.time.replace_nanosecond(0).unwrap_or(event.time));
-        let mut involved = serde_json::json!({
-            "apiVersion": object.api_version,
-            "kind": object.kind,
-            "name": object.name,
-            "namespace": object.namespace,
-        });
-        if let (Some(uid), Some(map)) = (&object.uid, involved.as_object_mut()) {
-            map.insert("uid".to_owned(), serde_json::Value::String(uid.clone()));
-        }
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "generateName": format!("{}.", object.name),
-                "namespace": object.namespace,
+        let component = &self.config.component;
+        // Whole seconds, as core/v1 Event timestamps are.
+        let time = Timestamp::from_second(event.time.unix_timestamp())
+            .ok()
+            .map(Time);
+        KubeEvent {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", object.name)),
+                namespace: Some(object.namespace.clone()),
+                ..ObjectMeta::default()
             },
-            "involvedObject": involved,
-            "type": event.kind.as_str(),
-            "reason": event.reason,
-            "message": event.message,
-            "source": { "component": self.config.component },
-            "reportingComponent": self.config.component,
-            "firstTimestamp": time,
-            "lastTimestamp": time,
-            "count": 1,
-        })
+            involved_object: KubeObjectReference {
+                api_version: Some(object.api_version.clone()),
+                kind: Some(object.kind.clone()),
+                name: Some(object.name.clone()),
+                namespace: Some(object.namespace.clone()),
+                uid: object.uid.clone(),
+                ..KubeObjectReference::default()
+            },
+            type_: Some(event.kind.as_str().to_owned()),
+            reason: Some(event.reason.to_owned()),
+            message: Some(event.message.clone()),
+            source: Some(EventSource {
+                component: Some(component.clone()),
+                host: None,
+            }),
+            reporting_component: Some(component.clone()),
+            first_timestamp: time.clone(),
+            last_timestamp: time,
+            count: Some(1),
+            ..KubeEvent::default()
+        }
     }
 }
 

@@ -25,7 +25,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `kube-events` | `KubeEventSink`: events as core/v1 Events through the API server (`meshid-kube`: in-cluster, kubeconfig or explicit; rustls/ring) |
+//! | `kube-events` | `KubeEventSink`: events as typed core/v1 Events through the API server (`meshid-kube`, kube-rs on rustls/ring: kubeconfig, in-cluster or explicit) |
 //!
 //! # Example
 //!
@@ -116,7 +116,7 @@ pub use kube::{KubeEventSink, KubeEventsConfig, KubeEventsTask, ObjectReference}
 /// Where the Kubernetes API server is and how to reach it (from `meshid-kube`, shared with
 /// TokenReview).
 #[cfg(feature = "kube-events")]
-pub use meshid_kube::{ApiCredentials, ApiServerCa, KubeApiConfig};
+pub use meshid_kube::{ApiCredentials, KubeApiConfig};
 pub use metrics::{Metrics, ReloadResult};
 pub use reloader::{
     Change, DEFAULT_POLL_INTERVAL, ReloadHandle, ReloadOutcome, Reloader, ReloaderOptions,

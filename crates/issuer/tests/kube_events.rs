@@ -25,12 +25,15 @@ async fn next_posted(api: &ApiServerDouble) -> (String, String, serde_json::Valu
 /// Posting to `api`, with the CA and token files in `tmp`.
 fn config(api: &ApiServerDouble, tmp: &TempDir) -> KubeEventsConfig {
     std::fs::write(tmp.path().join("ca.crt"), api.ca_pem()).unwrap();
-    std::fs::write(tmp.path().join("token"), "sa-token\n").unwrap();
-    KubeEventsConfig::new(KubeApiConfig::new(
-        api.url(),
-        tmp.path().join("ca.crt"),
-        tmp.path().join("token"),
-    ))
+    std::fs::write(tmp.path().join("token"), "sa-token").unwrap();
+    KubeEventsConfig::new(
+        KubeApiConfig::new(
+            api.url(),
+            tmp.path().join("ca.crt"),
+            tmp.path().join("token"),
+        )
+        .unwrap(),
+    )
 }
 
 /// An API server that takes `delay` to answer each post.
@@ -48,7 +51,7 @@ async fn slow_api(delay: Duration) -> ApiServerDouble {
 async fn events_are_posted_as_core_v1_events_on_the_identity_deployment() {
     let tmp = temp_dir();
     let api = ApiServerDouble::start().await;
-    let (sink, _task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
+    let (sink, _task) = KubeEventSink::spawn(config(&api, &tmp)).await.unwrap();
 
     sink.emit(&Event::issuer_update_skipped(
         &"reading /x/crt.pem: gone",
@@ -86,7 +89,7 @@ async fn events_are_posted_as_core_v1_events_on_the_identity_deployment() {
 async fn closing_posts_every_queued_event_and_takes_no_more() {
     let tmp = temp_dir();
     let api = slow_api(Duration::from_millis(50)).await;
-    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
+    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).await.unwrap();
     for i in 0..5 {
         sink.emit(&Event::issuer_updated(START + Duration::from_secs(i)));
     }
@@ -109,7 +112,7 @@ async fn closing_posts_every_queued_event_and_takes_no_more() {
 async fn closing_gives_up_at_the_deadline_and_counts_what_was_not_posted() {
     let tmp = temp_dir();
     let api = slow_api(Duration::from_secs(2)).await;
-    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
+    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).await.unwrap();
     for i in 0..3 {
         sink.emit(&Event::issuer_updated(START + Duration::from_secs(i)));
     }
@@ -128,7 +131,7 @@ async fn closing_gives_up_at_the_deadline_and_counts_what_was_not_posted() {
 async fn dropping_the_task_handle_leaves_the_sink_posting() {
     let tmp = temp_dir();
     let api = ApiServerDouble::start().await;
-    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).unwrap();
+    let (sink, task) = KubeEventSink::spawn(config(&api, &tmp)).await.unwrap();
     drop(task);
     sink.emit(&Event::issuer_updated(START));
     let (_, _, json) = next_posted(&api).await;

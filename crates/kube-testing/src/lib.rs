@@ -17,16 +17,18 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use meshid_kube::{ApiCredentials, ApiServerCa, KubeApiConfig, KubeClient};
+//! use base64::Engine as _;
+//! use meshid_kube::k8s_openapi::api::core::v1::ConfigMap;
+//! use meshid_kube::{Error, KubeApiConfig, KubeClient};
 //! use meshid_kube_testing::{Answer, ApiServerDouble};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), meshid_kube::Error> {
-//! // Events need a client certificate here; everything else gets the default answer.
+//! # async fn main() -> Result<(), Error> {
+//! // ConfigMaps need a client certificate here; everything else gets the default answer.
 //! let api = ApiServerDouble::builder()
 //!     .accept_client_certificates("system:serviceaccount:linkerd:linkerd-identity")
 //!     .answer(|request| async move {
-//!         if request.path.ends_with("/events") && !request.client_certificate {
+//!         if request.path.ends_with("/configmaps") && !request.client_certificate {
 //!             Answer::json(403, r#"{"kind":"Status","message":"forbidden","code":403}"#)
 //!         } else {
 //!             Answer::echo(&request)
@@ -35,28 +37,37 @@
 //!     .start()
 //!     .await;
 //!
-//! let mut config = KubeApiConfig::new(api.url(), "unused.crt", "unused.token");
-//! config.ca = ApiServerCa::Pem(api.ca_pem().as_bytes().to_vec());
-//! config.credentials = ApiCredentials::Token("sa-token".to_owned().into());
-//! let events = "/api/v1/namespaces/linkerd/events";
-//! let answer = KubeClient::new(config.clone())?
-//!     .post_json(events, b"{}".to_vec())
-//!     .await?;
-//! assert_eq!(answer.status, 403);
+//! // A kubeconfig for it: its CA, and a token, or the client certificate it handed out.
+//! let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+//! let kubeconfig = |user: String| {
+//!     format!(
+//!         "current-context: double
+//! contexts: [{{name: double, context: {{cluster: double, user: identity}}}}]
+//! clusters: [{{name: double, cluster: {{server: '{}', certificate-authority-data: {}}}}}]
+//! users: [{{name: identity, user: {user}}}]",
+//!         api.url(),
+//!         b64(api.ca_pem()),
+//!     )
+//! };
+//! let mut map = ConfigMap::default();
+//! map.metadata.name = Some("meshid".to_owned());
+//!
+//! let config = KubeApiConfig::from_kubeconfig_str(&kubeconfig("{token: sa-token}".into()), None)?;
+//! let refused = KubeClient::connect(config).await?.create(Some("linkerd"), &map).await;
+//! assert!(matches!(refused, Err(Error::Api { status: 403, .. })));
 //! let seen = api.next_request(Duration::from_secs(5)).await.expect("one request");
 //! assert_eq!(seen.authorization(), "Bearer sa-token");
 //! assert_eq!(seen.content_type(), Some("application/json"));
 //!
-//! // With the client certificate the double handed out.
 //! let client = api.client_certificate().expect("client certificates are accepted");
-//! config.credentials = ApiCredentials::ClientCertificate {
-//!     chain_pem: client.chain_pem.clone().into_bytes(),
-//!     key_pem: client.key_pem.clone().into_bytes().into(),
-//! };
-//! let answer = KubeClient::new(config)?
-//!     .post_json(events, b"{}".to_vec())
-//!     .await?;
-//! assert_eq!((answer.status, answer.body.as_slice()), (201, &b"{}"[..]));
+//! let user = format!(
+//!     "{{client-certificate-data: {}, client-key-data: {}}}",
+//!     b64(&client.chain_pem),
+//!     b64(&client.key_pem)
+//! );
+//! let config = KubeApiConfig::from_kubeconfig_str(&kubeconfig(user), None)?;
+//! let created = KubeClient::connect(config).await?.create(Some("linkerd"), &map).await?;
+//! assert_eq!(created, map);
 //! assert!(api.requests()[1].client_certificate);
 //! assert_eq!(api.hits(), 2);
 //! # Ok(())

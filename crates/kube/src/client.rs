@@ -1,162 +1,100 @@
-//! A pooled HTTPS client for the API server: hyper 1 + hyper-util + hyper-rustls with ring.
+//! kube's client, bounded in time and size, creating typed objects, with exec credentials
+//! renewed when the API server refuses them or their certificate expires.
 
 use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
-use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use arc_swap::ArcSwap;
+use http::StatusCode;
+use http_body_util::{BodyExt as _, Limited};
+use kube::client::AuthError;
+use kube::core::params::PostParams;
 use meshid_policy::{Clock, SystemClock};
-use rustls::client::ResolvesClientCert;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::sign::CertifiedKey;
-use zeroize::Zeroizing;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::exec::{ClusterInfo, Credential, ExecCredentials};
-use crate::{ApiCredentials, ApiServerCa, Error, KubeApiConfig};
+use crate::{Error, KubeApiConfig, config::kubeconfig_error};
 
-/// The largest API server answer read; a longer one is a [`Error::Transport`] error.
+/// The longest answer accepted from the API server, in bytes (1 MiB).
 pub const MAX_RESPONSE_LEN: usize = 1024 * 1024;
 
-/// The longest part of an answer quoted by [`Response::error_message`].
+/// The longest part of an answer (or of an exec plugin's standard error) quoted in an error.
 const MAX_QUOTED_LEN: usize = 300;
 
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// A client certificate printed by an exec plugin is replaced this long before it expires.
+const CERTIFICATE_MARGIN: time::Duration = time::Duration::seconds(10);
 
-/// A client of one API server, built from a [`KubeApiConfig`].
+/// kube's [`kube::Client`] for a [`KubeApiConfig`], as meshid uses it.
 ///
-/// Building it reads the CA (and checks the client certificate) and validates the URL;
-/// connections are pooled and kept alive between requests. A token file is read on every
-/// request, so a rotated ServiceAccount token is picked up. Cloning is cheap and shares the
-/// pool.
-#[derive(Clone)]
+/// - Every request is bounded by the configuration's timeout ([`Error::Timeout`]) and every
+///   answer by [`MAX_RESPONSE_LEN`]; kube's own retries of 429/503/504 are off (meshid paces
+///   its calls, and its callers retry).
+/// - Objects are created typed ([`create`](Self::create)), through kube's request builder.
+/// - With an exec credential plugin: when the API server answers 401 to a credential that
+///   was not just made, the client is built anew (kube runs the plugin again) and the request
+///   sent once more, as kubectl does; a client certificate the plugin printed is replaced 10 s
+///   before its `expirationTimestamp`, read on the injected [`Clock`]. Tokens with an
+///   `expirationTimestamp` are renewed by kube a minute before they expire.
+///
+/// `Debug` shows no secret.
 pub struct KubeClient {
-    client: HttpClient,
-    /// `https://authority[/prefix]`, without a trailing slash.
-    base: String,
-    config: Arc<KubeApiConfig>,
-    /// The plugin and what it printed, with [`ApiCredentials::Exec`].
-    exec: Option<Arc<Exec>>,
-    /// What tells whether an exec plugin's credential has expired.
+    config: KubeApiConfig,
+    current: ArcSwap<Built>,
+    /// One rebuild at a time.
+    rebuilding: tokio::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// An exec plugin's state: its credential, the client certificate it printed (if that is
-/// its kind), and the connection pool that presents it.
-struct Exec {
-    credentials: ExecCredentials,
-    certificate: Arc<ExecClientCertificate>,
-    /// Replaced when the certificate changes: connections made with the old one are not
-    /// reused (the API server authenticates a connection once, at its handshake).
-    pool: ArcSwap<HttpClient>,
-    tls: rustls::ClientConfig,
-    timeout: Duration,
+/// A kube client and how many rebuilds preceded it.
+struct Built {
+    client: kube::Client,
+    generation: u64,
 }
 
-/// The client certificate an exec plugin printed last, for new TLS handshakes.
-#[derive(Debug, Default)]
-struct ExecClientCertificate(ArcSwapOption<CertifiedKey>);
-
-impl ResolvesClientCert for ExecClientCertificate {
-    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        self.0.load_full()
-    }
-
-    fn has_certs(&self) -> bool {
-        self.0.load().is_some()
-    }
-}
-
-impl Exec {
-    /// The pool to send with and the `Authorization` header for `credential`; a new
-    /// certificate gets a new pool.
-    fn present(&self, credential: &Credential) -> Result<(HttpClient, Option<HeaderValue>), Error> {
-        match credential {
-            Credential::Token(token) => Ok((
-                (**self.pool.load()).clone(),
-                Some(bearer_header(
-                    token,
-                    "token printed by the exec credential plugin",
-                )?),
-            )),
-            Credential::Certificate(key) => {
-                let current = self.certificate.0.load();
-                if !current
-                    .as_ref()
-                    .is_some_and(|current| Arc::ptr_eq(current, key))
-                {
-                    self.certificate.0.store(Some(Arc::clone(key)));
-                    self.pool
-                        .store(Arc::new(http_client(self.tls.clone(), self.timeout)));
-                }
-                Ok(((**self.pool.load()).clone(), None))
-            }
-        }
-    }
-}
-
-/// An answer of the API server: its status code and body (at most [`MAX_RESPONSE_LEN`]).
+/// The status and body of an answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Response {
     /// The HTTP status code.
     pub status: u16,
-    /// The body.
+    /// The body, at most [`MAX_RESPONSE_LEN`] bytes.
     pub body: Vec<u8>,
 }
 
 impl KubeClient {
-    /// A client for `config`'s API server. Reads the CA file now.
-    pub fn new(config: KubeApiConfig) -> Result<Self, Error> {
-        let base = base_url(&config.api_server)?;
-        if config.timeout.is_zero() {
-            return Err(Error::config(
-                "Kubernetes API configuration",
-                "the request timeout must be positive",
-            ));
+    /// Builds kube's client for `config`: reads the client certificate and token files it
+    /// names, and runs its exec plugin (kube runs it three times while building), within
+    /// the configuration's `exec_timeout`. Must run inside a Tokio runtime.
+    pub async fn connect(config: KubeApiConfig) -> Result<Self, Error> {
+        for (name, value) in [
+            ("request timeout", config.timeout),
+            ("exec timeout", config.exec_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::config(
+                    "Kubernetes API configuration",
+                    format!("the {name} must be positive"),
+                ));
+            }
         }
-        let certificate = Arc::new(ExecClientCertificate::default());
-        let (tls, ca_pem) = tls_config(&config, &certificate)?;
-        let client = http_client(tls.clone(), config.timeout);
-        let exec = match &config.credentials {
-            ApiCredentials::Exec(plugin) => Some(Arc::new(Exec {
-                credentials: ExecCredentials::new(
-                    plugin.clone(),
-                    ClusterInfo {
-                        server: config.api_server.clone(),
-                        ca_pem,
-                    },
-                ),
-                certificate,
-                pool: ArcSwap::from_pointee(client.clone()),
-                tls,
-                timeout: config.timeout,
-            })),
-            _ => None,
-        };
+        let client = build(&config, config.exec_timeout).await?;
         Ok(Self {
-            client,
-            base,
-            config: Arc::new(config),
-            exec,
+            config,
+            current: ArcSwap::from_pointee(Built {
+                client,
+                generation: 0,
+            }),
+            rebuilding: tokio::sync::Mutex::new(()),
             clock: Arc::new(SystemClock),
         })
     }
 
-    /// This client, reading the time from `clock` (to tell when an exec credential plugin's
-    /// token has expired) instead of the system clock.
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+    /// The same client, reading `clock` for the expiry of an exec plugin's client
+    /// certificate.
+    #[must_use]
+    pub fn with_clock<C: Clock>(mut self, clock: Arc<C>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -165,63 +103,104 @@ impl KubeClient {
         &self.config
     }
 
-    /// POSTs `json` (an encoded JSON document) to `path` below the API server's base URL
-    /// (e.g. `/api/v1/namespaces/linkerd/events`) and returns the answer, whatever its status.
-    ///
-    /// The bearer token, when the credentials are a token, a token file or an exec plugin's
-    /// token, goes in the `Authorization` header. The whole exchange, reading the token file or
-    /// running the exec plugin included, is bounded by the configured timeout
-    /// ([`Error::Timeout`]).
-    pub async fn post_json(&self, path: &str, json: Vec<u8>) -> Result<Response, Error> {
+    /// kube's client in use now, for requests this crate does not make (without the timeout
+    /// and the renewals described above).
+    pub fn kube_client(&self) -> kube::Client {
+        self.current.load().client.clone()
+    }
+
+    /// Creates `object` (in `namespace`, for namespaced kinds) and returns the API server's
+    /// copy. An HTTP error status is [`Error::Api`]; an answer that is not a `K` is
+    /// [`Error::Response`].
+    pub async fn create<K>(&self, namespace: Option<&str>, object: &K) -> Result<K, Error>
+    where
+        K: kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned,
+    {
+        let kind = K::kind(&());
+        let body = serde_json::to_vec(object).map_err(|e| {
+            Error::config(format!("{kind} object"), format!("cannot encode it: {e}"))
+        })?;
+        let request = kube::core::Request::new(K::url_path(&(), namespace))
+            .create(&PostParams::default(), body)
+            .map_err(|e| Error::config(format!("{kind} request"), e.to_string()))?;
+        let response = self.send(request).await?;
+        if !response.is_success() {
+            return Err(Error::Api {
+                status: response.status,
+                message: response.error_message(),
+            });
+        }
+        serde_json::from_slice(&response.body).map_err(|e| Error::Response {
+            reason: format!(
+                "not a {kind} ({} at line {} column {})",
+                classify(&e),
+                e.line(),
+                e.column()
+            ),
+        })
+    }
+
+    /// Sends `request` (its path below the API server's URL) and returns the status and
+    /// body, within the configured timeout ([`Error::Timeout`]).
+    pub async fn send(&self, request: http::Request<Vec<u8>>) -> Result<Response, Error> {
         let timeout = self.config.timeout;
-        tokio::time::timeout(timeout, self.post(path, json))
+        tokio::time::timeout(timeout, self.send_renewing(request))
             .await
             .map_err(|_| Error::Timeout { after: timeout })?
     }
 
-    async fn post(&self, path: &str, json: Vec<u8>) -> Result<Response, Error> {
-        let Some(exec) = &self.exec else {
-            let bearer = bearer(&self.config.credentials).await?;
-            return self.send(&self.client, path, json, bearer).await;
-        };
-        // An exec plugin's credential: on 401, run the plugin again (unless the credential
-        // was just made) and send once more, as kubectl does on its next request.
-        let json = Bytes::from(json);
-        let current = exec.credentials.current(self.clock.now()).await?;
-        let (client, bearer) = exec.present(&current.credential)?;
-        let response = self.send(&client, path, json.clone(), bearer).await?;
-        if response.status != 401 || current.fresh {
-            return Ok(response);
+    async fn send_renewing(&self, request: http::Request<Vec<u8>>) -> Result<Response, Error> {
+        let (built, fresh) = self.current().await?;
+        let again = exec_command(&self.config).is_some().then(|| copy(&request));
+        let response = self.send_once(&built.client, request).await?;
+        match again {
+            // The exec plugin's credential was refused (revoked, or expired early): as
+            // kubectl does, run the plugin again and send once more.
+            Some(request) if response.status == 401 && !fresh => {
+                let built = self.rebuild(built.generation).await?;
+                self.send_once(&built.client, request).await
+            }
+            _ => Ok(response),
         }
-        exec.credentials.refused(&current.credential).await;
-        let current = exec.credentials.current(self.clock.now()).await?;
-        let (client, bearer) = exec.present(&current.credential)?;
-        self.send(&client, path, json, bearer).await
     }
 
-    async fn send(
-        &self,
-        client: &HttpClient,
-        path: &str,
-        json: impl Into<Bytes>,
-        bearer: Option<HeaderValue>,
-    ) -> Result<Response, Error> {
-        let uri = self.uri(path)?;
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json");
-        if let Some(bearer) = bearer {
-            request = request.header(AUTHORIZATION, bearer);
+    /// The client to use, rebuilt first if its exec certificate is about to expire; and
+    /// whether it was just built.
+    async fn current(&self) -> Result<(Arc<Built>, bool), Error> {
+        let built = self.current.load_full();
+        let expiring = built.client.valid_until().as_ref().is_some_and(|until| {
+            until.as_second() <= (self.clock.now() + CERTIFICATE_MARGIN).unix_timestamp()
+        });
+        if !expiring {
+            return Ok((built, false));
         }
-        let request = request
-            .body(Full::new(json.into()))
-            .map_err(|e| self.transport(&e))?;
+        Ok((self.rebuild(built.generation).await?, true))
+    }
+
+    /// Replaces the client of generation `seen`, unless another caller did already.
+    async fn rebuild(&self, seen: u64) -> Result<Arc<Built>, Error> {
+        let _one = self.rebuilding.lock().await;
+        let current = self.current.load_full();
+        if current.generation != seen {
+            return Ok(current);
+        }
+        let built = Arc::new(Built {
+            client: build(&self.config, self.config.timeout).await?,
+            generation: seen.wrapping_add(1),
+        });
+        self.current.store(Arc::clone(&built));
+        Ok(built)
+    }
+
+    async fn send_once(
+        &self,
+        client: &kube::Client,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<Response, Error> {
         let response = client
-            .request(request)
+            .send(request.map(kube::client::Body::from))
             .await
-            .map_err(|e| self.transport(&e))?;
+            .map_err(|e| self.request_error(e))?;
         let status = response.status().as_u16();
         let body = Limited::new(response.into_body(), MAX_RESPONSE_LEN)
             .collect()
@@ -232,32 +211,24 @@ impl KubeClient {
         Ok(Response { status, body })
     }
 
-    /// `path` below the base URL.
-    fn uri(&self, path: &str) -> Result<Uri, Error> {
-        let bad = |reason: String| Error::config(format!("API path {path:?}"), reason);
-        if !path.starts_with('/') {
-            return Err(bad("must start with /".to_owned()));
+    fn request_error(&self, e: kube::Error) -> Error {
+        match e {
+            // The exec plugin, run again by kube's authentication layer.
+            kube::Error::Service(e) => match e.downcast::<AuthError>() {
+                Ok(auth) => auth_error(*auth, &self.config),
+                Err(e) => self.transport(&*e),
+            },
+            kube::Error::Auth(e) => auth_error(e, &self.config),
+            kube::Error::HyperError(e) => self.transport(&e),
+            other => self.transport(&other),
         }
-        format!("{}{path}", self.base)
-            .parse()
-            .map_err(|e| bad(format!("not a URL: {e}")))
     }
 
     /// One message for an error and its sources.
     fn transport(&self, e: &(dyn core::error::Error + 'static)) -> Error {
-        let mut reason = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            let s_text = s.to_string();
-            if !reason.contains(&s_text) {
-                reason.push_str(": ");
-                reason.push_str(&s_text);
-            }
-            source = s.source();
-        }
         Error::Transport {
-            server: self.config.api_server.clone(),
-            reason,
+            server: self.config.api_server(),
+            reason: chain(e),
         }
     }
 }
@@ -285,252 +256,209 @@ impl Response {
             .and_then(|status| status["message"].as_str().map(str::to_owned))
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| String::from_utf8_lossy(&self.body).trim().to_owned());
-        let message = if message.is_empty() {
-            StatusCode::from_u16(self.status)
+        if message.is_empty() {
+            return StatusCode::from_u16(self.status)
                 .ok()
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("no message")
-                .to_owned()
-        } else {
-            message
-        };
-        let chars: Vec<char> = message.chars().filter(|c| !c.is_control()).collect();
-        let mut quoted: String = chars.iter().take(MAX_QUOTED_LEN).collect();
-        if chars.len() > MAX_QUOTED_LEN {
-            quoted.push('…');
+                .to_owned();
         }
-        quoted
+        quote(&message)
     }
 }
 
-/// `https://authority[/prefix]` of the API server URL, refusing anything else.
-fn base_url(api_server: &str) -> Result<String, Error> {
-    let bad = |reason: String| Error::config(format!("API server URL {api_server:?}"), reason);
-    let base: Uri = api_server
-        .parse()
-        .map_err(|e| bad(format!("not a URL: {e}")))?;
-    if base.scheme_str() != Some("https") {
-        return Err(bad("must start with https://".to_owned()));
-    }
-    let Some(authority) = base.authority() else {
-        return Err(bad("has no host".to_owned()));
-    };
-    if base.query().is_some() {
-        return Err(bad("must not have a query".to_owned()));
-    }
-    let prefix = base.path().trim_end_matches('/');
-    Ok(format!("https://{authority}{prefix}"))
-}
-
-/// A pooled HTTPS client with `tls`; connecting is bounded by `timeout`.
-fn http_client(tls: rustls::ClientConfig, timeout: Duration) -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(https)
-}
-
-/// Trust in the API server's CA only, with the client certificate if that is the credential
-/// (an exec plugin's, from `exec_certificate`, when it prints one); and the CA's PEM.
-fn tls_config(
-    config: &KubeApiConfig,
-    exec_certificate: &Arc<ExecClientCertificate>,
-) -> Result<(rustls::ClientConfig, Vec<u8>), Error> {
-    let (pem, source) = match &config.ca {
-        ApiServerCa::File(path) => (
-            std::fs::read(path)
-                .map_err(|e| Error::read_file("API server CA file", path.clone(), &e))?,
-            format!("API server CA file {}", path.display()),
-        ),
-        ApiServerCa::Pem(pem) => (pem.clone(), "API server CA".to_owned()),
-    };
-    let bad = |reason: String| Error::config(source.clone(), reason);
-    let blocks = pem::parse_many(&pem).map_err(|e| bad(format!("not PEM: {e}")))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for (i, block) in blocks.iter().enumerate() {
-        if block.tag() != "CERTIFICATE" {
-            continue;
-        }
-        roots
-            .add(block.contents().to_vec().into())
-            .map_err(|e| bad(format!("certificate #{i} is not a usable CA: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("it holds no CERTIFICATE block".to_owned()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots);
-    let tls = match &config.credentials {
-        ApiCredentials::ClientCertificate { chain_pem, key_pem } => {
-            let (chain, key) = client_certificate(chain_pem, key_pem)?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::config("API client certificate", e.to_string()))?
-        }
-        ApiCredentials::Exec(_) => builder
-            .with_client_cert_resolver(Arc::clone(exec_certificate) as Arc<dyn ResolvesClientCert>),
-        ApiCredentials::TokenFile(_) | ApiCredentials::Token(_) => builder.with_no_client_auth(),
-    };
-    Ok((tls, pem))
-}
-
-/// The client certificate chain and key of a kubeconfig user.
-pub(crate) fn client_certificate(
-    chain_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
-    let chain: Vec<CertificateDer<'static>> = pem::parse_many(chain_pem)
-        .map_err(|e| Error::config("API client certificate", format!("not PEM: {e}")))?
-        .into_iter()
-        .filter(|block| block.tag() == "CERTIFICATE")
-        .map(|block| CertificateDer::from(block.into_contents()))
-        .collect();
-    if chain.is_empty() {
+/// kube's client for `config`, built where blocking is allowed (kube runs exec plugins
+/// synchronously), within `limit`.
+async fn build(config: &KubeApiConfig, limit: Duration) -> Result<kube::Client, Error> {
+    if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::config(
-            "API client certificate",
-            "it holds no CERTIFICATE block",
+            "Kubernetes API client",
+            "it must be built inside a Tokio runtime",
         ));
     }
-    // The parser's error could quote the key: say only that it is not PEM.
-    let blocks =
-        pem::parse_many(key_pem).map_err(|_| Error::config("API client key", "not PEM"))?;
-    let key = blocks
-        .into_iter()
-        .find_map(|block| {
-            let tag = block.tag().to_owned();
-            let der = block.into_contents();
-            match tag.as_str() {
-                "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(der.into())),
-                "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(der.into())),
-                "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(der.into())),
-                _ => None,
-            }
-        })
-        .ok_or_else(|| {
-            Error::config(
-                "API client key",
-                "it holds no PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY block",
-            )
-        })?;
-    Ok((chain, key))
-}
-
-/// The `Authorization` header: from the (rotating) token file, or the fixed token; none when
-/// the client authenticates with a certificate.
-async fn bearer(credentials: &ApiCredentials) -> Result<Option<HeaderValue>, Error> {
-    let (token, what) = match credentials {
-        // The exec plugin's token is fetched by the client, which keeps it.
-        ApiCredentials::ClientCertificate { .. } | ApiCredentials::Exec(_) => return Ok(None),
-        ApiCredentials::TokenFile(path) => (
-            Zeroizing::new(
-                tokio::fs::read_to_string(path)
-                    .await
-                    .map_err(|e| Error::read_file("API client token file", path.clone(), &e))?,
+    let mut kube = config.kube.clone();
+    kube.connect_timeout = Some(config.timeout);
+    // meshid paces its calls (TokenReview's QPS/burst) and answers within a timeout; kube's
+    // retries of 429/503/504 would wait past it.
+    kube.default_retry = false;
+    let building = tokio::task::spawn_blocking(move || kube::Client::try_from(kube));
+    match tokio::time::timeout(limit, building).await {
+        Ok(Ok(Ok(client))) => Ok(client),
+        Ok(Ok(Err(e))) => Err(client_error(e, config)),
+        Ok(Err(e)) => Err(Error::config(
+            config.source.clone(),
+            format!("building the Kubernetes API client failed: {e}"),
+        )),
+        Err(_) => Err(match exec_command(config) {
+            Some(command) => Error::ExecPlugin {
+                command,
+                reason: format!(
+                    "it did not finish within {}ms; log in first if it waits for you, or check \
+                     what it waits for",
+                    limit.as_millis()
+                ),
+            },
+            None => Error::config(
+                config.source.clone(),
+                format!(
+                    "building the Kubernetes API client took longer than {}ms",
+                    limit.as_millis()
+                ),
             ),
-            format!("API client token file {}", path.display()),
-        ),
-        ApiCredentials::Token(token) => (token.clone(), "API client token".to_owned()),
-    };
-    bearer_header(&token, &what).map(Some)
+        }),
+    }
 }
 
-/// `Authorization: Bearer <token>`, marked sensitive.
-fn bearer_header(token: &str, what: &str) -> Result<HeaderValue, Error> {
-    let bad = |reason: &str| Error::config(what, reason);
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(bad("it is empty"));
+/// kube's errors while building a client, saying which file or plugin.
+fn client_error(e: kube::Error, config: &KubeApiConfig) -> Error {
+    match e {
+        kube::Error::Auth(e) => auth_error(e, config),
+        kube::Error::InferKubeconfig(e) => kubeconfig_error(e, &config.source),
+        kube::Error::RustlsTls(e) => match exec_command(config) {
+            Some(command) => Error::ExecPlugin {
+                command,
+                reason: format!("its client certificate is not usable: {e}"),
+            },
+            None => Error::config(
+                config.source.clone(),
+                format!("its client certificate or CA is not usable: {e}"),
+            ),
+        },
+        kube::Error::ProxyProtocolDisabled { proxy_url, .. }
+        | kube::Error::ProxyProtocolUnsupported { proxy_url } => Error::config(
+            format!("proxy {proxy_url} ({})", config.source),
+            "only http:// and https:// proxies are supported",
+        ),
+        other => Error::config(config.source.clone(), chain(&other)),
     }
-    let header = Zeroizing::new(format!("Bearer {token}"));
-    let mut value = HeaderValue::try_from(header.as_str())
-        .map_err(|_| bad("it holds characters not allowed in an HTTP header"))?;
-    value.set_sensitive(true);
-    Ok(value)
+}
+
+/// kube's authentication errors: the exec plugin's, or the token file's.
+fn auth_error(e: AuthError, config: &KubeApiConfig) -> Error {
+    let command = exec_command(config).unwrap_or_default();
+    let plugin = |reason: String| Error::ExecPlugin {
+        command: command.clone(),
+        reason,
+    };
+    match e {
+        AuthError::AuthExecStart(io) => {
+            let mut reason = format!("cannot run it: {io}");
+            if io.kind() == std::io::ErrorKind::NotFound
+                && let Some(hint) = config
+                    .kube
+                    .auth_info
+                    .exec
+                    .as_ref()
+                    .and_then(|exec| exec.install_hint.as_deref())
+            {
+                reason.push_str("; ");
+                reason.push_str(hint.trim());
+            }
+            plugin(reason)
+        }
+        // kube's message would quote the command with its environment and the plugin's
+        // standard output (a credential): only the exit status and standard error are said.
+        AuthError::AuthExecRun { out, .. } => {
+            let stderr = quote(&String::from_utf8_lossy(&out.stderr));
+            plugin(if stderr.is_empty() {
+                format!("it exited with {}", out.status)
+            } else {
+                format!("it exited with {}: {stderr}", out.status)
+            })
+        }
+        AuthError::AuthExecParse(_) => {
+            plugin("its output is not an ExecCredential (JSON or YAML)".to_owned())
+        }
+        AuthError::ExecPluginFailed => plugin("its ExecCredential has no status".to_owned()),
+        AuthError::MalformedTokenExpirationDate(e) => plugin(format!(
+            "its status.expirationTimestamp is not an RFC 3339 time: {e}"
+        )),
+        AuthError::ReadTokenFile(io, path) => {
+            let mut reason = io.to_string();
+            if config.source == "in-cluster configuration" {
+                reason.push_str(
+                    "; mount the pod's ServiceAccount token (automountServiceAccountToken: true)",
+                );
+            }
+            Error::ReadFile {
+                what: "API client token file",
+                path,
+                reason,
+            }
+        }
+        AuthError::InvalidBearerToken(_) => Error::config(
+            config.source.clone(),
+            "its token holds characters not allowed in an HTTP header, such as a line break \
+             (kube does not trim token files): write the token without one",
+        ),
+        other if !command.is_empty() => plugin(other.to_string()),
+        other => Error::config(config.source.clone(), other.to_string()),
+    }
+}
+
+/// The exec plugin's command, if the configuration has one.
+fn exec_command(config: &KubeApiConfig) -> Option<String> {
+    config
+        .kube
+        .auth_info
+        .exec
+        .as_ref()
+        .map(|exec| exec.command.clone().unwrap_or_default())
+}
+
+/// A copy of a request, to send it again.
+fn copy(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+/// An error and its sources, outermost first, each said once.
+fn chain(e: &(dyn core::error::Error + 'static)) -> String {
+    let mut reason = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        source = s.source();
+    }
+    reason
+}
+
+/// What kind of JSON error, without the text serde_json may quote from the input.
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "unexpected end",
+    }
+}
+
+/// Text for a message: trimmed, control characters removed, at most 300 characters.
+fn quote(text: &str) -> String {
+    let chars: Vec<char> = text.trim().chars().filter(|c| !c.is_control()).collect();
+    let mut quoted: String = chars.iter().take(MAX_QUOTED_LEN).collect();
+    if chars.len() > MAX_QUOTED_LEN {
+        quoted.push('…');
+    }
+    quoted
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
-    use crate::ExecPlugin;
-
-    #[tokio::test]
-    async fn a_new_exec_certificate_gets_a_new_connection_pool() {
-        let api = meshid_kube_testing::ApiServerDouble::builder()
-            .accept_client_certificates("identity")
-            .start()
-            .await;
-        let mut config = KubeApiConfig::new(api.url(), "unused", "unused");
-        config.ca = ApiServerCa::Pem(api.ca_pem().as_bytes().to_vec());
-        config.credentials = ApiCredentials::Exec(ExecPlugin::new("unused", Vec::new()));
-        let client = KubeClient::new(config).unwrap();
-        let exec = client.exec.as_ref().unwrap();
-        let pem = api.client_certificate().unwrap();
-        let key = || {
-            Credential::Certificate(
-                crate::exec::certified_key(pem.chain_pem.as_bytes(), pem.key_pem.as_bytes())
-                    .unwrap(),
-            )
-        };
-        let pool = || Arc::as_ptr(&exec.pool.load_full());
-
-        let (first, second) = (key(), key());
-        let before = pool();
-        exec.present(&first).unwrap();
-        let with_first = pool();
-        assert_ne!(before, with_first, "a first certificate gets its own pool");
-        exec.present(&first).unwrap();
-        assert_eq!(pool(), with_first, "the same certificate keeps its pool");
-        exec.present(&second).unwrap();
-        assert_ne!(pool(), with_first, "a renewed certificate gets a new pool");
-        assert!(exec.certificate.has_certs());
-        // A token goes in the header, over the pool in use.
-        let (_, header) = exec
-            .present(&Credential::Token(Zeroizing::new("t".to_owned())))
-            .unwrap();
-        assert_eq!(header.unwrap(), "Bearer t");
-    }
 
     fn response(status: u16, body: &str) -> Response {
         Response {
             status,
             body: body.as_bytes().to_vec(),
         }
-    }
-
-    #[test]
-    fn base_urls() {
-        assert_eq!(
-            base_url("https://10.0.0.1:6443/").as_deref(),
-            Ok("https://10.0.0.1:6443")
-        );
-        assert_eq!(
-            base_url("https://h/prefix/").as_deref(),
-            Ok("https://h/prefix")
-        );
-        let refused = |url: &str| base_url(url).map_err(|e| e.to_string()).unwrap_err();
-        assert_eq!(
-            refused("http://127.0.0.1:6443"),
-            "invalid API server URL \"http://127.0.0.1:6443\": must start with https://"
-        );
-        assert_eq!(
-            refused("https://h/?watch=1"),
-            "invalid API server URL \"https://h/?watch=1\": must not have a query"
-        );
-        assert!(refused("not a url").contains("not a URL"));
     }
 
     #[test]

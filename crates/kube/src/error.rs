@@ -5,17 +5,37 @@ use std::time::Duration;
 
 /// Why the API server's configuration is not usable, or why a request to it failed.
 ///
-/// No message ever contains a token or a private key.
+/// No message ever contains a token, a private key, or what an exec plugin printed on its
+/// standard output.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The API server answered with an HTTP error status.
+    #[error("the Kubernetes API server answered HTTP {status}: {message}")]
+    Api {
+        /// The HTTP status code.
+        status: u16,
+        /// The `message` of its `Status` answer, or the start of its body (see
+        /// [`Response::error_message`](crate::Response::error_message)).
+        message: String,
+    },
     /// A setting (API server URL, CA, credentials, kubeconfig, in-cluster environment) is not
     /// usable.
     #[error("invalid {what}: {reason}")]
     Config {
-        /// What is misconfigured, e.g. `API server URL "http://h"` or `kubeconfig /k`.
+        /// What is misconfigured, e.g. `kubeconfig /k (context dev)` or `in-cluster
+        /// configuration`.
         what: String,
         /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The kubeconfig's exec credential plugin could not be run, failed, or printed nothing
+    /// usable.
+    #[error("the kubeconfig exec credential plugin {command} failed: {reason}")]
+    ExecPlugin {
+        /// The command.
+        command: String,
+        /// What went wrong (its exit status and standard error, or what its output lacks).
         reason: String,
     },
     /// A file (kubeconfig, CA, client certificate or key, token) could not be read.
@@ -25,7 +45,13 @@ pub enum Error {
         what: &'static str,
         /// Its path.
         path: PathBuf,
-        /// The I/O error.
+        /// The I/O error, and what to do about it when that is known.
+        reason: String,
+    },
+    /// The API server's answer is not the object asked for.
+    #[error("the Kubernetes API server's answer is not understood: {reason}")]
+    Response {
+        /// What is wrong with it (never a quote of it: it may hold a token).
         reason: String,
     },
     /// The API server did not answer within the request timeout.
@@ -37,15 +63,6 @@ pub enum Error {
     Timeout {
         /// The request timeout.
         after: Duration,
-    },
-    /// The kubeconfig's exec credential plugin could not be run, failed, or printed no usable
-    /// token.
-    #[error("the kubeconfig exec credential plugin {command} failed: {reason}")]
-    ExecPlugin {
-        /// The command.
-        command: String,
-        /// What went wrong (its exit status and standard error, or what its output lacks).
-        reason: String,
     },
     /// The connection to the API server failed (TCP, TLS, HTTP), or its answer was too long.
     #[error("cannot reach the Kubernetes API server at {server}: {reason}")]

@@ -1,105 +1,102 @@
-//! Access to the Kubernetes API server for meshid: where it is — in-cluster, a kubeconfig, or
-//! explicit — how it is trusted and how this process authenticates, and a pooled HTTPS client
-//! on rustls with ring.
+//! Kubernetes API access for meshid, as a thin layer over [kube-rs](kube): the configuration
+//! found where kubectl finds it, meshid's refusals of what would weaken or break the
+//! connection, and typed requests bounded in time and size.
 //!
-//! meshid talks to the API server for two things: TokenReviews (`meshid-authn`) and Kubernetes
-//! Events (`meshid-issuer`, feature `kube-events`). Both take a [`KubeApiConfig`] and POST
-//! JSON through a [`KubeClient`]; this crate is the one place that knows how.
+//! meshid talks to the API server for two things: TokenReviews (`meshid-authn`) and
+//! Kubernetes Events (`meshid-issuer`, feature `kube-events`). Both take a [`KubeApiConfig`]
+//! (kube's [`kube::Config`] and where it came from) and create typed
+//! [`k8s_openapi`] objects through a [`KubeClient`] (kube's [`kube::Client`]).
 //!
 //! | constructor | where the settings come from |
 //! |---|---|
+//! | [`KubeApiConfig::discover`] | where kubectl and kube's `Config::infer` look: the kubeconfig files `KUBECONFIG` names (merged), else `~/.kube/config`, else in-cluster |
+//! | [`KubeApiConfig::from_kubeconfig`] | a kubeconfig file's context (`--kubeconfig`, `--kube-context`) |
 //! | [`KubeApiConfig::in_cluster`] | a pod: `KUBERNETES_SERVICE_HOST`/`_PORT`, the mounted ServiceAccount token and `ca.crt` ([`IN_CLUSTER_SERVICE_ACCOUNT_DIR`]) |
-//! | [`KubeApiConfig::from_kubeconfig`] | a kubeconfig's context: server, CA (file or data), client certificate, token, token file or exec credential plugin |
-//! | [`KubeApiConfig::discover`] | where kubectl and Linkerd look: the kubeconfig `KUBECONFIG` names, else `~/.kube/config`, else in-cluster |
 //! | [`KubeApiConfig::new`] | explicit: API server URL, CA file, token file |
 //!
 //! # Example
 //!
 //! ```
-//! use std::path::Path;
+//! use base64::Engine as _;
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use meshid_kube::{ApiCredentials, KubeApiConfig, KubeClient};
+//! use meshid_kube_testing::ApiServerDouble;
 //!
-//! use meshid_kube::{ApiCredentials, ApiServerCa, KubeApiConfig};
-//!
-//! let kubeconfig = "
-//! current-context: dev
-//! contexts: [{name: dev, context: {cluster: kind, user: identity}}]
-//! clusters: [{name: kind, cluster: {server: 'https://127.0.0.1:6443', certificate-authority: pki/ca.crt}}]
-//! users: [{name: identity, user: {tokenFile: identity.token}}]
-//! ";
-//! let config = KubeApiConfig::from_kubeconfig_str(kubeconfig, Path::new("/etc/meshid"), None)?;
-//! assert_eq!(config.api_server, "https://127.0.0.1:6443");
-//! // Relative paths are relative to the kubeconfig's folder.
-//! assert_eq!(config.ca, ApiServerCa::File("/etc/meshid/pki/ca.crt".into()));
-//! assert_eq!(
-//!     config.credentials,
-//!     ApiCredentials::TokenFile("/etc/meshid/identity.token".into())
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A local HTTPS endpoint that answers like the API server, and a kubeconfig for it.
+//! let api = ApiServerDouble::start().await;
+//! let kubeconfig = format!(
+//!     "current-context: dev
+//! contexts: [{{name: dev, context: {{cluster: kind, user: identity}}}}]
+//! clusters: [{{name: kind, cluster: {{server: '{}', certificate-authority-data: {}}}}}]
+//! users: [{{name: identity, user: {{token: identity-token}}}}]",
+//!     api.url(),
+//!     base64::engine::general_purpose::STANDARD.encode(api.ca_pem()),
 //! );
+//! let config = KubeApiConfig::from_kubeconfig_str(&kubeconfig, None)?;
+//! assert_eq!(config.api_server(), api.url());
+//! assert_eq!(config.credentials(), ApiCredentials::Token);
+//!
+//! // One client (kube's), typed objects, a timeout on every request.
+//! let client = KubeClient::connect(config).await?;
+//! let mut map = ConfigMap::default();
+//! map.metadata.name = Some("meshid".to_owned());
+//! let created = client.create(Some("linkerd"), &map).await?;
+//! assert_eq!(created.metadata.name.as_deref(), Some("meshid"));
+//! let seen = &api.requests()[0];
+//! assert_eq!(seen.path, "/api/v1/namespaces/linkerd/configmaps");
+//! assert_eq!(seen.authorization(), "Bearer identity-token");
 //!
 //! // What would weaken the connection is refused, by name.
-//! let insecure = kubeconfig.replace(
-//!     "certificate-authority: pki/ca.crt",
-//!     "insecure-skip-tls-verify: true",
-//! );
-//! let err = KubeApiConfig::from_kubeconfig_str(&insecure, Path::new("/etc/meshid"), None)
-//!     .unwrap_err();
-//! assert!(err.to_string().contains("sets insecure-skip-tls-verify"));
-//!
-//! // In a server: one client, pooled connections, a JSON POST per call.
-//! async fn post_event(
-//!     config: KubeApiConfig,
-//!     event: Vec<u8>,
-//! ) -> Result<(), Box<dyn std::error::Error>> {
-//!     let client = meshid_kube::KubeClient::new(config)?; // reads the CA now
-//!     let answer = client.post_json("/api/v1/namespaces/linkerd/events", event).await?;
-//!     if !answer.is_success() {
-//!         return Err(format!("HTTP {}: {}", answer.status, answer.error_message()).into());
-//!     }
-//!     Ok(())
-//! }
-//! # let _ = post_event;
-//! # Ok::<(), meshid_kube::Error>(())
+//! let insecure = kubeconfig.replace("certificate-authority-data", "insecure-skip-tls-verify: true, x");
+//! let err = KubeApiConfig::from_kubeconfig_str(&insecure, None).unwrap_err();
+//! assert!(err.to_string().contains("cluster kind sets insecure-skip-tls-verify"));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # Design choices
 //!
-//! - **hyper + rustls, not kube-rs.** A few POSTs do not warrant kube-rs's dependency tree
-//!   (k8s-openapi for every API group, tower stacks), and its rustls feature enables rustls'
-//!   default provider, aws-lc-rs, which this workspace bans. hyper 1 + hyper-util's pooled
-//!   client + hyper-rustls (ring, no default features) keep connections alive across requests
-//!   with a few small, widely used crates.
-//! - **Kubeconfig with yaml-rust2.** `serde_yaml` is unmaintained; yaml-rust2 is the
-//!   maintained, pure-Rust successor of yaml-rust, and a kubeconfig is small enough to walk by
-//!   hand, as kubectl resolves it: the context named, else `current-context`; its cluster's
-//!   `server`, `certificate-authority-data` (which wins) or `certificate-authority`; its user's
-//!   `client-certificate[-data]` + `client-key[-data]`, `token`, `tokenFile` or `exec`
-//!   plugin, relative paths taken from the kubeconfig's folder. What would weaken or silently
-//!   change the connection is refused by name rather than half-supported:
-//!   `insecure-skip-tls-verify: true`, `tls-server-name`, `proxy-url`, auth-provider plugins
-//!   (removed from kubectl too), basic authentication.
-//! - **Exec credential plugins** ([`ExecPlugin`]; `aws eks get-token`,
-//!   `gke-gcloud-auth-plugin`, `kubelogin`) run as kubectl runs them: `KUBERNETES_EXEC_INFO`
-//!   set (with the cluster when `provideClusterInfo`), no terminal, standard input closed.
-//!   Their token or client certificate (`tsh kube credentials`) is kept until its
-//!   `expirationTimestamp` (less 10 s) and fetched anew when the API server answers 401, and
-//!   the request is then sent once more; a new certificate gets new connections. One run at a
-//!   time; a run counts against the request's timeout and is killed with it. The plugin's
-//!   output is never quoted in errors.
-//! - **The API server's certificate is always verified**, against the configured CA only (no
-//!   system roots), and only `https://` URLs are accepted.
-//! - **Credentials are secrets.** Tokens and keys are zeroized when dropped, never logged,
-//!   never in an error message, and [`ApiCredentials`]' `Debug` redacts them; the
-//!   `Authorization` header is marked sensitive.
-//! - **One message per failure.** Transport errors chain their sources into one line
-//!   ([`Error::Transport`]); every error says what to change.
+//! - **kube-rs, on ring.** The client users already debug with: its kubeconfig reading and
+//!   merging, exec credential plugins, client certificates, token files (re-read at least once
+//!   a minute), in-cluster configuration, HTTP(S) proxies (`proxy-url`, `HTTPS_PROXY`,
+//!   `NO_PROXY`) and CA file reloading. kube-rs 1.0 and later select rustls' ring provider
+//!   with the `ring` feature, and aws-lc-rs only with its opt-in `aws-lc-rs` feature: this
+//!   crate enables `client`, `rustls-tls`, `ring` and `http-proxy`, nothing else, and CI checks
+//!   that aws-lc-rs stays out of the dependency graph. Typed objects come from
+//!   [`k8s_openapi`] at its oldest supported Kubernetes version (1.33).
+//! - **meshid's refusals stay.** Before kube reads a kubeconfig's files,
+//!   [`KubeApiConfig::check_kubeconfig`] refuses, by name, what kube would accept but would
+//!   weaken or silently break the identity service: `insecure-skip-tls-verify`, a server that
+//!   is not `https://` (a bearer token would travel in clear), basic authentication,
+//!   auth-provider plugins, an exec plugin with `interactiveMode: Always` (a service has no
+//!   terminal), a user with no credentials or with two ways to authenticate, a context,
+//!   cluster or user that is not there. Exec plugins run non-interactively, as client-go runs
+//!   them without a terminal.
+//! - **Bounded, typed requests.** [`KubeClient::create`] builds the request with kube's
+//!   request builder (what `Api::create` uses) and sends it through kube's client, but reads
+//!   the answer itself: at most [`MAX_RESPONSE_LEN`] bytes, and never logged or quoted (a
+//!   TokenReview answer carries the reviewed token back; kube's `Api` logs an answer it cannot
+//!   parse). Every request has a timeout; kube's retries of 429/503/504 are off, since meshid
+//!   paces its own calls.
+//! - **Exec credentials renewed when refused.** kube renews an exec plugin's token a minute
+//!   before its `expirationTimestamp`; on top of that, a 401 answer to a credential that was
+//!   not just made builds the client anew (running the plugin again) and sends the request
+//!   once more, as kubectl does, and a client certificate from a plugin is replaced before it
+//!   expires.
+//! - **One message per failure.** Errors say which file, which context, which plugin and what
+//!   the API server said; tokens, keys and a plugin's output never appear in them.
 //!
 //! # Limitations
 //!
-//! - POST only, HTTP/1.1 only: what TokenReviews and Events need. No watches, no lists.
-//! - The CA file, and a kubeconfig's client certificate and key, are read once (when the
-//!   client or the configuration is built); a token file on every request.
-//! - Exec credential plugins run without a terminal (`interactiveMode: Always` is refused):
-//!   log in first where a plugin needs it.
-//! - Answers longer than [`MAX_RESPONSE_LEN`] are refused.
+//! - Creating objects is what meshid needs: [`KubeClient::create`] and [`KubeClient::send`];
+//!   [`KubeClient::kube_client`] gives kube's client for anything else.
+//! - kube runs an exec plugin synchronously, three times while building a client, and cannot
+//!   stop it: a hung plugin is abandoned (the build fails after `exec_timeout`, or the
+//!   request after its timeout) but keeps running.
+//! - Token files are re-read at least once a minute (client-go's rule), not on every request.
+//! - A kubeconfig without a CA is verified against the system's roots, as kubectl does.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
@@ -107,12 +104,12 @@
 mod client;
 mod config;
 mod error;
-mod exec;
-mod kubeconfig;
 
 pub use client::{KubeClient, MAX_RESPONSE_LEN, Response};
 pub use config::{
-    ApiCredentials, ApiServerCa, DEFAULT_TIMEOUT, IN_CLUSTER_SERVICE_ACCOUNT_DIR, KubeApiConfig,
+    ApiCredentials, DEFAULT_EXEC_TIMEOUT, DEFAULT_TIMEOUT, EXEC_API_VERSIONS,
+    IN_CLUSTER_SERVICE_ACCOUNT_DIR, KubeApiConfig,
 };
 pub use error::Error;
-pub use exec::{EXEC_API_VERSIONS, ExecPlugin};
+/// kube-rs and the typed Kubernetes objects, at the versions meshid uses.
+pub use {k8s_openapi, kube};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_authn::{
-    AnyAuthenticator, Jwks, JwksAuthenticator, JwtConfig, StaticAuthenticator,
+    AnyAuthenticator, Jwks, JwksAuthenticator, JwksReloader, JwtConfig, StaticAuthenticator,
     TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_ca::Ca;
@@ -34,7 +34,8 @@ use crate::Error;
 use crate::admin::{self, AdminLimits, AdminState};
 use crate::ready::{GrpcState, Readiness};
 
-/// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster.
+/// The issuer `iss` of Kubernetes projected ServiceAccount tokens in a default cluster (on
+/// EKS, GKE and AKS it is an OIDC URL instead: `--token-issuer`).
 pub const KUBERNETES_TOKEN_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// How ServiceAccount tokens are authenticated (`--token-validation`).
@@ -44,7 +45,7 @@ pub enum TokenValidation {
     /// Kubernetes TokenReview ([`ServeConfig::kube_api`]: a kubeconfig, or the in-cluster
     /// configuration).
     TokenReview,
-    /// Offline validation against a JWKS file.
+    /// Offline validation against a JWKS file, reloaded when it changes.
     Jwks(PathBuf),
     /// A static token file (development).
     Static(PathBuf),
@@ -81,6 +82,12 @@ pub struct KubeApi {
     pub qps: f64,
     /// Requests allowed at once above the rate (Linkerd: `-kube-apiclient-burst`, 200).
     pub burst: u32,
+    /// Retry a TokenReview without audiences when the API server says it cannot review
+    /// them, as Linkerd always does (`--token-review-audience-fallback`; off). Only for API
+    /// servers that cannot review audiences: a real one refuses every token of another
+    /// audience that way, and without audiences accepts any pod's default token. Logged as a
+    /// warning at start.
+    pub audience_fallback: bool,
 }
 
 impl KubeApi {
@@ -123,6 +130,7 @@ impl Default for KubeApi {
             context: None,
             qps: meshid_authn::DEFAULT_QPS,
             burst: meshid_authn::DEFAULT_BURST,
+            audience_fallback: false,
         }
     }
 }
@@ -174,7 +182,8 @@ pub struct ServeConfig {
     pub trust_anchors: Option<PathBuf>,
     /// How tokens are authenticated.
     pub token_validation: TokenValidation,
-    /// Accepted `iss` values for `jwks:` validation.
+    /// Accepted `iss` values for `jwks:` validation (`--token-issuer`, repeatable; default
+    /// [`KUBERNETES_TOKEN_ISSUER`]).
     pub jwt_issuers: Vec<String>,
     /// The Kubernetes API for `tokenreview` validation and Kubernetes Events.
     pub kube_api: KubeApi,
@@ -291,11 +300,29 @@ pub async fn start_with_clock(
 ) -> Result<Running, Error> {
     config.validate()?;
     let now = clock.now();
+    let mut registry = Registry::default();
+    let authn_metrics = meshid_authn::Metrics::register(&mut registry);
     // Configuration first: a broken token-validation or Kubernetes setting fails before
     // anything is logged.
     let kube_api = kube_api(&config)?;
-    let authenticator = authenticator(&config, kube_api.as_ref())?;
-    let (events, kube_events) = event_sink(&config, kube_api)?;
+    let api_server = kube_api
+        .as_ref()
+        .map(|api| (api.api_server(), api.source.clone()));
+    let (authenticator, jwks_reloader) =
+        authenticator(&config, kube_api.as_ref(), authn_metrics.clone()).await?;
+    let (events, kube_events) = event_sink(&config, kube_api).await?;
+    // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
+    if let Some((api_server, source)) = api_server {
+        tracing::info!(%api_server, %source, "Kubernetes API server");
+    }
+    if config.token_validation == TokenValidation::TokenReview && config.kube_api.audience_fallback
+    {
+        tracing::warn!(
+            "--token-review-audience-fallback is on: a TokenReview refused for its audience is \
+             retried without audiences, so tokens of other audiences (any pod's default token) \
+             are accepted; use it only with an API server that cannot review audiences"
+        );
+    }
     let bundle = read_bundle(&config)?;
     let ca =
         Arc::new(Ca::new(config.mesh.clone(), config.policy.clone(), bundle).map_err(Error::Ca)?);
@@ -310,7 +337,6 @@ pub async fn start_with_clock(
     );
 
     // Metrics.
-    let mut registry = Registry::default();
     let grpc_metrics = meshid_grpc::Metrics::register(&mut registry);
     let issuer_metrics = meshid_issuer::Metrics::register(&mut registry);
     let ttl = Gauge::<f64, AtomicU64>::default();
@@ -396,6 +422,16 @@ pub async fn start_with_clock(
         reloader.run(signal(rx)).await;
         Ok(())
     });
+    if let Some(jwks) = jwks_reloader {
+        let jwks = jwks
+            .with_options(config.reload.poll_interval, config.reload.watch)
+            .with_metrics(authn_metrics);
+        let rx = stopped.clone();
+        tasks.spawn(async move {
+            jwks.run(signal(rx)).await;
+            Ok(())
+        });
+    }
 
     let service = IdentityService::new(Arc::clone(&ca), authenticator, Arc::clone(&clock))
         .with_metrics(grpc_metrics)
@@ -463,7 +499,8 @@ fn read_bundle(config: &ServeConfig) -> Result<TrustBundle, Error> {
 }
 
 /// The API server settings, read once when TokenReview or Kubernetes Events need them: the
-/// kubeconfig given, else the in-cluster configuration.
+/// kubeconfig given, else where kubectl would look (`KUBECONFIG`, `~/.kube/config`,
+/// in-cluster).
 fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
     if config.token_validation != TokenValidation::TokenReview && !config.kube_events {
         return Ok(None);
@@ -474,13 +511,11 @@ fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
         None => KubeApiConfig::discover(kube.context.as_deref()),
     }
     .map_err(Error::Kube)?;
-    // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
-    tracing::info!(api_server = %api.api_server, "Kubernetes API server");
     Ok(Some(api))
 }
 
 /// Logs, and with `kube_events` also Kubernetes Events on the identity Deployment.
-fn event_sink(
+async fn event_sink(
     config: &ServeConfig,
     kube_api: Option<KubeApiConfig>,
 ) -> Result<(Arc<dyn EventSink>, Option<KubeEventsTask>), Error> {
@@ -492,14 +527,19 @@ fn event_sink(
         config.mesh.control_plane_namespace().as_str(),
         "linkerd-identity",
     );
-    let (kube, task) = KubeEventSink::spawn(events).map_err(Error::KubeEvents)?;
+    let (kube, task) = KubeEventSink::spawn(events)
+        .await
+        .map_err(Error::KubeEvents)?;
     Ok((Arc::new((TracingSink, kube)), Some(task)))
 }
 
-fn authenticator(
+/// The authenticator `--token-validation` asks for, and for a JWKS file the reloader that
+/// follows it.
+async fn authenticator(
     config: &ServeConfig,
     kube_api: Option<&KubeApiConfig>,
-) -> Result<AnyAuthenticator, Error> {
+    metrics: meshid_authn::Metrics,
+) -> Result<(AnyAuthenticator, Option<JwksReloader>), Error> {
     Ok(match &config.token_validation {
         TokenValidation::TokenReview => {
             let api = kube_api.cloned().ok_or_else(|| Error::Config {
@@ -509,19 +549,26 @@ fn authenticator(
             let kube = &config.kube_api;
             review.qps = kube.qps;
             review.burst = kube.burst;
-            AnyAuthenticator::TokenReview(Box::new(
-                TokenReviewAuthenticator::new(review).map_err(Error::Authn)?,
-            ))
+            review.audience_fallback = kube.audience_fallback;
+            review.clock_skew = config.policy.clock_skew;
+            let authenticator = TokenReviewAuthenticator::new(review)
+                .await
+                .map_err(Error::Authn)?
+                .with_metrics(metrics);
+            (AnyAuthenticator::TokenReview(Box::new(authenticator)), None)
         }
         TokenValidation::Jwks(path) => {
             let jwks = Jwks::from_file(path).map_err(Error::Authn)?;
             let mut jwt = JwtConfig::new(KUBERNETES_TOKEN_ISSUER);
             jwt.issuers.clone_from(&config.jwt_issuers);
             jwt.clock_skew = config.policy.clock_skew;
-            AnyAuthenticator::Jwks(JwksAuthenticator::new(jwks, jwt).map_err(Error::Authn)?)
+            let authenticator = JwksAuthenticator::new(jwks, jwt).map_err(Error::Authn)?;
+            let reloader = JwksReloader::new(path, &authenticator);
+            (AnyAuthenticator::Jwks(authenticator), Some(reloader))
         }
-        TokenValidation::Static(path) => {
-            AnyAuthenticator::Static(StaticAuthenticator::from_file(path).map_err(Error::Authn)?)
-        }
+        TokenValidation::Static(path) => (
+            AnyAuthenticator::Static(StaticAuthenticator::from_file(path).map_err(Error::Authn)?),
+            None,
+        ),
     })
 }

@@ -1,25 +1,24 @@
-//! A bounded cache of positive TokenReview results, keyed by the token's SHA-256.
+//! A bounded cache of TokenReview results (positive or negative), keyed by the token's
+//! SHA-256.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use crate::Authenticated;
-
 #[derive(Debug)]
-pub(crate) struct Cache {
+pub(crate) struct Cache<V> {
     capacity: usize,
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    entries: Mutex<HashMap<[u8; 32], Entry<V>>>,
 }
 
 #[derive(Debug)]
-struct Entry {
-    value: Authenticated,
+struct Entry<V> {
+    value: V,
     expires_at: OffsetDateTime,
 }
 
-impl Cache {
+impl<V: Clone> Cache<V> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
@@ -28,7 +27,7 @@ impl Cache {
     }
 
     /// The cached result, if it has not expired at `now`.
-    pub(crate) fn get(&self, key: &[u8; 32], now: OffsetDateTime) -> Option<Authenticated> {
+    pub(crate) fn get(&self, key: &[u8; 32], now: OffsetDateTime) -> Option<V> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(key) {
             Some(e) if now < e.expires_at => Some(e.value.clone()),
@@ -45,7 +44,7 @@ impl Cache {
     pub(crate) fn insert(
         &self,
         key: [u8; 32],
-        value: Authenticated,
+        value: V,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) {
@@ -79,6 +78,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::Authenticated;
 
     fn value(name: &str) -> Authenticated {
         Authenticated::new(ServiceAccount::new("ns", name).unwrap())

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meshid_kube::KubeApiConfig;
 
-use crate::{DEFAULT_AUDIENCE, Error};
+use crate::{DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Error};
 
 /// The default request rate to the API server: Linkerd's `-kube-apiclient-qps`.
 pub const DEFAULT_QPS: f64 = 100.0;
@@ -19,8 +19,14 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 /// How many positive results are cached at most.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
+/// How long a refused token is remembered: its callers are refused again without a review.
+pub const DEFAULT_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// How many refused tokens are remembered at most.
+pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: usize = 10_000;
+
 /// How to reach the API server and how to use it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TokenReviewConfig {
     /// Where the API server is, its CA, this client's credentials and the per-request timeout
@@ -30,8 +36,11 @@ pub struct TokenReviewConfig {
     /// empty, the review's `status.audiences` must contain one of them.
     pub audiences: Vec<String>,
     /// Retry once without audiences when `status.error` mentions "token audiences", as
-    /// Linkerd does for API servers that cannot review audiences. Default `true`.
-    pub retry_without_audiences: bool,
+    /// Linkerd does, for API servers that cannot review audiences. Default `false`: a real
+    /// API server answers exactly that for every token of another audience, and without
+    /// audiences it accepts its default-audience tokens, which other systems receive too.
+    /// When on, a token's `aud` is not checked locally either.
+    pub audience_fallback: bool,
     /// Sustained requests per second to the API server. Default [`DEFAULT_QPS`].
     pub qps: f64,
     /// Requests allowed at once above the rate. Default [`DEFAULT_BURST`].
@@ -41,6 +50,14 @@ pub struct TokenReviewConfig {
     pub cache_ttl: Duration,
     /// Most positive results cached. Default [`DEFAULT_CACHE_CAPACITY`].
     pub cache_capacity: usize,
+    /// How long a refused token (not authenticated, or invalid) is refused again without a
+    /// review. Default [`DEFAULT_NEGATIVE_CACHE_TTL`]; zero disables the negative cache.
+    pub negative_cache_ttl: Duration,
+    /// Most refused tokens remembered. Default [`DEFAULT_NEGATIVE_CACHE_CAPACITY`].
+    pub negative_cache_capacity: usize,
+    /// The clock-skew allowance of the local expiry check (a JWT whose `exp` is this long past
+    /// is refused without a review). Default [`DEFAULT_CLOCK_SKEW`].
+    pub clock_skew: Duration,
 }
 
 impl TokenReviewConfig {
@@ -49,22 +66,27 @@ impl TokenReviewConfig {
         Self {
             api,
             audiences: vec![DEFAULT_AUDIENCE.to_owned()],
-            retry_without_audiences: true,
+            audience_fallback: false,
             qps: DEFAULT_QPS,
             burst: DEFAULT_BURST,
             cache_ttl: DEFAULT_CACHE_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
+            negative_cache_capacity: DEFAULT_NEGATIVE_CACHE_CAPACITY,
+            clock_skew: DEFAULT_CLOCK_SKEW,
         }
     }
 
-    /// An explicit configuration (`--api-server URL --ca-file PATH --token-file PATH`, see
+    /// An explicit configuration (API server URL, CA file, token file; see
     /// [`KubeApiConfig::new`]) with the defaults for everything else.
     pub fn new(
-        api_server: impl Into<String>,
+        api_server: &str,
         ca_file: impl Into<PathBuf>,
         token_file: impl Into<PathBuf>,
-    ) -> Self {
-        Self::with_api(KubeApiConfig::new(api_server, ca_file, token_file))
+    ) -> Result<Self, Error> {
+        Ok(Self::with_api(KubeApiConfig::new(
+            api_server, ca_file, token_file,
+        )?))
     }
 
     /// The in-cluster configuration ([`KubeApiConfig::in_cluster`]).
@@ -72,60 +94,27 @@ impl TokenReviewConfig {
         Ok(Self::with_api(KubeApiConfig::in_cluster()?))
     }
 
-    /// The in-cluster configuration with the environment read through `env` and the
-    /// ServiceAccount files taken from `service_account_dir` (`token`, `ca.crt`)
-    /// ([`KubeApiConfig::in_cluster_with`]).
-    pub fn in_cluster_with(
-        env: impl Fn(&str) -> Option<String>,
-        service_account_dir: &Path,
-    ) -> Result<Self, Error> {
-        Ok(Self::with_api(KubeApiConfig::in_cluster_with(
-            env,
-            service_account_dir,
-        )?))
-    }
-
-    /// The API server, CA and credentials of a kubeconfig file's `context` (default: its
-    /// `current-context`), with the defaults for everything else
-    /// ([`KubeApiConfig::from_kubeconfig`]).
+    /// A kubeconfig file's `context` (default: its `current-context`), with the defaults for
+    /// everything else ([`KubeApiConfig::from_kubeconfig`]).
     pub fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Self, Error> {
         Ok(Self::with_api(KubeApiConfig::from_kubeconfig(
             path, context,
         )?))
     }
 
+    /// [`from_kubeconfig`](Self::from_kubeconfig) for kubeconfig `text`
+    /// ([`KubeApiConfig::from_kubeconfig_str`]).
+    pub fn from_kubeconfig_str(text: &str, context: Option<&str>) -> Result<Self, Error> {
+        Ok(Self::with_api(KubeApiConfig::from_kubeconfig_str(
+            text, context,
+        )?))
+    }
+
     /// The configuration where kubectl and Linkerd look when none is named: the kubeconfig
-    /// `KUBECONFIG` names, else `~/.kube/config`, else in-cluster
+    /// files `KUBECONFIG` names, else `~/.kube/config`, else in-cluster
     /// ([`KubeApiConfig::discover`]).
     pub fn discover(context: Option<&str>) -> Result<Self, Error> {
         Ok(Self::with_api(KubeApiConfig::discover(context)?))
-    }
-
-    /// [`discover`](Self::discover) with the environment read through `env` and the
-    /// ServiceAccount files taken from `service_account_dir`
-    /// ([`KubeApiConfig::discover_with`]).
-    pub fn discover_with(
-        env: impl Fn(&str) -> Option<String>,
-        service_account_dir: &Path,
-        context: Option<&str>,
-    ) -> Result<Self, Error> {
-        Ok(Self::with_api(KubeApiConfig::discover_with(
-            env,
-            service_account_dir,
-            context,
-        )?))
-    }
-
-    /// [`from_kubeconfig`](Self::from_kubeconfig) for kubeconfig `text`; relative paths in it
-    /// are taken relative to `base_dir` ([`KubeApiConfig::from_kubeconfig_str`]).
-    pub fn from_kubeconfig_str(
-        text: &str,
-        base_dir: &Path,
-        context: Option<&str>,
-    ) -> Result<Self, Error> {
-        Ok(Self::with_api(KubeApiConfig::from_kubeconfig_str(
-            text, base_dir, context,
-        )?))
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {

@@ -35,7 +35,8 @@ impl RateLimiter {
     }
 
     /// Waits for a permit. Fails at once, reserving nothing, with the wait it would take when
-    /// that wait exceeds `max_wait`.
+    /// that wait exceeds `max_wait`. A caller that gives up while waiting (its future is
+    /// dropped) hands its reserved slot back.
     pub(crate) async fn acquire(&self, max_wait: Duration) -> Result<(), Duration> {
         let wait = {
             let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
@@ -57,9 +58,28 @@ impl RateLimiter {
             wait
         };
         if !wait.is_zero() {
+            let reservation = Reservation { limiter: self };
             tokio::time::sleep(wait).await;
+            core::mem::forget(reservation);
         }
         Ok(())
+    }
+
+    /// Gives back a slot reserved by a waiter that left.
+    fn give_back(&self) {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        b.tokens = (b.tokens + 1.0).min(self.burst);
+    }
+}
+
+/// A slot reserved by a waiting caller: given back if the caller leaves before its turn.
+struct Reservation<'a> {
+    limiter: &'a RateLimiter,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.limiter.give_back();
     }
 }
 
@@ -123,6 +143,24 @@ mod tests {
         }
         done.sort_unstable();
         assert_eq!(done, [0, 100, 200, 300]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_leaves_gives_its_slot_back() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(1.0, 1));
+        let start = Instant::now();
+        limiter.acquire(Duration::ZERO).await.unwrap();
+        // A second caller waits for the next slot (1 s), then is cancelled half-way.
+        let waiting = {
+            let limiter = std::sync::Arc::clone(&limiter);
+            tokio::spawn(async move { limiter.acquire(Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        // Its slot was given back: the next caller gets it, at 1 s, not at 2 s.
+        limiter.acquire(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,121 +3,106 @@
 mod cache;
 mod config;
 mod limiter;
+mod precheck;
 
 use core::fmt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use meshid_kube::KubeClient;
 use meshid_policy::ServiceAccount;
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use self::cache::Cache;
 pub use self::config::{
-    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_QPS, TokenReviewConfig,
+    DEFAULT_BURST, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_CAPACITY,
+    DEFAULT_NEGATIVE_CACHE_TTL, DEFAULT_QPS, TokenReviewConfig,
 };
 use self::limiter::RateLimiter;
+use self::precheck::Precheck;
 use crate::token::{digest, token_str, unverified_exp};
-use crate::{Authenticated, Authenticator, Clock, Error, InvalidToken, SystemClock};
-
-/// The TokenReview endpoint, below the API server's base URL.
-const TOKEN_REVIEWS_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+use crate::{
+    Authenticated, Authenticator, Clock, Error, ErrorKind, InvalidToken, Metrics, SystemClock,
+};
 
 /// `user.extra` keys the API server fills for pod-bound tokens.
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 
 /// Authenticates tokens by asking the Kubernetes API server (`TokenReview`,
-/// `authentication.k8s.io/v1`).
+/// `authentication.k8s.io/v1`, created through kube-rs).
 ///
-/// Like Linkerd: the review asks for the configured audiences; when `status.error` mentions
-/// "token audiences" it is retried once without; `status.error` refuses the token with that
-/// reason, `authenticated: false` is [`Error::NotAuthenticated`], and the username must be
-/// `system:serviceaccount:<ns>:<sa>`. Beyond Linkerd:
+/// Like Linkerd: the review asks for the configured audiences; `status.error` refuses the
+/// token with that reason, `authenticated: false` is [`Error::NotAuthenticated`], and the
+/// username must be `system:serviceaccount:<ns>:<sa>`. Beyond Linkerd:
 ///
+/// - the audience is enforced: a review answered "token audiences ... is invalid" is a
+///   refusal, and is retried without audiences only with
+///   [`TokenReviewConfig::audience_fallback`];
 /// - `status.audiences` must contain a requested audience when audiences were requested;
 /// - positive results are cached under the token's SHA-256 for `min(cache_ttl, exp - now)`
 ///   (`exp` read from the token if it is a JWT), so a restarting proxy does not cost a review;
+/// - refusals are remembered for `negative_cache_ttl` (10 s), so a token presented again and
+///   again costs one review;
+/// - tokens are refused without a review, never accepted, when they give themselves away: not
+///   a JWT, a JWT whose `exp` is past (beyond the clock-skew allowance), or whose `aud` lacks
+///   the requested audiences (unless the fallback is on);
 /// - every call to the API server takes a permit from a token bucket (`qps`, `burst`), and a
-///   request that would wait past its timeout fails at once with [`Error::RateLimited`];
+///   request that would wait past its timeout fails at once with [`Error::RateLimited`]; a
+///   caller that leaves while waiting gives its permit back;
 /// - no lock is held across the network call.
+///
+/// So a flood of garbage tokens does not spend the permits legitimate ones need.
 ///
 /// The identity service's ServiceAccount needs the `system:auth-delegator` ClusterRole.
 pub struct TokenReviewAuthenticator<C = SystemClock> {
     client: KubeClient,
     config: TokenReviewConfig,
     limiter: RateLimiter,
-    cache: Cache,
+    cache: Cache<Authenticated>,
+    refused: Cache<Error>,
     /// Reviews in flight, by token digest: a caller with the same token waits for that
     /// review's answer instead of asking the API server again.
     in_flight: InFlightMap,
+    metrics: Metrics,
     clock: Arc<C>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenReviewRequest<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    spec: Spec<'a>,
-}
-
-#[derive(Serialize)]
-struct Spec<'a> {
-    token: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    audiences: &'a [String],
-}
-
-#[derive(Deserialize)]
-struct TokenReview {
-    #[serde(default)]
-    status: ReviewStatus,
-}
-
-#[derive(Default, Deserialize)]
-struct ReviewStatus {
-    #[serde(default)]
-    authenticated: bool,
-    #[serde(default)]
-    user: UserInfo,
-    #[serde(default)]
-    audiences: Vec<String>,
-    #[serde(default)]
-    error: String,
-}
-
-#[derive(Default, Deserialize)]
-struct UserInfo {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    extra: HashMap<String, Vec<String>>,
-}
-
 impl TokenReviewAuthenticator<SystemClock> {
-    /// An authenticator reading the system clock (for cache expiry).
-    pub fn new(config: TokenReviewConfig) -> Result<Self, Error> {
-        Self::with_clock(config, SystemClock)
+    /// An authenticator reading the system clock (for cache expiry and the local checks).
+    pub async fn new(config: TokenReviewConfig) -> Result<Self, Error> {
+        Self::with_clock(config, SystemClock).await
     }
 }
 
 impl<C: Clock> TokenReviewAuthenticator<C> {
-    /// An authenticator reading `clock` for cache expiry (and the expiry of a kubeconfig exec
-    /// plugin's token). Reads the CA file now; the token file is read on every request.
-    pub fn with_clock(config: TokenReviewConfig, clock: C) -> Result<Self, Error> {
+    /// An authenticator reading `clock` for cache expiry, the local expiry check and the
+    /// expiry of a kubeconfig exec plugin's client certificate. Builds the Kubernetes API
+    /// client now (reading its files, running its exec plugin).
+    pub async fn with_clock(config: TokenReviewConfig, clock: C) -> Result<Self, Error> {
         config.validate()?;
         let clock = Arc::new(clock);
-        let client = KubeClient::new(config.api.clone())?.with_clock(Arc::clone(&clock));
+        let client = KubeClient::connect(config.api.clone())
+            .await?
+            .with_clock(Arc::clone(&clock));
         Ok(Self {
             client,
             limiter: RateLimiter::new(config.qps, config.burst),
             cache: Cache::new(config.cache_capacity),
+            refused: Cache::new(config.negative_cache_capacity),
             in_flight: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
             config,
             clock,
         })
+    }
+
+    /// Counts reviews, local refusals and negative-cache hits in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The configuration.
@@ -140,43 +125,52 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
         self.cache.len()
     }
 
+    /// How many refusals are remembered (expired ones included until looked up or evicted).
+    pub fn refusals_cached(&self) -> usize {
+        self.refused.len()
+    }
+
     async fn review_and_check(&self, token: &str) -> Result<Authenticated, Error> {
         let mut audiences = self.config.audiences.as_slice();
         let mut status = self.review(token, audiences).await?;
+        let error = status.error.as_deref().unwrap_or_default();
         if !audiences.is_empty()
-            && self.config.retry_without_audiences
-            && status.error.contains("token audiences")
+            && self.config.audience_fallback
+            && error.contains("token audiences")
         {
             tracing::debug!(
-                "the API server cannot review token audiences; retrying without audiences"
+                "the API server cannot review token audiences; retrying without audiences \
+                 (--token-review-audience-fallback)"
             );
             audiences = &[];
             status = self.review(token, audiences).await?;
         }
-        if !status.error.is_empty() {
+        if let Some(error) = status.error.as_deref().filter(|e| !e.is_empty()) {
             return Err(InvalidToken::Rejected {
-                reason: redact(&status.error, token),
+                reason: redact(error, token),
             }
             .into());
         }
-        if !status.authenticated {
+        if status.authenticated != Some(true) {
             return Err(Error::NotAuthenticated);
         }
-        if !audiences.is_empty() && !status.audiences.iter().any(|a| audiences.contains(a)) {
+        let found = status.audiences.unwrap_or_default();
+        if !audiences.is_empty() && !found.iter().any(|a| audiences.contains(a)) {
             return Err(InvalidToken::Audience {
                 expected: audiences.join(","),
-                found: status.audiences,
+                found,
             }
             .into());
         }
-        let username = status.user.username;
+        let user = status.user.unwrap_or_default();
+        let username = user.username.unwrap_or_default();
         let service_account = ServiceAccount::from_username(&username).map_err(|e| {
             InvalidToken::NotServiceAccount {
                 reason: e.to_string(),
                 username: username.clone(),
             }
         })?;
-        let mut extra = status.user.extra;
+        let mut extra = user.extra.unwrap_or_default();
         let mut first = |key: &str| {
             extra
                 .remove(key)
@@ -190,32 +184,50 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
     }
 
     /// One TokenReview call, rate limited and bounded by the timeout.
-    async fn review(&self, token: &str, audiences: &[String]) -> Result<ReviewStatus, Error> {
+    async fn review(&self, token: &str, audiences: &[String]) -> Result<TokenReviewStatus, Error> {
         let timeout = self.config.api.timeout;
         self.limiter
             .acquire(timeout)
             .await
             .map_err(|wait| Error::RateLimited { wait, timeout })?;
-        let body = serde_json::to_vec(&TokenReviewRequest {
-            api_version: "authentication.k8s.io/v1",
-            kind: "TokenReview",
-            spec: Spec { token, audiences },
-        })
-        .map_err(|e| Error::Response {
-            reason: format!("cannot encode the request: {e}"),
-        })?;
-        let response = self.client.post_json(TOKEN_REVIEWS_PATH, body).await?;
-        if !response.is_success() {
-            return Err(Error::ApiServer {
-                status: response.status,
-                message: redact(&response.error_message(), token),
-            });
-        }
-        let review: TokenReview =
-            serde_json::from_slice(&response.body).map_err(|e| Error::Response {
-                reason: format!("not a TokenReview: {e}"),
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_owned()),
+                audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
+            },
+            ..TokenReview::default()
+        };
+        self.metrics.review_sent();
+        let answer = self
+            .client
+            .create(None, &review)
+            .await
+            .map_err(|e| match e {
+                meshid_kube::Error::Api { status, message } => Error::ApiServer {
+                    status,
+                    message: redact(&message, token),
+                },
+                e => Error::from(e),
             })?;
-        Ok(review.status)
+        Ok(answer.status.unwrap_or_default())
+    }
+
+    /// A remembered refusal, or one the token gives away.
+    fn refuse_early(&self, token: &str, key: &[u8; 32]) -> Result<(), Error> {
+        let now = self.clock.now();
+        if let Some(refused) = self.refused.get(key, now) {
+            self.metrics.negative_cache_hit();
+            return Err(refused);
+        }
+        let precheck = Precheck {
+            audiences: (!self.config.audience_fallback).then_some(self.config.audiences.as_slice()),
+            skew: self.config.clock_skew,
+        };
+        precheck.check(token, now).map_err(|(refusal, why)| {
+            self.metrics.refused_locally(why.as_str());
+            tracing::trace!(reason = why.as_str(), "token refused without a TokenReview");
+            Error::from(refusal)
+        })
     }
 }
 
@@ -227,6 +239,7 @@ impl<C: Clock> Authenticator for TokenReviewAuthenticator<C> {
             tracing::trace!(service_account = %hit.service_account, "TokenReview cache hit");
             return Ok(hit);
         }
+        self.refuse_early(token, &key)?;
         // One review per token at a time: a proxy that retries while its first request is
         // still being reviewed (or many callers with one token) costs the API server one call.
         let waiter = InFlight::join(&self.in_flight, key);
@@ -304,7 +317,19 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
                     "token authenticated by TokenReview"
                 );
             }
-            Err(e) => tracing::debug!(error = %e, "TokenReview refused the token"),
+            // A refusal of the token (not a failure to ask) is remembered a little while.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::NotAuthenticated | ErrorKind::InvalidToken
+                ) =>
+            {
+                tracing::debug!(error = %e, "TokenReview refused the token");
+                let now = self.clock.now();
+                self.refused
+                    .insert(key, e.clone(), now + self.config.negative_cache_ttl, now);
+            }
+            Err(e) => tracing::debug!(error = %e, "TokenReview failed"),
         }
         result
     }
@@ -315,6 +340,7 @@ impl<C> fmt::Debug for TokenReviewAuthenticator<C> {
         f.debug_struct("TokenReviewAuthenticator")
             .field("config", &self.config)
             .field("cached", &self.cache.len())
+            .field("refusals_cached", &self.refused.len())
             .finish_non_exhaustive()
     }
 }
