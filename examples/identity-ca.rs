@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use meshid::ca::bootstrap::CaOptions;
 use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAnchorKey};
 use meshid::issuer::{IssuerFolder, IssuerScheme};
-use meshid::policy::{GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain};
+use meshid::policy::{GoDuration, Mesh, Namespace, SanMode, ServiceAccount, TrustDomain};
 use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
 use meshid::server::linkerd::LinkerdMounts;
 use meshid::server::serve::{AutoRotate, KubeApi, ServeConfig, TokenValidation, start};
@@ -74,6 +74,12 @@ struct ServeArgs {
     /// Clock-skew allowance (Go duration).
     #[arg(long, default_value = "20s")]
     identity_clock_skew_allowance: GoDuration,
+    /// Which names a leaf carries: dns (Linkerd's identity name; the default), spiffe (only
+    /// the SPIFFE ID spiffe://<trust-domain>/ns/<ns>/sa/<sa>, for SPIFFE-aware workloads and
+    /// meshid agents) or dns+spiffe (both, so Linkerd proxies and SPIFFE-aware workloads
+    /// share one CA).
+    #[arg(long, default_value = "dns")]
+    san_mode: SanMode,
     /// Issuer folder layout: linkerd.io/tls (crt.pem, key.pem) or kubernetes.io/tls.
     #[arg(long, default_value = "linkerd.io/tls")]
     identity_scheme: String,
@@ -323,6 +329,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.mesh = Mesh::new(args.identity_trust_domain.clone(), args.controller_namespace.clone());
         config.policy.lifetime = args.identity_issuance_lifetime.into();
         config.policy.clock_skew = args.identity_clock_skew_allowance.into();
+        config.policy.san_mode = args.san_mode;
+        if args.san_mode != SanMode::Dns {
+            tracing::info!(san_mode = %args.san_mode, "issuing SPIFFE IDs");
+        }
         let mut kube_api = KubeApi::default();
         kube_api.kubeconfig = args.kubeconfig.clone();
         kube_api.context = args.kube_context.clone();
