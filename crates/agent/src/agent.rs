@@ -229,7 +229,7 @@ pub async fn start(
     if let Some(socket) = workload_api_socket {
         tracing::info!(socket = %socket.path().display(), %spiffe_id, "Serving the SPIFFE Workload API");
         let rx = stopping.clone();
-        let service = workload_api.clone();
+        let service = workload_api;
         tasks.spawn(async move {
             service
                 .serve(socket, stopped(rx))
@@ -240,7 +240,7 @@ pub async fn start(
     if let Some(socket) = sds_socket {
         tracing::info!(socket = %socket.path().display(), %spiffe_id, "Serving Envoy SDS");
         let sds = SdsService::new(Arc::clone(&credentials));
-        let rx = stopping.clone();
+        let rx = stopping;
         tasks.spawn(async move {
             let (incoming, path) = socket.into_incoming();
             let closing = sds.clone();

@@ -280,10 +280,9 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
 
     // Another process serves on the Workload API socket.
     let _other = tokio::net::UnixListener::bind(pki.path("agent.sock")).unwrap();
-    let err = start(pki.config(addr), std::future::pending())
-        .await
-        .err()
-        .expect("refused");
+    let Err(err) = start(pki.config(addr), std::future::pending()).await else {
+        panic!("refused");
+    };
     assert_eq!(
         err.to_string(),
         format!(
@@ -295,7 +294,9 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
     let mut dns = pki.config(addr);
     dns.workload_api_socket = Some(pki.path("other.sock"));
     dns.san_mode = SanMode::Dns;
-    let err = start(dns, std::future::pending()).await.err().unwrap();
+    let Err(err) = start(dns, std::future::pending()).await else {
+        panic!("refused");
+    };
     assert_eq!(
         err.to_string(),
         "invalid agent configuration: SAN mode dns has no SPIFFE ID, which the Workload API serves: use spiffe or dns+spiffe, as the identity CA's --san-mode"
@@ -304,7 +305,9 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
     let mut nothing = pki.config(addr);
     nothing.workload_api_socket = None;
     nothing.sds_socket = None;
-    let err = start(nothing, std::future::pending()).await.err().unwrap();
+    let Err(err) = start(nothing, std::future::pending()).await else {
+        panic!("refused");
+    };
     assert_eq!(
         err.to_string(),
         "invalid agent configuration: nothing to serve: give a Workload API socket, an SDS socket, or both"
@@ -313,7 +316,9 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
     let mut anchors = pki.config(addr);
     anchors.workload_api_socket = Some(pki.path("other.sock"));
     anchors.trust_anchors = pki.path("missing.crt");
-    let err = start(anchors, std::future::pending()).await.err().unwrap();
+    let Err(err) = start(anchors, std::future::pending()).await else {
+        panic!("refused");
+    };
     assert!(
         err.to_string().starts_with(&format!(
             "cannot use the trust anchors {}: ",
@@ -325,7 +330,9 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
     let mut uri = pki.config(addr);
     uri.workload_api_socket = Some(pki.path("other.sock"));
     uri.identity_addr = "https://127.0.0.1:8080".to_owned();
-    let err = start(uri, std::future::pending()).await.err().unwrap();
+    let Err(err) = start(uri, std::future::pending()).await else {
+        panic!("refused");
+    };
     assert_eq!(
         err.to_string(),
         "invalid identity CA address https://127.0.0.1:8080: expected http://host:port (plaintext gRPC, as Linkerd's proxies use)"

@@ -103,8 +103,7 @@ async fn the_jwt_svid_methods_are_unimplemented() {
     let status = client
         .fetch_jwt_bundles(with_header(JwtBundlesRequest {}))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!((status.code(), status.message().to_owned()), want);
     let status = client
         .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
