@@ -25,7 +25,7 @@ use meshid::grpc::GrpcLimits;
 use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAnchorKey};
 use meshid::issuer::{IssuerFolder, IssuerScheme};
 use meshid::policy::{
-    GoDuration, Mesh, Namespace, ServiceAccount, TrustDomain, format_go_duration,
+    GoDuration, Mesh, Namespace, SanMode, ServiceAccount, TrustDomain, format_go_duration,
 };
 use meshid::server::admin::AdminLimits;
 use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
@@ -113,6 +113,12 @@ struct ServeArgs {
     /// Clock-skew allowance (Go duration).
     #[arg(long, default_value = "20s")]
     identity_clock_skew_allowance: GoDuration,
+    /// Which names a leaf carries: dns (Linkerd's identity name; the default), spiffe (only
+    /// the SPIFFE ID spiffe://<trust-domain>/ns/<ns>/sa/<sa>, for SPIFFE-aware workloads and
+    /// meshid agents) or dns+spiffe (both, so Linkerd proxies and SPIFFE-aware workloads
+    /// share one CA).
+    #[arg(long, default_value = "dns")]
+    san_mode: SanMode,
     /// Issuer folder layout: linkerd.io/tls (crt.pem, key.pem) or kubernetes.io/tls.
     #[arg(long, default_value = "linkerd.io/tls")]
     identity_scheme: String,
@@ -417,6 +423,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.mesh = Mesh::new(args.identity_trust_domain.clone(), args.controller_namespace.clone());
         config.policy.lifetime = args.identity_issuance_lifetime.into();
         config.policy.clock_skew = args.identity_clock_skew_allowance.into();
+        config.policy.san_mode = args.san_mode;
+        if args.san_mode != SanMode::Dns {
+            tracing::info!(san_mode = %args.san_mode, "issuing SPIFFE IDs");
+        }
         let mut kube_api = KubeApi::default();
         kube_api.kubeconfig = args.kubeconfig.clone();
         kube_api.context = args.kube_context.clone();

@@ -1,12 +1,17 @@
 //! `mesh-demo`: the story of meshid in one command.
 //!
-//! It starts the identity service (a development CA in a fresh temporary folder) and three
-//! workloads of namespace `emojivoto`: `web`, `emoji` and `voting`. Each gets its own key and
-//! certificate over gRPC with its own ServiceAccount token. `emoji` and `voting` run a tiny
-//! echo application behind an inbound proxy; `web` calls each through an outbound proxy over
-//! mTLS. The edges table is built only from what the proxies reported of real handshakes: the
-//! client identity the inbound proxy verified, and the server identity the outbound proxy
-//! verified.
+//! It starts the identity service (a development CA in a fresh temporary folder, issuing both
+//! Linkerd identity names and SPIFFE IDs: `--san-mode dns+spiffe`) and four workloads of
+//! namespace `emojivoto`. `web`, `emoji` and `voting` are Linkerd-style: each gets its own key
+//! and certificate over gRPC with its own ServiceAccount token, and knows itself by its
+//! identity name. `vote-bot` is SPIFFE-style: a meshid agent beside it is certified with its
+//! token and serves the SPIFFE Workload API on a Unix socket, and `vote-bot`'s proxy takes its
+//! identity from there and knows itself by its SPIFFE ID. `emoji` and `voting` run a tiny echo
+//! application behind an inbound proxy; `web` calls each, and `vote-bot` calls `voting`,
+//! through outbound proxies over mTLS. The edges table is built only from what the proxies
+//! reported of real handshakes: the client identity the inbound proxy verified, and the server
+//! identity the outbound proxy verified, each in the form the reporting proxy uses itself, so
+//! SPIFFE IDs and identity names appear side by side.
 #![allow(clippy::disallowed_methods)] // a binary reads the clock
 
 use std::net::SocketAddr;
@@ -16,14 +21,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
+use meshid::agent::AgentConfig;
 use meshid::authn::DEFAULT_AUDIENCE;
 use meshid::client::{Client, ClientConfig, Credentials, State, SystemClock, TokenSource};
 use meshid::grpc::{GrpcCertifier, Timeouts};
-use meshid::policy::{Mesh, ServiceAccount};
+use meshid::policy::{Mesh, SanMode, ServiceAccount};
 use meshid::proxy::{Direction, Tap, inbound, outbound};
 use meshid::server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid::server::serve::{ServeConfig, TokenValidation, start};
 use meshid::verify::TrustBundle;
+use meshid::workload_api::WorkloadApiClient;
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,7 +44,9 @@ const NAMESPACE: &str = "emojivoto";
 const STEP: Duration = Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
-#[command(about = "meshid demo: a CA, three workloads, mTLS between them, and what was observed")]
+#[command(
+    about = "meshid demo: a CA, three Linkerd-style workloads and a SPIFFE one, mTLS between them, and what was observed"
+)]
 struct Args {
     /// Log filter (tracing-subscriber syntax) for the logs on stderr; RUST_LOG, when set, wins.
     #[arg(long, value_name = "FILTER", default_value = "warn")]
@@ -72,9 +81,10 @@ async fn main() -> Result<()> {
 
 async fn demo(dir: &Path) -> Result<()> {
     println!(
-        "meshid mesh-demo: a CA certifies web, emoji and voting ({NAMESPACE}) over gRPC; \
-         web calls emoji and voting through their proxies over mTLS; every edge below was \
-         observed in a handshake."
+        "meshid mesh-demo: a CA certifies web, emoji and voting ({NAMESPACE}) over gRPC, and \
+         vote-bot's agent, which serves vote-bot its SPIFFE identity over the Workload API; \
+         web calls emoji and voting, vote-bot calls voting, through their proxies over mTLS; \
+         every edge below was observed in a handshake."
     );
     let (stop, stopping) = watch::channel(false);
     let mut tasks = JoinSet::<Result<()>>::new();
@@ -90,6 +100,7 @@ async fn demo(dir: &Path) -> Result<()> {
     config.grpc_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.jwt_issuers = vec![DEV_TOKEN_ISSUER.to_owned()];
+    config.policy.san_mode = SanMode::DnsAndSpiffe;
     let mesh = config.mesh.clone();
     let ca = start(config, stopped(stopping.clone()))
         .await
@@ -118,6 +129,35 @@ async fn demo(dir: &Path) -> Result<()> {
         });
         workloads.push(Workload { name, credentials });
     }
+    // vote-bot: an agent certified with vote-bot's token serves the Workload API; vote-bot's
+    // proxy follows it.
+    let sa = ServiceAccount::new(NAMESPACE, "vote-bot")?;
+    let token = dev.token(&sa, DEFAULT_AUDIENCE, Duration::from_secs(3600), now)?;
+    let socket = dir.join("vote-bot-agent.sock");
+    let mut agent = AgentConfig::new(
+        uri.clone(),
+        dev.trust_anchors(),
+        sa.clone(),
+        TokenSource::Fixed(Zeroizing::new(token.into_bytes())),
+    );
+    agent.san_mode = SanMode::DnsAndSpiffe;
+    agent.workload_api_socket = Some(socket.clone());
+    agent.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let agent = meshid::agent::start(agent, stopped(stopping.clone()))
+        .await
+        .context("starting vote-bot's agent")?;
+    let credentials = Arc::new(Credentials::new(agent.spiffe_id.clone(), bundle.clone()));
+    let follower = WorkloadApiClient::new(&socket);
+    let (rx, followed) = (stopping.clone(), Arc::clone(&credentials));
+    tasks.spawn(async move {
+        follower.run(followed, SystemClock, stopped(rx)).await;
+        Ok(())
+    });
+    tasks.spawn(async move { agent.wait().await.context("vote-bot's agent") });
+    workloads.push(Workload {
+        name: "vote-bot",
+        credentials,
+    });
     for workload in &workloads {
         let mut state = workload.credentials.state();
         tokio::time::timeout(STEP, state.wait_for(|s| matches!(s, State::Ready { .. })))
@@ -128,9 +168,13 @@ async fn demo(dir: &Path) -> Result<()> {
     // emoji and voting: an echo application behind an inbound proxy; web: an outbound proxy
     // to each.
     let (taps, mut observed) = mpsc::unbounded_channel::<Tap>();
-    let web = &workloads[0];
+    let (web, vote_bot) = (&workloads[0], &workloads[3]);
     let mut routes = Vec::new();
-    for server in &workloads[1..] {
+    for (client, server) in [
+        (web, &workloads[1]),
+        (web, &workloads[2]),
+        (vote_bot, &workloads[2]),
+    ] {
         let app = TcpListener::bind("127.0.0.1:0").await?;
         let app_addr = app.local_addr()?;
         tasks.spawn(echo(app, stopped(stopping.clone())));
@@ -149,28 +193,36 @@ async fn demo(dir: &Path) -> Result<()> {
 
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let outbound_addr = listener.local_addr()?;
+        // Each client expects the server by the kind of name it uses itself: vote-bot by
+        // SPIFFE ID, web by identity name.
+        let expected = if client.credentials.identity().starts_with("spiffe://") {
+            mesh.spiffe_id(&ServiceAccount::new(NAMESPACE, server.name)?)
+                .to_string()
+        } else {
+            server.credentials.identity().to_owned()
+        };
         let serve = outbound::serve(
             listener,
             inbound_addr,
-            server.credentials.identity().to_owned(),
-            Arc::clone(&web.credentials),
+            expected,
+            Arc::clone(&client.credentials),
             SystemClock,
             Some(taps.clone()),
             stopped(stopping.clone()),
         );
         tasks.spawn(async move { serve.await.context("outbound proxy") });
-        routes.push((server.name, outbound_addr, inbound_addr, app_addr));
+        routes.push((client.name, server.name, outbound_addr, inbound_addr));
     }
     drop(taps);
 
-    // web calls each peer through its outbound proxy, and reads the echo.
-    for (name, outbound_addr, _, _) in &routes {
+    // Each client calls its peer through its outbound proxy, and reads the echo.
+    for (from, name, outbound_addr, _) in &routes {
         let request = format!("hello {name}\n");
         let reply = tokio::time::timeout(STEP, call(*outbound_addr, &request))
             .await
-            .with_context(|| format!("web → {name} timed out"))??;
+            .with_context(|| format!("{from} → {name} timed out"))??;
         if reply != request {
-            bail!("web → {name}: sent {request:?}, got {reply:?}");
+            bail!("{from} → {name}: sent {request:?}, got {reply:?}");
         }
     }
 
@@ -180,17 +232,17 @@ async fn demo(dir: &Path) -> Result<()> {
         seen.push(tap);
     }
     let mut edges = Vec::new();
-    for (name, _, inbound_addr, _) in &routes {
+    for (from, name, _, inbound_addr) in &routes {
         // The outbound proxy's tap names the peer proxy it dialled; the inbound proxy's tap of
         // the same connection has, as its source, the outbound proxy's end of it.
         let out = seen
             .iter()
             .find(|t| t.direction == Direction::Out && t.dst == *inbound_addr)
-            .ok_or_else(|| anyhow!("no outbound tap for web → {name}"))?;
+            .ok_or_else(|| anyhow!("no outbound tap for {from} → {name}"))?;
         let inb = seen
             .iter()
             .find(|t| t.direction == Direction::In && t.src == out.mtls_local)
-            .ok_or_else(|| anyhow!("no inbound tap of the connection web → {name}"))?;
+            .ok_or_else(|| anyhow!("no inbound tap of the connection {from} → {name}"))?;
         edges.push(Edge::observed(
             &mesh,
             inb.peer_identity.clone(),
@@ -236,7 +288,12 @@ impl Edge {
             let id = id
                 .as_deref()
                 .ok_or_else(|| anyhow!("no {what} identity was observed"))?;
-            Ok(mesh.parse_identity(id)?)
+            // A SPIFFE ID or an identity name, whichever the reporting proxy uses.
+            Ok(if id.starts_with("spiffe://") {
+                mesh.parse_spiffe_id(id)?
+            } else {
+                mesh.parse_identity(id)?
+            })
         };
         Ok(Self {
             src: parse(&client_id, "client")?,
@@ -253,7 +310,23 @@ impl Edge {
 }
 
 fn table(edges: &[Edge]) -> String {
-    let mut rows = vec![["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"].map(str::to_owned)];
+    let kind = |id: &Option<String>| match id.as_deref() {
+        Some(id) if id.starts_with("spiffe://") => "spiffe",
+        Some(_) => "dns",
+        None => "-",
+    };
+    let mut rows = vec![
+        [
+            "SRC",
+            "DST",
+            "SRC_NS",
+            "DST_NS",
+            "SECURED",
+            "CLIENT_ID",
+            "SERVER_ID",
+        ]
+        .map(str::to_owned),
+    ];
     for edge in edges {
         rows.push([
             edge.src.name().to_owned(),
@@ -261,9 +334,11 @@ fn table(edges: &[Edge]) -> String {
             edge.src.namespace().to_string(),
             edge.dst.namespace().to_string(),
             if edge.secured() { "√" } else { "×" }.to_owned(),
+            kind(&edge.client_id).to_owned(),
+            kind(&edge.server_id).to_owned(),
         ]);
     }
-    let mut widths = [0; 5];
+    let mut widths = [0; 7];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());

@@ -17,6 +17,9 @@
 //! | [`server`] | `meshid-server` | the identity service wired together: dev state, gRPC, admin HTTP |
 //! | [`proxy`] | `meshid-proxy` | a minimal sidecar: mTLS inbound/outbound with tap logs |
 //! | [`check`] | `meshid-check` | Linkerd-style identity health checks: anchors, issuer, proxies |
+//! | [`workload_api`] | `meshid-workload-api` | the SPIFFE Workload API (X.509-SVIDs) on a Unix socket, and a client of it |
+//! | [`sds`] | `meshid-sds` | Envoy SDS: the workload certificate and trust bundle as `default` and `ROOTCA` |
+//! | [`agent`] | `meshid-agent` | a workload agent: certified by the CA, serving the Workload API and SDS |
 //!
 //! # Example
 //!
@@ -52,6 +55,7 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub use meshid_agent as agent;
 pub use meshid_authn as authn;
 pub use meshid_ca as ca;
 pub use meshid_check as check;
@@ -63,9 +67,11 @@ pub use meshid_kube as kube;
 pub use meshid_policy as policy;
 pub use meshid_proxy as proxy;
 pub use meshid_rotation as rotation;
+pub use meshid_sds as sds;
 pub use meshid_server as server;
 pub use meshid_verify as verify;
 pub use meshid_watch as watch;
+pub use meshid_workload_api as workload_api;
 
 #[doc(hidden)]
 pub mod fuzzing;

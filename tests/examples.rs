@@ -162,7 +162,7 @@ impl Drop for Process {
 fn mesh_demo_prints_observed_edges() {
     let dir = scratch("mesh-demo");
     let mut demo = Process::spawn("mesh-demo", &example("mesh-demo"), &[], dir.path());
-    let status = demo.wait(Duration::from_secs(20));
+    let status = demo.wait(Duration::from_secs(60));
     let output = demo.output();
     assert!(status.success(), "mesh-demo failed ({status}):\n{output}");
 
@@ -171,12 +171,28 @@ fn mesh_demo_prints_observed_edges() {
         .map(|line| line.split_whitespace().collect())
         .collect();
     assert!(
-        lines.contains(&vec!["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"]),
+        lines.contains(&vec![
+            "SRC",
+            "DST",
+            "SRC_NS",
+            "DST_NS",
+            "SECURED",
+            "CLIENT_ID",
+            "SERVER_ID"
+        ]),
         "no edges header:\n{output}"
     );
     for dst in ["emoji", "voting"] {
         assert!(
-            lines.contains(&vec!["web", dst, "emojivoto", "emojivoto", "√"]),
+            lines.contains(&vec![
+                "web",
+                dst,
+                "emojivoto",
+                "emojivoto",
+                "√",
+                "dns",
+                "dns"
+            ]),
             "no secured web → {dst} row:\n{output}"
         );
         let identities = format!(
@@ -187,6 +203,26 @@ fn mesh_demo_prints_observed_edges() {
             "no peer identities for web → {dst}:\n{output}"
         );
     }
+    // vote-bot got its identity over the Workload API and knows voting by SPIFFE ID; voting,
+    // Linkerd-style, knows vote-bot by identity name.
+    assert!(
+        lines.contains(&vec![
+            "vote-bot",
+            "voting",
+            "emojivoto",
+            "emojivoto",
+            "√",
+            "dns",
+            "spiffe"
+        ]),
+        "no secured vote-bot → voting row:\n{output}"
+    );
+    assert!(
+        output.contains(
+            "vote-bot → voting: client_id=vote-bot.emojivoto.serviceaccount.identity.linkerd.cluster.local server_id=spiffe://cluster.local/ns/emojivoto/sa/voting"
+        ),
+        "no peer identities for vote-bot → voting:\n{output}"
+    );
 }
 
 #[test]

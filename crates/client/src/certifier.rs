@@ -107,8 +107,10 @@ impl<C: Certifier> Certifier for Arc<C> {
 
 /// The in-process CA as a [`Certifier`].
 ///
-/// In-process callers are trusted: the token is not checked; the requested identity must parse
-/// as an identity of the CA's mesh, and it is certified for the ServiceAccount it names.
+/// In-process callers are trusted: the token is not checked; the requested identity must be a
+/// name the CA's SAN mode issues (an identity name, or a SPIFFE ID of its mesh; see
+/// `IssuancePolicy::requested_service_account`), and it is certified for the ServiceAccount it
+/// names.
 pub struct LocalCertifier<K> {
     ca: Arc<Ca>,
     clock: K,
@@ -129,8 +131,8 @@ impl<K: Clock> Certifier for LocalCertifier<K> {
         let result = (|| {
             let sa = self
                 .ca
-                .mesh()
-                .parse_identity(&request.identity)
+                .policy()
+                .requested_service_account(self.ca.mesh(), &request.identity)
                 .map_err(|e| CertifyError::new(e.to_string()))?;
             let certified = self
                 .ca

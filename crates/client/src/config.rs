@@ -4,7 +4,7 @@ use core::fmt;
 use std::path::PathBuf;
 
 use meshid_csr::CsrParams;
-use meshid_policy::KeyAlgorithm;
+use meshid_policy::{KeyAlgorithm, Mesh, SanMode, ServiceAccount};
 use meshid_rotation::{BackoffPolicy, RefreshPolicy};
 use meshid_verify::TrustBundle;
 use zeroize::Zeroizing;
@@ -93,5 +93,30 @@ impl ClientConfig {
             refresh: RefreshPolicy::default(),
             backoff: BackoffPolicy::default(),
         }
+    }
+
+    /// A configuration with the defaults for `sa` in `mesh`, certified by a CA whose SAN mode
+    /// is `mode`: the CSR asks for exactly that mode's SANs, and the local identity is the
+    /// SPIFFE ID when the mode issues one (`spiffe`, `dns+spiffe`: a SPIFFE-aware workload
+    /// asks for, and is known by, its SPIFFE ID), else the identity name.
+    pub fn for_service_account(
+        mesh: &Mesh,
+        sa: &ServiceAccount,
+        mode: SanMode,
+        token: TokenSource,
+        trust_bundle: TrustBundle,
+    ) -> Result<Self, Error> {
+        let identity = if mode.has_spiffe() {
+            mesh.spiffe_id(sa).to_string()
+        } else {
+            mesh.identity(sa)
+                .map_err(|e| Error::Config {
+                    reason: e.to_string(),
+                })?
+                .to_string()
+        };
+        let mut config = Self::new(&identity, token, trust_bundle);
+        config.csr = CsrParams::for_service_account(mesh, sa, mode).map_err(Error::Key)?;
+        Ok(config)
     }
 }

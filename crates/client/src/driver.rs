@@ -13,6 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use crate::store::Installed;
 use crate::{
@@ -225,7 +226,38 @@ pub(crate) fn validate(
             meshid_policy::rfc3339(now)
         )));
     }
-    let peer = verify_own_chain(bundle, &response.leaf, &response.intermediates, now)
+    let installed = validate_chain(
+        &response.leaf,
+        &response.intermediates,
+        key,
+        identity,
+        bundle,
+        now,
+        provider,
+    )?;
+    if (valid_until - installed.not_after).abs() >= time::Duration::SECOND {
+        return Err(invalid(format!(
+            "valid_until {} does not match the certificate's NotAfter {}",
+            meshid_policy::rfc3339(valid_until),
+            meshid_policy::rfc3339(installed.not_after)
+        )));
+    }
+    Ok(installed)
+}
+
+/// Checks a certificate chain before it is installed: it verifies to the bundle at `now`, the
+/// local identity is among the leaf's SANs, the leaf's key is `key`.
+pub(crate) fn validate_chain(
+    leaf: &CertificateDer<'static>,
+    intermediates: &[CertificateDer<'static>],
+    key: &KeyPair,
+    identity: &str,
+    bundle: &meshid_verify::TrustBundle,
+    now: OffsetDateTime,
+    provider: &CryptoProvider,
+) -> Result<Installed, Error> {
+    let invalid = |reason: String| Error::InvalidResponse { reason };
+    let peer = verify_own_chain(bundle, leaf, intermediates, now)
         .map_err(|e| invalid(format!("the certificate chain does not verify: {e}")))?;
     if !peer.matches(identity) {
         return Err(invalid(format!(
@@ -233,16 +265,9 @@ pub(crate) fn validate(
             peer.names().join(", ")
         )));
     }
-    if (valid_until - peer.not_after()).abs() >= time::Duration::SECOND {
-        return Err(invalid(format!(
-            "valid_until {} does not match the certificate's NotAfter {}",
-            meshid_policy::rfc3339(valid_until),
-            meshid_policy::rfc3339(peer.not_after())
-        )));
-    }
-    let mut chain = Vec::with_capacity(1 + response.intermediates.len());
-    chain.push(response.leaf.clone());
-    chain.extend(response.intermediates.iter().cloned());
+    let mut chain = Vec::with_capacity(1 + intermediates.len());
+    chain.push(leaf.clone());
+    chain.extend(intermediates.iter().cloned());
     let certified = CertifiedKey::from_der(chain, key.to_rustls_key(), provider).map_err(|e| {
         invalid(format!(
             "the certificate does not match the private key: {e}"
@@ -250,6 +275,7 @@ pub(crate) fn validate(
     })?;
     Ok(Installed {
         key: Arc::new(certified),
+        key_pkcs8: Arc::new(Zeroizing::new(key.pkcs8_der().to_vec())),
         not_before: peer.not_before(),
         not_after: peer.not_after(),
     })

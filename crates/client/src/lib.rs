@@ -81,4 +81,4 @@ pub use config::{ClientConfig, TokenSource};
 pub use driver::Client;
 pub use error::{BundleProblem, Error};
 pub use metrics::Metrics;
-pub use store::{Credentials, State};
+pub use store::{Credentials, Snapshot, State};

@@ -1,12 +1,15 @@
 //! The credential store shared by the driver (which installs) and the TLS side (which reads).
 
+use core::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use meshid_verify::TrustBundle;
+use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 /// The client's state, published on a watch channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,8 +37,79 @@ pub enum State {
 #[derive(Debug)]
 pub(crate) struct Installed {
     pub(crate) key: Arc<CertifiedKey>,
+    /// The private key as PKCS#8 DER, for [`Snapshot::private_key_pkcs8`] (wiped when the
+    /// last snapshot holding it is dropped).
+    pub(crate) key_pkcs8: Arc<Zeroizing<Vec<u8>>>,
     pub(crate) not_before: OffsetDateTime,
     pub(crate) not_after: OffsetDateTime,
+}
+
+/// The installed certificate chain, its private key and the trust bundle, read together: what
+/// a local identity API hands a workload (the SPIFFE Workload API's X.509-SVID, Envoy SDS
+/// secrets), which carries the private key by design.
+///
+/// The key never appears in `Debug` output, and its bytes are wiped when the last snapshot and
+/// the credentials holding it are dropped.
+#[derive(Clone)]
+pub struct Snapshot {
+    identity: String,
+    key: Arc<CertifiedKey>,
+    key_pkcs8: Arc<Zeroizing<Vec<u8>>>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    bundle: Arc<TrustBundle>,
+    generation: u64,
+}
+
+impl Snapshot {
+    /// The local identity the certificate was validated for.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The certificate chain, leaf first, then the intermediates (issuer first).
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.key.cert
+    }
+
+    /// The private key of the leaf, PKCS#8 DER. Hand it only to the workload it belongs to.
+    pub fn private_key_pkcs8(&self) -> &[u8] {
+        &self.key_pkcs8
+    }
+
+    /// The leaf's NotBefore.
+    pub fn not_before(&self) -> OffsetDateTime {
+        self.not_before
+    }
+
+    /// The leaf's NotAfter.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// The trust bundle peers are verified against.
+    pub fn trust_bundle(&self) -> &Arc<TrustBundle> {
+        &self.bundle
+    }
+
+    /// The value of [`Credentials::changes`] this snapshot was read at.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("identity", &self.identity)
+            .field("chain", &self.key.cert.len())
+            .field("private_key", &"[redacted]")
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .field("anchors", &self.bundle.len())
+            .field("generation", &self.generation)
+            .finish()
+    }
 }
 
 /// The current certificate and trust bundle, swapped without locks: new handshakes see a new
@@ -52,16 +126,22 @@ pub struct Credentials {
     current: ArcSwapOption<Installed>,
     bundle: ArcSwap<TrustBundle>,
     state: watch::Sender<State>,
+    /// Bumped after every change of certificate or trust bundle.
+    generation: watch::Sender<u64>,
     changes: Mutex<()>,
 }
 
 impl Credentials {
-    pub(crate) fn new(identity: String, bundle: TrustBundle) -> Self {
+    /// Empty credentials for `identity`, trusting `bundle`. A [`crate::Client`] makes its own;
+    /// this is for identities obtained another way (installed with
+    /// [`Credentials::install_external`]), e.g. from a SPIFFE Workload API.
+    pub fn new(identity: String, bundle: TrustBundle) -> Self {
         Self {
             identity,
             current: ArcSwapOption::empty(),
             bundle: ArcSwap::from_pointee(bundle),
             state: watch::Sender::new(State::Pending),
+            generation: watch::Sender::new(0),
             changes: Mutex::new(()),
         }
     }
@@ -99,6 +179,7 @@ impl Credentials {
     pub fn set_trust_bundle(&self, bundle: TrustBundle) {
         let _turn = self.turn();
         self.bundle.store(Arc::new(bundle));
+        self.changed();
     }
 
     /// Installs `bundle` if `check` accepts it with the certificate installed now; no
@@ -110,7 +191,9 @@ impl Credentials {
     ) -> Result<Arc<TrustBundle>, E> {
         let _turn = self.turn();
         check(self.current.load().as_deref(), &bundle)?;
-        Ok(self.bundle.swap(Arc::new(bundle)))
+        let previous = self.bundle.swap(Arc::new(bundle));
+        self.changed();
+        Ok(previous)
     }
 
     /// Installs the certificate `check` makes of the bundle in use now; the bundle is not
@@ -132,6 +215,72 @@ impl Credentials {
         self.changes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Installs a certificate obtained outside a [`crate::Client`] (a Workload API's
+    /// X.509-SVID), with `bundle` replacing the trust bundle when given, in one step: the chain
+    /// (leaf first) must verify against that bundle at `now`, name the local identity and match
+    /// `key_pkcs8`, exactly as a [`crate::Client`] checks a CA's answer. On error nothing
+    /// changes. Returns the leaf's validity.
+    pub fn install_external(
+        &self,
+        bundle: Option<TrustBundle>,
+        chain: Vec<CertificateDer<'static>>,
+        key_pkcs8: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(OffsetDateTime, OffsetDateTime), crate::Error> {
+        let key = meshid_csr::KeyPair::from_pkcs8_der(key_pkcs8).map_err(crate::Error::Key)?;
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(crate::Error::InvalidResponse {
+                reason: "the certificate chain is empty".to_owned(),
+            });
+        };
+        let _turn = self.turn();
+        let current = self.bundle.load_full();
+        let checked_against = bundle.as_ref().unwrap_or(&current);
+        let provider = rustls::crypto::ring::default_provider();
+        let installed = crate::driver::validate_chain(
+            leaf,
+            intermediates,
+            &key,
+            &self.identity,
+            checked_against,
+            now,
+            &provider,
+        )?;
+        let validity = (installed.not_before, installed.not_after);
+        if let Some(bundle) = bundle {
+            self.bundle.store(Arc::new(bundle));
+        }
+        self.install(installed);
+        Ok(validity)
+    }
+
+    /// The installed certificate, its key and the trust bundle, read together; `None` until a
+    /// certificate is installed, and after it expired.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        let _turn = self.turn();
+        let installed = self.current.load_full()?;
+        Some(Snapshot {
+            identity: self.identity.clone(),
+            key: Arc::clone(&installed.key),
+            key_pkcs8: Arc::clone(&installed.key_pkcs8),
+            not_before: installed.not_before,
+            not_after: installed.not_after,
+            bundle: self.bundle.load_full(),
+            generation: *self.generation.borrow(),
+        })
+    }
+
+    /// A receiver woken after every change of certificate (issuance, renewal, expiry) or
+    /// trust bundle; its value counts the changes. Servers that push the identity to a
+    /// workload (Workload API, SDS) read a [`Credentials::snapshot`] on each wake-up.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn changed(&self) {
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
     /// A receiver of the client's state.
     pub fn state(&self) -> watch::Receiver<State> {
         self.state.subscribe()
@@ -149,6 +298,7 @@ impl Credentials {
             identity: self.identity.clone(),
             not_after,
         });
+        self.changed();
     }
 
     pub(crate) fn expire(&self, expired_at: OffsetDateTime) {
@@ -157,6 +307,7 @@ impl Credentials {
             identity: self.identity.clone(),
             expired_at,
         });
+        self.changed();
     }
 }
 

@@ -365,18 +365,32 @@ pub fn client_config(
 /// The authenticated identity of an established connection's peer: the first DNS SAN of its
 /// leaf, else the first URI SAN (as Linkerd picks it). `None` when the peer sent no certificate.
 pub fn peer_identity(connection: &CommonState) -> Option<String> {
+    peer_identity_as(connection, "")
+}
+
+/// The peer's identity in the form of `local`, this side's own identity: its first URI SAN
+/// (SPIFFE ID) when `local` is a SPIFFE ID, else its first DNS SAN; the other kind when the
+/// peer has none of that one. In a mesh where Linkerd-style (DNS) and SPIFFE workloads talk,
+/// each side reports its peers by the kind of name it uses itself.
+pub fn peer_identity_as(connection: &CommonState, local: &str) -> Option<String> {
     let leaf = connection.peer_certificates()?.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
     let san = cert.subject_alternative_name().ok()??;
-    let mut uri = None;
+    let (mut dns, mut uri) = (None, None);
     for name in &san.value.general_names {
         match name {
-            x509_parser::extensions::GeneralName::DNSName(dns) => return Some((*dns).to_owned()),
+            x509_parser::extensions::GeneralName::DNSName(d) if dns.is_none() => {
+                dns = Some((*d).to_owned());
+            }
             x509_parser::extensions::GeneralName::URI(u) if uri.is_none() => {
                 uri = Some((*u).to_owned());
             }
             _ => {}
         }
     }
-    uri
+    if local.starts_with("spiffe://") {
+        uri.or(dns)
+    } else {
+        dns.or(uri)
+    }
 }

@@ -20,13 +20,19 @@
 //! | # | step | refusal: code, message |
 //! |---|---|---|
 //! | 1 | an issuer is loaded | `Unavailable`: `cert issuer not ready yet` |
-//! | 2 | identity, token and CSR present; the CSR parses and its signature verifies; the identity is one of the mesh | `InvalidArgument`: `missing identity` / `missing token` / `missing certificate signing request` / the parse error |
+//! | 2 | identity, token and CSR present; the CSR parses and its signature verifies; the identity is one of the mesh | `InvalidArgument`: `missing identity` / `missing token` / `missing certificate signing request` / the parse error; a name of the form the SAN mode does not issue → `FailedPrecondition`: `requested identity … is a SPIFFE ID, but this CA issues only identity names (SAN mode dns); request …` |
 //! | 3 | the issuer chain and trust anchor are still valid | `Unavailable`: `issuer cannot issue: issuer certificate expired at … (now …); rotate it` (Linkerd: `Unknown`) |
 //! | 4 | the CSR's names | `FailedPrecondition`: `CSR must have exactly one DNSName` / `CSR name does not match requested identity: csr=…; req=…` / `invalid CommonName: …` / `cannot validate email addresses` / `cannot validate IP addresses` / `cannot validate URIs` |
 //! | 5 | token review ([`meshid_authn::Authenticator`]) | not authenticated → `FailedPrecondition`: `authentication token could not be authenticated`; invalid token → `InvalidArgument`: the reason; backend error → `Internal`: `internal error validating the token; request id <16 hex digits>` (Linkerd: `error validating token for <identity>: <error>`) |
 //! | 6 | the token's identity is the one requested | `FailedPrecondition`: `requested identity did not match provided token: requested=…; found=…` |
 //! | 7 | the key | not ECDSA → `Internal`: `CSR must contain an ECDSA public key (found …)`; an ECDSA curve the policy does not allow → `FailedPrecondition`: `CSR key algorithm ECDSA P-384 is not allowed (allowed: ECDSA P-256)` |
 //! | 8 | sign | OK; logged at info: `issued certificate for <identity> until <NotAfter>: <SHA-256 of the leaf DER>` |
+//!
+//! The request's `identity` is the name the leaf will carry: the identity name, as Linkerd's
+//! proxy sends it, or, when the policy's SAN mode issues SPIFFE IDs (`spiffe`, `dns+spiffe`),
+//! the SPIFFE ID `spiffe://<trust-domain>/ns/<ns>/sa/<sa>` (a SPIFFE-aware client, such as
+//! `meshid-agent`, asks for what it will present). Step 6 compares the token's ServiceAccount
+//! in the same form.
 //!
 //! Steps 2–4 run before the token review, so a bad request costs no call to the Kubernetes
 //! API; the key refusal is held back until after step 6, where Linkerd answers it. No lock is

@@ -194,11 +194,18 @@ where
         }
         let csr = ParsedCsr::from_der(&csr_der, &self.csr_limits)
             .map_err(|e| Refusal::new(Code::InvalidArgument, e.to_string()))?;
+        // The identity is the name the leaf will carry: the identity name (Linkerd), or the
+        // SPIFFE ID when the SAN mode issues SPIFFE IDs.
         let requested = self
             .ca
-            .mesh()
-            .parse_identity(&identity)
-            .map_err(|e| Refusal::new(Code::InvalidArgument, e.to_string()))?;
+            .policy()
+            .requested_service_account(self.ca.mesh(), &identity)
+            .map_err(|e| match e {
+                meshid_policy::Error::RequestedNameNotIssued { .. } => {
+                    Refusal::new(Code::FailedPrecondition, e.to_string())
+                }
+                _ => Refusal::new(Code::InvalidArgument, e.to_string()),
+            })?;
 
         // 3. The issuer chain and its trust anchor are still valid.
         self.ca
@@ -236,10 +243,18 @@ where
                 })?;
         drop(token);
 
-        // 6. The token's identity is the one requested (exact, case-sensitive).
-        let found = match self.ca.mesh().identity(&authenticated.service_account) {
-            Ok(found) => found.to_string(),
-            Err(_) => authenticated.service_account.username(),
+        // 6. The token's identity is the one requested (exact, case-sensitive), compared in
+        //    the form requested.
+        let found = if identity.starts_with("spiffe://") {
+            self.ca
+                .mesh()
+                .spiffe_id(&authenticated.service_account)
+                .to_string()
+        } else {
+            match self.ca.mesh().identity(&authenticated.service_account) {
+                Ok(found) => found.to_string(),
+                Err(_) => authenticated.service_account.username(),
+            }
         };
         if found != identity {
             return Err(Refusal::new(

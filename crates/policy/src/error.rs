@@ -4,7 +4,7 @@ use core::fmt;
 
 use time::OffsetDateTime;
 
-use crate::{CredentialRole, KeyAlgorithm, PublicKeyKind};
+use crate::{CredentialRole, KeyAlgorithm, PublicKeyKind, SanMode};
 
 /// Why a name, duration, policy or CSR was refused.
 ///
@@ -154,6 +154,16 @@ pub enum Error {
         /// The key found.
         found: PublicKeyKind,
     },
+    /// A certification request names its identity in a form the SAN mode does not issue (a
+    /// SPIFFE ID in `dns` mode, an identity name in `spiffe` mode).
+    RequestedNameNotIssued {
+        /// The name requested.
+        requested: String,
+        /// The policy's SAN mode.
+        san_mode: SanMode,
+        /// The same ServiceAccount's name in the form this mode issues.
+        instead: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -250,6 +260,21 @@ impl fmt::Display for Error {
             }
             Self::KeyNotEcdsa { found } => {
                 write!(f, "CSR must contain an ECDSA public key (found {found})")
+            }
+            Self::RequestedNameNotIssued {
+                requested,
+                san_mode,
+                instead,
+            } => {
+                let (form, issued) = if requested.starts_with("spiffe://") {
+                    ("a SPIFFE ID", "identity names")
+                } else {
+                    ("an identity name", "SPIFFE IDs")
+                };
+                write!(
+                    f,
+                    "requested identity {requested} is {form}, but this CA issues only {issued} (SAN mode {san_mode}); request {instead}"
+                )
             }
         }
     }

@@ -42,6 +42,9 @@ impl Default for IssuancePolicy {
     }
 }
 
+/// The scheme prefix of a SPIFFE ID.
+const SPIFFE_SCHEME: &str = "spiffe://";
+
 /// The longest clock-skew allowance accepted: one hour.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
@@ -116,9 +119,55 @@ impl IssuancePolicy {
         })
     }
 
+    /// The ServiceAccount named by the `identity` of a certification request (Linkerd's
+    /// `CertifyRequest.identity`), which must be a name the leaf will carry:
+    ///
+    /// | SAN mode | `identity` |
+    /// |---|---|
+    /// | `dns` (default) | the identity name, `<sa>.<ns>.serviceaccount.identity.<cp-ns>.<td>` (Linkerd) |
+    /// | `spiffe` | the SPIFFE ID, `spiffe://<td>/ns/<ns>/sa/<sa>` |
+    /// | `dns+spiffe` | either |
+    ///
+    /// A `spiffe://` name is parsed as a SPIFFE ID of this mesh (a malformed one, or one of
+    /// another trust domain, is [`Error::InvalidSpiffeId`]); anything else as an identity
+    /// name ([`Error::InvalidIdentity`]). A well-formed name of the form this mode does not
+    /// issue is [`Error::RequestedNameNotIssued`], whose message names the one to ask for.
+    pub fn requested_service_account(
+        &self,
+        mesh: &Mesh,
+        identity: &str,
+    ) -> Result<ServiceAccount, Error> {
+        let is_spiffe = identity.starts_with(SPIFFE_SCHEME);
+        let sa = if is_spiffe {
+            mesh.parse_spiffe_id(identity)?
+        } else {
+            mesh.parse_identity(identity)?
+        };
+        let issued = if is_spiffe {
+            self.san_mode.has_spiffe()
+        } else {
+            self.san_mode.has_dns()
+        };
+        if !issued {
+            let instead = if is_spiffe {
+                mesh.identity(&sa)?.to_string()
+            } else {
+                mesh.spiffe_id(&sa).to_string()
+            };
+            return Err(Error::RequestedNameNotIssued {
+                requested: identity.to_owned(),
+                san_mode: self.san_mode,
+                instead,
+            });
+        }
+        Ok(sa)
+    }
+
     /// Decides whether a CSR's content may be certified for `sa` in `mesh`.
     ///
-    /// The CSR must name exactly the SANs this policy computes (no extra, none missing), its
+    /// The CSR must name exactly the SANs this policy computes (no extra, none missing; in
+    /// `dns+spiffe` mode it may name just one of the two, as a Linkerd proxy names only its
+    /// DNS identity, and the leaf still carries both), its
     /// subject CN must be empty or the identity, it may carry no IP, email, other URI or other
     /// kinds of names, and its key must be an allowed algorithm. Checks run in Linkerd's order
     /// and use Linkerd's messages where Linkerd has one.
@@ -130,9 +179,17 @@ impl IssuancePolicy {
     ) -> Result<Decision, Error> {
         let identity = mesh.identity(sa)?;
         let spiffe = self.san_mode.has_spiffe().then(|| mesh.spiffe_id(sa));
-        // DNS SANs.
+        // DNS SANs: the identity name, exactly once in `dns` mode, never in `spiffe` mode, at
+        // most once in `dns+spiffe` mode (where a Linkerd proxy's CSR, which names only the
+        // DNS identity, is accepted: the leaf's SANs are the policy's, never the CSR's).
         let expected_dns = usize::from(self.san_mode.has_dns());
-        if csr.dns_names.len() != expected_dns {
+        let dns_ok = match self.san_mode {
+            SanMode::DnsAndSpiffe => {
+                csr.dns_names.len() <= 1 && !(csr.dns_names.is_empty() && csr.uris.is_empty())
+            }
+            _ => csr.dns_names.len() == expected_dns,
+        };
+        if !dns_ok {
             return Err(Error::CsrDnsNameCount {
                 expected: expected_dns,
                 found: csr.dns_names.len(),
@@ -166,6 +223,8 @@ impl IssuancePolicy {
         match (&spiffe, csr.uris.as_slice()) {
             (None, []) => {}
             (None, _) => return Err(Error::CsrUris),
+            // `dns+spiffe`: the CSR may leave the SPIFFE ID out (it named the DNS identity).
+            (Some(_), []) if self.san_mode == SanMode::DnsAndSpiffe => {}
             (Some(want), [found]) if found == want.as_str() => {}
             (Some(want), [found]) => {
                 return Err(Error::CsrSpiffeIdMismatch {

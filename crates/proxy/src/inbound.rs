@@ -4,7 +4,7 @@ use core::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use meshid_client::tls::{ClientAuth, peer_identity, server_config};
+use meshid_client::tls::{ClientAuth, peer_identity_as, server_config};
 use meshid_client::{Clock, Credentials};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -22,6 +22,7 @@ pub async fn serve(
     taps: Option<mpsc::UnboundedSender<Tap>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let local: Arc<str> = Arc::from(credentials.identity());
     let config = server_config(credentials, ClientAuth::Required, clock)?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
     tokio::pin!(shutdown);
@@ -38,8 +39,9 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let taps = taps.clone();
+        let local = Arc::clone(&local);
         tokio::spawn(async move {
-            if let Err(error) = handle(tcp, src, app, acceptor, taps).await {
+            if let Err(error) = handle(tcp, src, app, acceptor, taps, &local).await {
                 tracing::info!(%src, %error, "proxy=in connection failed");
             }
         });
@@ -52,10 +54,11 @@ async fn handle(
     app: SocketAddr,
     acceptor: TlsAcceptor,
     taps: Option<mpsc::UnboundedSender<Tap>>,
+    local: &str,
 ) -> Result<(), Error> {
     let mtls_local = tcp.local_addr()?;
     let mut tls = acceptor.accept(tcp).await?;
-    let client_id = peer_identity(tls.get_ref().1);
+    let client_id = peer_identity_as(tls.get_ref().1, local);
     tracing::info!(
         "proxy=in src={src} dst={app} tls=true client_id={}",
         client_id.as_deref().unwrap_or("-")

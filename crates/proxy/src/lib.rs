@@ -50,7 +50,9 @@ pub struct Tap {
     pub src: SocketAddr,
     /// Where it went.
     pub dst: SocketAddr,
-    /// The authenticated identity of the mTLS peer (the client on `in`, the server on `out`).
+    /// The authenticated identity of the mTLS peer (the client on `in`, the server on `out`),
+    /// in the form of this proxy's own identity: a SPIFFE ID if this proxy's is one, else the
+    /// identity name (`meshid_client::tls::peer_identity_as`).
     pub peer_identity: Option<String>,
     /// This proxy's end of the mTLS connection: on `out`, the local address of the
     /// connection to the peer proxy, which that proxy's `in` tap reports as its `src`; on

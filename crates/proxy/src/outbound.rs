@@ -4,7 +4,7 @@ use core::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use meshid_client::tls::{client_config, peer_identity};
+use meshid_client::tls::{client_config, peer_identity_as};
 use meshid_client::{Clock, Credentials};
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
@@ -24,6 +24,7 @@ pub async fn serve(
     taps: Option<mpsc::UnboundedSender<Tap>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let local: Arc<str> = Arc::from(credentials.identity());
     let config = client_config(credentials, &peer_identity, clock)?;
     let connector = TlsConnector::from(Arc::new(config));
     // The TLS server name is not used for verification (the expected identity is); a DNS
@@ -43,8 +44,9 @@ pub async fn serve(
             () = &mut shutdown => return Ok(()),
         };
         let (connector, sni, taps) = (connector.clone(), sni.clone(), taps.clone());
+        let local = Arc::clone(&local);
         tokio::spawn(async move {
-            if let Err(error) = handle(app, src, peer, connector, sni, taps).await {
+            if let Err(error) = handle(app, src, peer, connector, sni, taps, &local).await {
                 tracing::info!(%src, dst = %peer, %error, "proxy=out connection failed");
             }
         });
@@ -58,11 +60,12 @@ async fn handle(
     connector: TlsConnector,
     sni: ServerName<'static>,
     taps: Option<mpsc::UnboundedSender<Tap>>,
+    local: &str,
 ) -> Result<(), Error> {
     let tcp = TcpStream::connect(peer).await?;
     let mtls_local = tcp.local_addr()?;
     let mut tls = connector.connect(sni, tcp).await?;
-    let server_id = peer_identity(tls.get_ref().1);
+    let server_id = peer_identity_as(tls.get_ref().1, local);
     tracing::info!(
         "proxy=out src={src} dst={peer} tls=true server_id={}",
         server_id.as_deref().unwrap_or("-")

@@ -131,7 +131,12 @@ impl Pki {
 
     /// A CA serving with the issuer, loaded at [`NOW`].
     pub fn ca_ready(&self) -> Arc<Ca> {
-        let ca = self.ca_not_ready();
+        self.ca_ready_with(IssuancePolicy::default())
+    }
+
+    /// A CA with `policy`, serving with the issuer, loaded at [`NOW`].
+    pub fn ca_ready_with(&self, policy: IssuancePolicy) -> Arc<Ca> {
+        let ca = Arc::new(Ca::new(Mesh::default(), policy, self.bundle.clone()).unwrap());
         ca.load_issuer_pem(&self.issuer.pem(), &self.issuer.key_pem(), NOW)
             .unwrap();
         ca
