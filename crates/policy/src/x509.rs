@@ -23,10 +23,13 @@ const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 pub fn public_key_kind(spki: &SubjectPublicKeyInfo<'_>) -> PublicKeyKind {
     let alg = spki.algorithm.algorithm.as_bytes();
     if alg == OID_EC_PUBLIC_KEY {
+        // `as_oid` reads any element's content as an OID, so explicit curve parameters (a
+        // SEQUENCE) must be told apart by their tag first.
         let curve = spki
             .algorithm
             .parameters
             .as_ref()
+            .filter(|p| p.tag() == x509_parser::asn1_rs::Tag::Oid)
             .and_then(|p| p.as_oid().ok());
         let point = spki.subject_public_key.data.as_ref();
         return match curve {
