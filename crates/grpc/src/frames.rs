@@ -166,7 +166,9 @@ mod tests {
         assert!(!body.is_end_stream());
         assert_eq!(body.size_hint().exact(), Some(345));
 
-        let _ = body.frame().await.unwrap().unwrap();
+        let second = body.frame().await.unwrap().unwrap();
+        assert_eq!(second.data_ref().map(Bytes::len), Some(MAX_DATA_FRAME));
+        assert_eq!(body.size_hint().exact(), Some(90));
         let last = body.frame().await.unwrap().unwrap();
         assert_eq!(last.data_ref().map(Bytes::len), Some(90));
         assert!(body.is_end_stream());
