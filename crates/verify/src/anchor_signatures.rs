@@ -201,6 +201,14 @@ mod tests {
         let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
         let algorithms = signatures.algorithms(ALGORITHMS);
         let alg = &algorithms[0];
+        // It is the wrapped algorithm in all but its memory.
+        assert_eq!(alg.public_key_alg_id(), CALLS.public_key_alg_id());
+        assert_eq!(alg.signature_alg_id(), CALLS.signature_alg_id());
+        assert_eq!(alg.fips(), CALLS.fips());
+        assert!(
+            format!("{alg:?}").starts_with("Remembering(Counting("),
+            "{alg:?}"
+        );
         let before = calls();
 
         // An anchor's signature is verified once, then remembered.
