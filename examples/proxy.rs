@@ -192,6 +192,8 @@ async fn run(args: Args) -> Result<()> {
         _ => None,
     };
     let admin_listener = admin::bind(args.admin_addr).await?;
+    // The address bound, not the one asked for: with port 0 the log says which port it got.
+    let admin_addr = admin_listener.local_addr()?;
 
     // One shutdown signal for every task.
     let (stop, stopping) = watch::channel(false);
@@ -200,7 +202,7 @@ async fn run(args: Args) -> Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let admin_state = Arc::new(AdminState::new(registry, || {}));
-    tracing::info!(admin = %args.admin_addr, %identity, "proxy starting");
+    tracing::info!(admin = %admin_addr, %identity, "proxy starting");
     let (state, rx) = (Arc::clone(&admin_state), stopping.clone());
     tasks.spawn(async move {
         admin::serve(admin_listener, state, &AdminLimits::default(), stopped(rx)).await;

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -97,6 +97,36 @@ impl Process {
     fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
             panic!("{} exited early ({status}):\n{}", self.name, self.output());
+        }
+    }
+
+    /// The address a process logged it bound: the value of `key=` on its first log line that
+    /// contains `message`. Waits for the line; panics with the output if the process exits or
+    /// `timeout` passes first. Processes are given port 0 and say which port they got, so no
+    /// port is picked here and released for a child to bind (another process could take it).
+    async fn logged_addr(&mut self, message: &str, key: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let prefix = format!("{key}=");
+        loop {
+            let output = self.output();
+            let found = output
+                .lines()
+                .filter(|line| line.contains(message))
+                .find_map(|line| {
+                    line.split_whitespace()
+                        .find_map(|field| field.strip_prefix(&prefix))
+                        .map(str::to_owned)
+                });
+            if let Some(addr) = found {
+                return addr;
+            }
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "{} logged no \"{message}\" with {key}= within {timeout:?}:\n{output}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -303,7 +333,8 @@ async fn proxies_carry_bytes_over_mtls() {
         }
     });
 
-    let [emoji_inbound, emoji_admin, web_outbound, web_admin] = [(); 4].map(|()| free_port());
+    // Every listener on port 0; each address is read from the log line that reports it.
+    let any_port = "127.0.0.1:0";
     let grpc = ca.grpc_addr.to_string();
     let anchors = dev.trust_anchors().display().to_string();
     let emoji_token = emoji_token.display().to_string();
@@ -316,12 +347,16 @@ async fn proxies_carry_bytes_over_mtls() {
             ("--namespace", "emojivoto"),
             ("--service-account", "emoji"),
             ("--token-file", &emoji_token),
-            ("--inbound", &emoji_inbound),
+            ("--inbound", any_port),
             ("--app", &app_addr),
-            ("--admin-addr", &emoji_admin),
+            ("--admin-addr", any_port),
         ],
         dir.path(),
     );
+    let within = Duration::from_secs(30);
+    let emoji_admin = emoji.logged_addr("proxy starting", "admin", within).await;
+    // The inbound proxy starts once certified.
+    let emoji_inbound = emoji.logged_addr("inbound proxy", "inbound", within).await;
     let web_token = token("web");
     let mut web = Process::spawn(
         "web-proxy",
@@ -331,13 +366,14 @@ async fn proxies_carry_bytes_over_mtls() {
             ("--trust-anchors", &anchors),
             ("--identity", WEB),
             ("--token", &web_token),
-            ("--outbound", &web_outbound),
+            ("--outbound", any_port),
             ("--peer", &emoji_inbound),
             ("--peer-identity", EMOJI),
-            ("--admin-addr", &web_admin),
+            ("--admin-addr", any_port),
         ],
         dir.path(),
     );
+    let web_admin = web.logged_addr("proxy starting", "admin", within).await;
 
     // Both become ready once certified.
     emoji
@@ -351,6 +387,7 @@ async fn proxies_carry_bytes_over_mtls() {
         "{metrics}"
     );
     assert_eq!(http_get(&web_admin, "/live").await.unwrap().0, 200);
+    let web_outbound = web.logged_addr("outbound proxy", "outbound", within).await;
 
     // web's application talks plain TCP to its proxy; the bytes come back from emoji's app.
     let mut conn = TcpStream::connect(&web_outbound).await.unwrap();
@@ -400,12 +437,6 @@ async fn proxies_carry_bytes_over_mtls() {
 
     let _ = stop.send(());
     ca.wait().await.unwrap();
-}
-
-/// A free local port (bound, then released), as `127.0.0.1:PORT`.
-fn free_port() -> String {
-    let listener = StdListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
 }
 
 /// `GET path` over HTTP/1.1: the status code and body, or `None` if nothing answered.
@@ -514,7 +545,6 @@ fn identity_ca_bootstrap_subcommands() {
 async fn identity_ca_takes_the_linkerd_charts_arguments() {
     let bin = example("identity-ca");
     let dir = scratch("chart-args");
-    let (addr, admin) = (free_port(), free_port());
     let dev_dir = dir.path().join("dev").display().to_string();
     let args = [
         "identity".to_owned(),
@@ -531,12 +561,19 @@ async fn identity_ca_takes_the_linkerd_charts_arguments() {
         "--grpc-max-concurrent-streams=200".to_owned(),
         "--grpc-request-timeout=5s".to_owned(),
         "--admin-header-read-timeout=2s".to_owned(),
-        format!("-addr={addr}"),
-        format!("-admin-addr={admin}"),
+        "-addr=127.0.0.1:0".to_owned(),
+        "-admin-addr=127.0.0.1:0".to_owned(),
         format!("-dev-dir={dev_dir}"),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut ca = Process::spawn_args("identity-ca", &bin, &args, dir.path());
+    let admin = ca
+        .logged_addr(
+            "identity service ready",
+            "admin_addr",
+            Duration::from_secs(60),
+        )
+        .await;
     ca.wait_ready(&admin, Duration::from_secs(20)).await;
     assert!(
         ca.output().contains("Issuer cert loaded"),

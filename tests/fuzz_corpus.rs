@@ -1,7 +1,11 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/<target>/`) through the same entry points
-//! as the cargo-fuzz targets, so they run on every `cargo test` with a stable toolchain.
+//! as the cargo-fuzz targets, so they run on every `cargo test` with a stable toolchain, and
+//! checks each input's recorded verdict: `fuzz/corpus/verdicts.txt` says whether the library
+//! accepts or refuses it, so a parser that began refusing everything (or accepting garbage)
+//! fails here, not only one that panics.
 //!
-//! The seed inputs (`seed-*` files) are written by the ignored `regenerate_seed_corpora` test:
+//! The seed inputs (`seed-*` files) and their verdicts are written by the ignored
+//! `regenerate_seed_corpora` test:
 //!
 //! ```text
 //! cargo test -p meshid --test fuzz_corpus -- --ignored regenerate
@@ -9,8 +13,10 @@
 //!
 //! Keys and ECDSA signatures are random, so regenerated seeds differ byte for byte while
 //! covering the same cases. Other files in a corpus folder (regression inputs, minimized
-//! crashes) are replayed too and never touched by the generator.
+//! crashes) are replayed too and never touched by the generator; give them a verdict line by
+//! hand to have it checked.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
@@ -59,88 +65,156 @@ fn corpus_dir(target: &str) -> PathBuf {
         .join(target)
 }
 
+/// The verdict file, next to the corpus folders (not inside one: cargo-fuzz would take it for
+/// an input).
+fn verdicts_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join("corpus")
+        .join("verdicts.txt")
+}
+
+const ACCEPTED: &str = "accepted";
+const REFUSED: &str = "refused";
+
+/// `<target>/<file>` -> accepted, from `verdicts.txt` (`<target>/<file> accepted|refused` lines;
+/// blank lines and `#` comments ignored).
+fn read_verdicts() -> Result<BTreeMap<String, bool>> {
+    let path = verdicts_path();
+    let text = fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let mut verdicts = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = line
+            .split_once(' ')
+            .and_then(|(input, verdict)| match verdict {
+                ACCEPTED => Some((input, true)),
+                REFUSED => Some((input, false)),
+                _ => None,
+            });
+        let (input, accepted) = parsed.with_context(|| {
+            format!(
+                "{}:{}: expected `<target>/<file> accepted|refused`",
+                path.display(),
+                n + 1
+            )
+        })?;
+        ensure!(
+            verdicts.insert(input.to_owned(), accepted).is_none(),
+            "{}:{}: {input} has two verdicts",
+            path.display(),
+            n + 1
+        );
+    }
+    Ok(verdicts)
+}
+
+fn write_verdicts(verdicts: &BTreeMap<String, bool>) -> Result<()> {
+    let mut text = String::from(
+        "# Whether the library accepts each fuzz corpus input, checked by tests/fuzz_corpus.rs.\n\
+         # `seed-*` lines are written with the seeds (cargo test -p meshid --test fuzz_corpus --\n\
+         # --ignored regenerate); add a line by hand for a regression input to check it too.\n",
+    );
+    for (input, accepted) in verdicts {
+        let verdict = if *accepted { ACCEPTED } else { REFUSED };
+        text.push_str(&format!("{input} {verdict}\n"));
+    }
+    let path = verdicts_path();
+    fs::write(&path, text).with_context(|| path.display().to_string())
+}
+
 // === replay ===
 
 #[test]
-fn replay_corpora() {
-    let mut failures = Vec::new();
+fn replay_corpora() -> Result<()> {
+    let verdicts = read_verdicts()?;
+    let mut panicked = Vec::new();
+    let mut wrong = Vec::new();
+    let mut unlisted = Vec::new();
+    let mut replayed = Vec::new();
     for (target, entry_point) in TARGETS {
         let dir = corpus_dir(target);
         let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-            .map(|entry| entry.expect("directory entry").path())
-            .filter(|path| path.is_file())
-            .collect();
+            .with_context(|| dir.display().to_string())?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        files.retain(|path| path.is_file());
         files.sort();
-        assert!(
+        ensure!(
             !files.is_empty(),
             "the {target} corpus ({}) is empty",
             dir.display()
         );
+        let (mut accepted, mut refused) = (0, 0);
         for path in &files {
-            let data = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let data = fs::read(path).with_context(|| path.display().to_string())?;
             if panic::catch_unwind(|| entry_point(&data)).is_err() {
-                failures.push(path.display().to_string());
+                panicked.push(path.display().to_string());
             }
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: not a UTF-8 name", path.display()))?;
+            let input = format!("{target}/{name}");
+            let accepts = accepts(target, &data)?;
+            if accepts {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+            match verdicts.get(&input) {
+                Some(want) if *want == accepts => {}
+                Some(want) => wrong.push(format!(
+                    "{input}: {}, recorded {}",
+                    if accepts { ACCEPTED } else { REFUSED },
+                    if *want { ACCEPTED } else { REFUSED }
+                )),
+                None if name.starts_with(SEED_PREFIX) => unlisted.push(input.clone()),
+                None => {}
+            }
+            replayed.push(input);
         }
-        println!("{target}: replayed {} inputs", files.len());
-    }
-    assert!(
-        failures.is_empty(),
-        "corpus inputs that panicked:\n{}",
-        failures.join("\n")
-    );
-}
-
-// === seeds ===
-
-#[test]
-#[ignore = "writes fuzz/corpus/*/seed-*; run it to regenerate the seed corpora"]
-fn regenerate_seed_corpora() -> Result<()> {
-    let pki = Pki::new()?;
-    write_seeds("csr", &csr_seeds()?)?;
-    write_seeds("chain", &chain_seeds(&pki)?)?;
-    write_seeds("pem_bundle", &pem_bundle_seeds(&pki)?)?;
-    write_seeds("duration", &duration_seeds())?;
-    write_seeds("kubeconfig", &kubeconfig_seeds())?;
-    Ok(())
-}
-
-/// A seed input: its file name (after [`SEED_PREFIX`]), its bytes, and whether the library
-/// accepts it (so the seeds reach the success paths, where the fuzz invariants are checked).
-type Seed = (&'static str, Vec<u8>, bool);
-
-/// Replaces the `seed-*` files of a corpus folder with `seeds`, checking that each one is
-/// accepted or refused as intended and replays without a panic.
-fn write_seeds(target: &str, seeds: &[Seed]) -> Result<()> {
-    let dir = corpus_dir(target);
-    fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-    for entry in fs::read_dir(&dir)? {
-        let path = entry?.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(SEED_PREFIX))
-        {
-            fs::remove_file(&path).with_context(|| path.display().to_string())?;
-        }
-    }
-    let (_, entry_point) = TARGETS
-        .iter()
-        .find(|(name, _)| *name == target)
-        .with_context(|| format!("no fuzz target {target}"))?;
-    for (name, data, accepted) in seeds {
-        ensure!(
-            accepts(target, data)? == *accepted,
-            "{target} seed {name}: expected accepted = {accepted}"
+        println!(
+            "{target}: replayed {} inputs, {accepted} accepted, {refused} refused",
+            files.len()
         );
-        entry_point(data);
-        let path = dir.join(format!("{SEED_PREFIX}{name}"));
-        fs::write(&path, data).with_context(|| path.display().to_string())?;
+        // Every corpus keeps inputs on both sides, so the success paths are fuzzed too.
+        ensure!(
+            accepted > 0 && refused > 0,
+            "the {target} corpus has {accepted} accepted and {refused} refused inputs; it \
+             needs both"
+        );
     }
-    println!("{target}: wrote {} seeds to {}", seeds.len(), dir.display());
+    let missing: Vec<_> = verdicts
+        .keys()
+        .filter(|input| !replayed.contains(input))
+        .collect();
+    ensure!(
+        panicked.is_empty(),
+        "corpus inputs that panicked:\n{}",
+        panicked.join("\n")
+    );
+    ensure!(
+        wrong.is_empty(),
+        "corpus inputs whose verdict changed (fuzz/corpus/verdicts.txt):\n{}",
+        wrong.join("\n")
+    );
+    ensure!(
+        unlisted.is_empty(),
+        "seed inputs without a verdict in fuzz/corpus/verdicts.txt:\n{}",
+        unlisted.join("\n")
+    );
+    ensure!(
+        missing.is_empty(),
+        "fuzz/corpus/verdicts.txt lists inputs that are not in the corpus: {missing:?}"
+    );
     Ok(())
 }
+
+// === verdicts ===
 
 /// Whether the library accepts `data` the way the `target` entry point feeds it.
 fn accepts(target: &str, data: &[u8]) -> Result<bool> {
@@ -181,6 +255,64 @@ fn accepts(target: &str, data: &[u8]) -> Result<bool> {
         }),
         _ => anyhow::bail!("no fuzz target {target}"),
     })
+}
+
+// === seeds ===
+
+#[test]
+#[ignore = "writes fuzz/corpus/*/seed-*; run it to regenerate the seed corpora"]
+fn regenerate_seed_corpora() -> Result<()> {
+    let pki = Pki::new()?;
+    // Hand-written verdicts of other inputs are kept; the seeds' are rewritten.
+    let mut verdicts = read_verdicts().unwrap_or_default();
+    verdicts.retain(|input, _| {
+        !input
+            .split_once('/')
+            .is_some_and(|(_, name)| name.starts_with(SEED_PREFIX))
+    });
+    write_seeds("csr", &csr_seeds()?, &mut verdicts)?;
+    write_seeds("chain", &chain_seeds(&pki)?, &mut verdicts)?;
+    write_seeds("pem_bundle", &pem_bundle_seeds(&pki)?, &mut verdicts)?;
+    write_seeds("duration", &duration_seeds(), &mut verdicts)?;
+    write_seeds("kubeconfig", &kubeconfig_seeds(), &mut verdicts)?;
+    write_verdicts(&verdicts)
+}
+
+/// A seed input: its file name (after [`SEED_PREFIX`]), its bytes, and whether the library
+/// accepts it (so the seeds reach the success paths, where the fuzz invariants are checked).
+type Seed = (&'static str, Vec<u8>, bool);
+
+/// Replaces the `seed-*` files of a corpus folder with `seeds`, checking that each one is
+/// accepted or refused as intended and replays without a panic, and records their verdicts.
+fn write_seeds(target: &str, seeds: &[Seed], verdicts: &mut BTreeMap<String, bool>) -> Result<()> {
+    let dir = corpus_dir(target);
+    fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    for entry in fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(SEED_PREFIX))
+        {
+            fs::remove_file(&path).with_context(|| path.display().to_string())?;
+        }
+    }
+    let (_, entry_point) = TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .with_context(|| format!("no fuzz target {target}"))?;
+    for (name, data, accepted) in seeds {
+        ensure!(
+            accepts(target, data)? == *accepted,
+            "{target} seed {name}: expected accepted = {accepted}"
+        );
+        entry_point(data);
+        let path = dir.join(format!("{SEED_PREFIX}{name}"));
+        fs::write(&path, data).with_context(|| path.display().to_string())?;
+        verdicts.insert(format!("{target}/{SEED_PREFIX}{name}"), *accepted);
+    }
+    println!("{target}: wrote {} seeds to {}", seeds.len(), dir.display());
+    Ok(())
 }
 
 fn csr_seeds() -> Result<Vec<Seed>> {

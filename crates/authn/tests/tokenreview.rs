@@ -514,8 +514,16 @@ async fn calls_are_rate_limited() {
     config.api.timeout = Duration::from_millis(200);
     let authn = TokenReviewAuthenticator::new(config).await.unwrap();
     authn.authenticate(jwt("d").as_bytes()).await.unwrap();
+    let hits = server.hits();
     let e = authn.authenticate(jwt("e").as_bytes()).await.unwrap_err();
-    assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
+    // Refused without asking the API server, for a wait longer than the request timeout:
+    // it did not queue for the slot (the wait is measured by the limiter, not by this test).
+    assert_eq!(server.hits(), hits, "the request reached the API server");
+    let Error::RateLimited { wait, timeout } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(wait > timeout, "{wait:?} {timeout:?}");
+    assert_eq!(*timeout, Duration::from_millis(200));
     assert_eq!(e.kind(), ErrorKind::Backend);
     assert!(
         e.to_string()

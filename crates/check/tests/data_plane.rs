@@ -356,12 +356,13 @@ fn live_proxy_from_another_ca_is_an_error() {
 
 #[test]
 fn unreachable_proxy_is_an_error() {
-    // Bind then drop a listener: nothing listens on that port any more.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A socket bound to a port but not listening: connections are refused, and the port stays
+    // ours for the whole test (a released one could be taken by another test meanwhile).
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
     let addr: ProxyAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let chain = ProxyChain::connect(&addr, StdDuration::from_secs(2));
     let reason = chain.chain.unwrap_err();
@@ -371,6 +372,7 @@ fn unreachable_proxy_is_an_error() {
         )),
         "{reason}"
     );
+    drop(socket);
 }
 
 // === JSON ===

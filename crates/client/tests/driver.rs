@@ -102,14 +102,22 @@ async fn renews_at_the_refresh_point_under_traffic() {
     let (c, _s) = handshake(client_cfg(), server_cfg()).await.unwrap();
     assert_eq!(server_serial(&c), first_serial);
 
-    // Just after: a new certificate with a new serial and a new key.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::task::yield_now().await;
+    // The renewal comes at the refresh point, not later: paused time stands still while the
+    // driver certifies, so the clock read once the new certificate is installed says when the
+    // renewal happened (tokio's timers have millisecond resolution).
     let mut state = server_creds.state();
     state
         .wait_for(|s| matches!(s, State::Ready { not_after: n, .. } if *n > not_after))
         .await
         .unwrap();
+    let renewed_at = clock.now();
+    assert!(
+        renewed_at >= expected_refresh
+            && renewed_at <= expected_refresh + time::Duration::milliseconds(2),
+        "renewed at {renewed_at}, the refresh point is {expected_refresh}"
+    );
+
+    // After it: a new certificate with a new serial and a new key.
     let (c, _s) = handshake(client_cfg(), server_cfg()).await.unwrap();
     assert_ne!(
         server_serial(&c),
@@ -272,10 +280,25 @@ async fn past_expiry_the_state_is_expired_and_handshakes_fail_closed() {
     .unwrap_err();
     assert!(err.contains("server: Some("), "{err}");
 
-    // Attempts continue after expiry, at the no-certificate backoff (capped at 60s).
+    // Attempts continue after expiry, at the no-certificate backoff: capped at 60s, never a
+    // tight loop. Full jitter over [100ms, 60s] averages 30s, some 20 calls in 10 minutes; the
+    // seed is fixed, so the count is too.
     let before = flaky.calls.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(600)).await;
-    assert!(flaky.calls.load(Ordering::SeqCst) - before >= 9);
+    let attempts: Vec<_> = flaky.attempts.lock().unwrap()[before..].to_vec();
+    assert!(
+        (10..=30).contains(&attempts.len()),
+        "{} attempts in 10 minutes after expiry",
+        attempts.len()
+    );
+    for pair in attempts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= time::Duration::milliseconds(100)
+                && gap <= time::Duration::seconds(60) + time::Duration::milliseconds(1),
+            "{pair:?}"
+        );
+    }
     flaky.set_failing(false);
     tokio::time::sleep(Duration::from_secs(61)).await;
     assert!(matches!(creds.current_state(), State::Ready { .. }));
@@ -284,10 +307,11 @@ async fn past_expiry_the_state_is_expired_and_handshakes_fail_closed() {
     driver.await.unwrap();
 }
 
-#[tokio::test]
-async fn the_first_certificate_is_retried_with_backoff_from_one_second() {
-    // Paused time, no certificate: attempts at ~1s, ~2s, ~4s ... with full jitter, capped at 60s.
-    tokio::time::pause();
+/// The times of the attempts a client failing from the start makes in its first hour, under
+/// paused time, with `jitter`.
+async fn attempts_in_the_first_hour(
+    jitter: impl meshid_rotation::JitterSource + Send + 'static,
+) -> Vec<time::OffsetDateTime> {
     let pki = Pki::new();
     let clock = TokioClock::new(START);
     let flaky = Arc::new(Flaky::new(
@@ -297,27 +321,78 @@ async fn the_first_certificate_is_retried_with_backoff_from_one_second() {
     flaky.set_failing(true);
     let client = Client::new(config(WEB, &pki.bundle), Arc::clone(&flaky), clock)
         .unwrap()
-        .with_jitter(SeededJitter::new(5));
+        .with_jitter(jitter);
     let (stop, stopped) = oneshot::channel::<()>();
     let driver = tokio::spawn(client.run(async {
         let _ = stopped.await;
     }));
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    let attempts = flaky.attempts.lock().unwrap().clone();
-    for pair in attempts.windows(2) {
-        assert!(
-            pair[1] - pair[0] <= time::Duration::seconds(60),
-            "{:?}",
-            pair
-        );
-    }
-    assert!(
-        attempts.len() >= 60,
-        "{} attempts in an hour",
-        attempts.len()
-    );
     stop.send(()).unwrap();
     driver.await.unwrap();
+    let attempts = flaky.attempts.lock().unwrap().clone();
+    assert_eq!(
+        attempts.first(),
+        Some(&START),
+        "the first attempt is at once"
+    );
+    attempts
+}
+
+/// The gaps between attempts, in whole milliseconds (tokio's timer resolution).
+fn gaps_ms(attempts: &[time::OffsetDateTime]) -> Vec<i128> {
+    attempts
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).whole_milliseconds())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_certificate_is_retried_with_backoff_from_one_second() {
+    // Jitter at the top of its window: each delay is its ceiling, 1s, 2s, 4s ... capped at 60s.
+    let attempts = attempts_in_the_first_hour(|| 1.0).await;
+    let gaps = gaps_ms(&attempts);
+    let want: Vec<i128> = [1, 2, 4, 8, 16, 32]
+        .into_iter()
+        .chain(core::iter::repeat(60))
+        .take(gaps.len())
+        .map(|s| s * 1000)
+        .collect();
+    for (i, (gap, want)) in gaps.iter().zip(&want).enumerate() {
+        assert!(
+            (want - 1..=want + 1).contains(gap),
+            "retry {i}: {gap}ms, want {want}ms; the first gaps: {:?}",
+            &gaps[..gaps.len().min(12)]
+        );
+    }
+    // 0, 1, 3, 7, 15, 31, 63s, then every 60s up to 3543s: 65 attempts.
+    assert_eq!(attempts.len(), 65, "{gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_delays_are_drawn_from_the_clients_jitter() {
+    // The same seeded jitter, drawn by the backoff alone: the driver sleeps exactly the delays
+    // it hands out (full jitter below the doubling ceiling), not a fixed or a zero interval.
+    let attempts = attempts_in_the_first_hour(SeededJitter::new(5)).await;
+    let gaps = gaps_ms(&attempts);
+    let mut backoff = meshid_rotation::Backoff::default();
+    let mut jitter = SeededJitter::new(5);
+    let want: Vec<i128> = gaps
+        .iter()
+        .map(|_| {
+            let delay = backoff.next_delay(START, None, &mut jitter);
+            i128::try_from(delay.as_millis()).unwrap()
+        })
+        .collect();
+    for (i, (gap, want)) in gaps.iter().zip(&want).enumerate() {
+        assert!(
+            (want - 1..=want + 1).contains(gap),
+            "retry {i}: {gap}ms, want {want}ms; the first gaps: {:?}",
+            &gaps[..gaps.len().min(12)]
+        );
+    }
+    // The delays before the cap are below their ceilings: jitter is drawn, not the ceiling.
+    assert!(gaps[..6].iter().sum::<i128>() < 63_000, "{gaps:?}");
+    assert!(attempts.len() > 65, "{} attempts", attempts.len());
 }
 
 #[tokio::test(start_paused = true)]

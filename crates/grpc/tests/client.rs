@@ -179,18 +179,28 @@ async fn tls_refuses_an_identity_service_of_another_name_or_trust() {
 
 #[tokio::test]
 async fn connect_and_request_timeouts_apply() {
-    // Nothing listens: connect fails (refused, or the timeout).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let timeouts = Timeouts::new(Duration::from_millis(500), Duration::from_millis(500));
-    let err = GrpcCertifier::connect_plaintext(&format!("http://{addr}"), timeouts)
+    // A listener that is held open and never answers: the TCP connection is made (by the
+    // kernel's backlog), the TLS handshake never completes, and the connect timeout ends it.
+    let pki = Pki::new();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("https://{}", silent.local_addr().unwrap());
+    let tls =
+        ClientTls::verify_identity(IDENTITY_SERVICE_ID, pki.bundle.clone(), SetClock::new(NOW))
+            .unwrap();
+    let timeouts = Timeouts::new(Duration::from_millis(300), Duration::from_secs(600));
+    // Far longer than the connect timeout: only a missing one lets this expire.
+    let connect = GrpcCertifier::connect_tls(&uri, tls, timeouts);
+    let err = tokio::time::timeout(Duration::from_secs(60), connect)
         .await
+        .expect("the connect timeout did not end a handshake that never completes")
         .unwrap_err();
-    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    let Error::Connect { reason, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(reason.contains("deadline has elapsed"), "{err}");
+    drop(silent);
 
     // A request stuck in the token review ends at the request timeout.
-    let pki = Pki::new();
     let server = Server::start(pki.ca_ready(), None).await;
     let timeouts = Timeouts::new(Duration::from_secs(3), Duration::from_millis(200));
     let certifier = GrpcCertifier::connect_plaintext(&server.http_uri(), timeouts)

@@ -1,11 +1,13 @@
 //! Issuer swaps under load: no failed request, every chain verifies, no leaf outlives its
-//! issuer.
+//! issuer, and the swaps happen while the certify calls run: workers and swapper meet at
+//! checkpoints, so each of the first swaps lands between two requests of every worker however
+//! the threads are scheduled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +22,14 @@ use time::OffsetDateTime;
 const REQUESTS: usize = 10_000;
 const WORKERS: usize = 8;
 const MIN_SWAPS: usize = 50;
+const PER_WORKER: usize = REQUESTS / WORKERS;
+/// How long the swapper waits for the workers to reach a checkpoint before calling them stuck.
+const STALLED: Duration = Duration::from_secs(600);
+
+/// Worker request `checkpoint(k)` is made after swap `k` and before swap `k + 1`.
+fn checkpoint(k: usize) -> usize {
+    k * PER_WORKER / MIN_SWAPS
+}
 
 #[test]
 fn ten_thousand_certifies_across_fifty_issuer_swaps() {
@@ -62,13 +72,28 @@ fn ten_thousand_certifies_across_fifty_issuer_swaps() {
 
     let done = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
+    // The issuer of every leaf, per worker, in order.
+    let signers: Mutex<Vec<Vec<Vec<u8>>>> = Mutex::new(vec![Vec::new(); WORKERS]);
     let failures = AtomicUsize::new(0);
     let swaps = AtomicUsize::new(0);
+    // Requests completed, per worker.
+    let progress: Vec<AtomicUsize> = (0..WORKERS).map(|_| AtomicUsize::new(0)).collect();
     std::thread::scope(|s| {
         let swapper = s.spawn(|| {
             let mut i = 1;
             // Keep swapping while requests run, and at least MIN_SWAPS times.
             while !done.load(Ordering::SeqCst) || i <= MIN_SWAPS {
+                if i <= MIN_SWAPS {
+                    // Swap i only once every worker is past its request for swap i - 1.
+                    let since = std::time::Instant::now();
+                    while progress
+                        .iter()
+                        .any(|p| p.load(Ordering::SeqCst) <= checkpoint(i - 1))
+                    {
+                        assert!(since.elapsed() < STALLED, "workers stuck before swap {i}");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 let next = mint(i);
                 not_afters
                     .lock()
@@ -85,8 +110,15 @@ fn ten_thousand_certifies_across_fifty_issuer_swaps() {
             .map(|w| {
                 let (ca, csrs, sa, bundle) = (&ca, &csrs, &sa, &bundle);
                 let (served, failures, not_afters) = (&served, &failures, &not_afters);
+                let (swaps, signers, progress) = (&swaps, &signers, &progress[w]);
                 s.spawn(move || {
-                    for n in 0..REQUESTS / WORKERS {
+                    let mut signed_by = Vec::with_capacity(PER_WORKER);
+                    for n in 0..PER_WORKER {
+                        // Request n waits for swap n * MIN_SWAPS / PER_WORKER: the first swaps
+                        // are spread over every worker's run.
+                        while swaps.load(Ordering::SeqCst) < n * MIN_SWAPS / PER_WORKER {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
                         match ca.certify(sa, &csrs[(w + n) % csrs.len()], now) {
                             Ok(certified) => {
                                 meshid_verify::verify_chain(
@@ -106,6 +138,7 @@ fn ten_thousand_certifies_across_fifty_issuer_swaps() {
                                     certified.not_after,
                                     issuer_not_after
                                 );
+                                signed_by.push(certified.chain[0].to_vec());
                                 served.fetch_add(1, Ordering::SeqCst);
                             }
                             Err(e) => {
@@ -113,7 +146,9 @@ fn ten_thousand_certifies_across_fifty_issuer_swaps() {
                                 failures.fetch_add(1, Ordering::SeqCst);
                             }
                         }
+                        progress.fetch_add(1, Ordering::SeqCst);
                     }
+                    signers.lock().unwrap()[w] = signed_by;
                 })
             })
             .collect();
@@ -126,6 +161,18 @@ fn ten_thousand_certifies_across_fifty_issuer_swaps() {
     assert_eq!(failures.load(Ordering::SeqCst), 0);
     assert_eq!(served.load(Ordering::SeqCst), REQUESTS);
     assert!(swaps.load(Ordering::SeqCst) >= MIN_SWAPS);
+    // Every worker's leaves were signed by the first issuer, then by each swapped-in one.
+    let first = first.der().to_vec();
+    for (w, signed_by) in signers.lock().unwrap().iter().enumerate() {
+        assert_eq!(signed_by.len(), PER_WORKER, "worker {w}");
+        assert_eq!(signed_by[0], first, "worker {w}");
+        let distinct: HashSet<_> = signed_by.iter().collect();
+        assert!(
+            distinct.len() >= MIN_SWAPS,
+            "worker {w} saw {} issuers",
+            distinct.len()
+        );
+    }
     println!(
         "{} certifies across {} issuer swaps",
         served.load(Ordering::SeqCst),

@@ -16,10 +16,13 @@ use crate::{KeyAlgorithm, PublicKeyKind};
 pub fn public_key_kind(spki: &SubjectPublicKeyInfo<'_>) -> PublicKeyKind {
     let alg = &spki.algorithm.algorithm;
     if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        // `as_oid` reads any element's content as an OID, so explicit curve parameters (a
+        // SEQUENCE) must be told apart by their tag first.
         let curve = spki
             .algorithm
             .parameters
             .as_ref()
+            .filter(|p| p.tag() == x509_parser::asn1_rs::Tag::Oid)
             .and_then(|p| p.as_oid().ok());
         let point = spki.subject_public_key.data.as_ref();
         return match curve {

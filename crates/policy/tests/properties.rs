@@ -54,8 +54,18 @@ proptest! {
     }
 
     #[test]
-    fn duration_parse_never_panics(s in "\\PC{0,24}") {
-        let _ = parse_go_duration(&s);
+    fn whatever_parses_formats_back_to_the_same_duration(s in "\\PC{0,24}") {
+        if let Ok(d) = parse_go_duration(&s) {
+            prop_assert!(d <= MAX_GO_DURATION, "{}", s);
+            prop_assert_eq!(parse_go_duration(&format_go_duration(d)), Ok(d), "{}", s);
+        }
+    }
+
+    #[test]
+    fn go_syntax_parses_to_its_sum(h in 0u64..1000, m in 0u64..1000, ms in 0u64..1000) {
+        let text = format!("{h}h{m}m{ms}ms");
+        let want = Duration::from_secs(h * 3600 + m * 60) + Duration::from_millis(ms);
+        prop_assert_eq!(parse_go_duration(&text), Ok(want));
     }
 
     #[test]

@@ -287,6 +287,22 @@ mod tests {
     }
 
     #[test]
+    fn a_floor_or_caps_equal_to_the_initial_delay_are_allowed() {
+        let policy = BackoffPolicy {
+            initial: secs(2),
+            cap_without_cert: secs(2),
+            cap_with_cert: secs(2),
+            floor: secs(2),
+        };
+        let mut backoff = Backoff::new(policy.clone()).unwrap();
+        assert_eq!(backoff.policy(), &policy);
+        // Floor, ceiling and caps all 2s: every delay is exactly 2s.
+        for _ in 0..3 {
+            assert_eq!(backoff.next_delay(NOW, None, &mut top), secs(2));
+        }
+    }
+
+    #[test]
     fn invalid_policies() {
         let cases: [(Change<BackoffPolicy>, &str); 4] = [
             (

@@ -329,4 +329,15 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_minimums_themselves_are_allowed() {
+        let mut schedule = IssuerSchedule {
+            renew_before: Some(MIN_RENEW_BEFORE),
+            ..IssuerSchedule::default()
+        };
+        schedule.validate().unwrap();
+        schedule.duration = MIN_DURATION;
+        schedule.validate().unwrap();
+    }
 }

@@ -115,8 +115,10 @@ mod tests {
         assert_eq!(unit(&mut || f64::NAN), 0.0);
         assert_eq!(unit(&mut || -3.0), 0.0);
         assert_eq!(unit(&mut || 0.25), 0.25);
+        // One and above become the largest f64 below one.
         let top = unit(&mut || 1.0);
-        assert!(top < 1.0 && top > 0.999_999);
+        assert_eq!(top, f64::from_bits(1.0_f64.to_bits() - 1));
+        assert_eq!(unit(&mut || 7.5), top);
         assert!(unit(&mut || f64::INFINITY) < 1.0);
     }
 }

@@ -250,6 +250,31 @@ mod tests {
     }
 
     #[test]
+    fn the_minimum_delay_reaching_expiry_takes_the_midpoint() {
+        // 10s left: now + 10s is NotAfter itself, never a refresh time.
+        let now = datetime!(2026-06-02 11:59:50 UTC);
+        assert_eq!(
+            at_u(0.5, NOT_AFTER, now),
+            datetime!(2026-06-02 11:59:55 UTC)
+        );
+    }
+
+    #[test]
+    fn without_a_minimum_delay_now_itself_is_not_a_refresh_time() {
+        // Past the refresh point with no minimum delay: "now" is not strictly after now, and the
+        // target is gone, so the midpoint of what is left.
+        let policy = RefreshPolicy {
+            min_delay: Duration::ZERO,
+            ..RefreshPolicy::default()
+        };
+        let now = datetime!(2026-06-02 8:00 UTC);
+        let at = policy
+            .refresh_at(NOT_BEFORE, NOT_AFTER, now, &mut || 0.5)
+            .unwrap();
+        assert_eq!(at, datetime!(2026-06-02 10:00 UTC));
+    }
+
+    #[test]
     fn short_leaves() {
         let start = NOT_BEFORE;
         // 60s: 42s by the fraction, 30s by the safety margin.
@@ -361,6 +386,7 @@ mod tests {
                 "the fraction must be a number in (0, 1), got 1.5",
             ),
             (0.0, 0.0, "the fraction must be a number in (0, 1), got 0"),
+            (1.0, 0.0, "the fraction must be a number in (0, 1), got 1"),
             (
                 f64::NAN,
                 0.05,

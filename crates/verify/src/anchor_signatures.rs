@@ -260,6 +260,10 @@ mod tests {
         let (algorithms, counters) = counting(&[P256_SHA256]);
         let signatures = AnchorSignatures::new(vec![b"anchor".to_vec()]);
         let alg = &signatures.algorithms(algorithms)[0];
+        // It is the wrapped algorithm in all but its memory.
+        assert_eq!(alg.public_key_alg_id(), counters[0].public_key_alg_id());
+        assert_eq!(alg.signature_alg_id(), counters[0].signature_alg_id());
+        assert_eq!(alg.fips(), counters[0].fips());
         for _ in 0..3 {
             alg.verify_signature(b"anchor", b"issuer tbs", b"good")
                 .unwrap();

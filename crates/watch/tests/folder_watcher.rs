@@ -27,18 +27,48 @@ async fn woken(wake: &Notify) {
         .expect("no notification");
 }
 
+/// Consumes wake-ups left over from earlier changes. One write is several inotify events
+/// (create, modify, close), and `notify_one` stores a wake-up for a task not yet waiting: without
+/// this, the next [`woken`] would succeed whether or not the next change is seen.
+async fn settle(wake: &Notify) {
+    while tokio::time::timeout(QUIET, wake.notified()).await.is_ok() {}
+}
+
+/// How long without a wake-up counts as settled. Too short only weakens a test (a late event
+/// could stand in for a missed one); it cannot make one fail.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Each folder on its own: a write into the second of two watched folders, with nothing ever
+/// written into the first, wakes the task (and the other way round).
 #[tokio::test]
 async fn a_file_written_into_any_watched_folder_wakes_the_task() {
+    for written in 0..2 {
+        let folders = [scratch("first"), scratch("second")];
+        let wake = Arc::new(Notify::new());
+        let watcher =
+            FolderWatcher::start(&[folders[0].path(), folders[1].path()], Arc::clone(&wake));
+        assert!(!watcher.failed(), "{watcher:?}");
+
+        std::fs::write(folders[written].path().join("tls.crt"), "one").unwrap();
+        woken(&wake).await;
+    }
+}
+
+/// One watcher, changes in turn: each folder's change is seen after the other's has settled.
+#[tokio::test]
+async fn changes_in_each_folder_in_turn_wake_the_task_each_time() {
     let first = scratch("first");
     let second = scratch("second");
     let wake = Arc::new(Notify::new());
-    let watcher = FolderWatcher::start(&[first.path(), second.path()], Arc::clone(&wake));
-    assert!(!watcher.failed(), "{watcher:?}");
+    let _watcher = FolderWatcher::start(&[first.path(), second.path()], Arc::clone(&wake));
 
-    std::fs::write(first.path().join("ca-bundle.crt"), "one").unwrap();
-    woken(&wake).await;
-    std::fs::write(second.path().join("tls.crt"), "two").unwrap();
-    woken(&wake).await;
+    for round in 0..2 {
+        for dir in [&first, &second] {
+            std::fs::write(dir.path().join("ca-bundle.crt"), format!("{round}")).unwrap();
+            woken(&wake).await;
+            settle(&wake).await;
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -86,8 +116,10 @@ async fn reading_the_watched_files_does_not_wake_the_task() {
 
 #[tokio::test]
 async fn a_missing_folder_fails_until_a_restart_finds_it_and_the_others_are_watched_meanwhile() {
-    let present = scratch("missing");
-    let missing = present.path().join("trust-roots");
+    let present = scratch("present");
+    // Not inside a watched folder, so creating it wakes nothing by itself.
+    let parent = scratch("parent");
+    let missing = parent.path().join("trust-roots");
     let wake = Arc::new(Notify::new());
     let mut watcher = FolderWatcher::start(&[missing.as_path(), present.path()], Arc::clone(&wake));
     assert!(watcher.failed());
@@ -102,7 +134,12 @@ async fn a_missing_folder_fails_until_a_restart_finds_it_and_the_others_are_watc
     assert!(!watcher.failed(), "{watcher:?}");
     // Nothing to do on a working watcher.
     assert!(!watcher.restart_if_failed());
+    settle(&wake).await;
     std::fs::write(missing.join("ca-bundle.crt"), "one").unwrap();
+    woken(&wake).await;
+    // The folder that was there all along is still watched after the restart.
+    settle(&wake).await;
+    std::fs::write(present.path().join("tls.crt"), "two").unwrap();
     woken(&wake).await;
 }
 
