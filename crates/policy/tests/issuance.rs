@@ -260,7 +260,7 @@ fn a_p384_key_is_certified_only_when_the_policy_allows_it() {
 #[test]
 fn refused_csrs_say_why() {
     type Change = fn(&mut CsrContent);
-    let cases: [(&str, SanMode, Change, &str); 17] = [
+    let cases: [(&str, SanMode, Change, &str); 16] = [
         (
             "no DNS SAN",
             SanMode::Dns,
@@ -317,12 +317,6 @@ fn refused_csrs_say_why() {
             SanMode::Dns,
             |c| c.uris.push(SPIFFE.to_owned()),
             "cannot validate URIs",
-        ),
-        (
-            "no SPIFFE ID",
-            SanMode::DnsAndSpiffe,
-            |_| {},
-            "CSR must have exactly one URI (the SPIFFE ID), found 0",
         ),
         (
             "two URIs",
