@@ -30,6 +30,7 @@ use meshid::policy::{
 use meshid::server::admin::AdminLimits;
 use meshid::server::dev::{DEFAULT_DEV_DIR, DEV_TOKEN_ISSUER, DevState};
 use meshid::server::linkerd::LinkerdMounts;
+use meshid::server::manifests::{self, Image, ManifestOptions};
 use meshid::server::serve::{AutoRotate, KubeApi, ServeConfig, TokenValidation, start};
 use time::OffsetDateTime;
 
@@ -88,6 +89,8 @@ enum Command {
     Issuer(IssuerArgs),
     /// Print cert-manager Issuer + Certificate manifests that rotate the issuer.
     CertManager(CertManagerArgs),
+    /// Print the Kubernetes manifests that run the identity service (kubectl apply -f -).
+    Manifests(ManifestsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -294,6 +297,28 @@ struct CertManagerArgs {
     namespace: String,
 }
 
+#[derive(Args, Debug)]
+struct ManifestsArgs {
+    /// The control-plane namespace.
+    #[arg(long, default_value = "linkerd")]
+    namespace: Namespace,
+    /// Pods (1 to 100).
+    #[arg(long, default_value_t = 3)]
+    replicas: i32,
+    /// The identity-ca image (default: this version's).
+    #[arg(long)]
+    image: Option<Image>,
+    /// Trust domain.
+    #[arg(long, default_value = "cluster.local")]
+    identity_trust_domain: TrustDomain,
+    /// Issuer Secret layout: linkerd.io/tls (crt.pem, key.pem) or kubernetes.io/tls.
+    #[arg(long, default_value = "linkerd.io/tls")]
+    identity_scheme: String,
+    /// Also grant get on the API server's OIDC discovery paths (off: TokenReview needs none).
+    #[arg(long)]
+    oidc_discovery: bool,
+}
+
 fn main() -> ExitCode {
     let args = meshid::server::cli::normalize_linkerd_flags(std::env::args());
     let cli = match Cli::try_parse_from(args) {
@@ -367,6 +392,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::CertManager(args)) => {
             print!("{}", CertManagerManifests::new(&args.namespace).render()?);
+            Ok(())
+        }
+        Some(Command::Manifests(args)) => {
+            let mut options = ManifestOptions::default();
+            options.namespace = args.namespace;
+            options.replicas = args.replicas;
+            options.image = args.image.unwrap_or_default();
+            options.trust_domain = args.identity_trust_domain;
+            options.issuer_scheme = args.identity_scheme.parse().context("--identity-scheme")?;
+            options.oidc_discovery = args.oidc_discovery;
+            print!("{}", manifests::render(&options)?);
             Ok(())
         }
     }

@@ -21,6 +21,18 @@ use tokio::sync::Semaphore;
 use crate::Error;
 use crate::ready::Readiness;
 
+/// `/ping`: 200 `pong` while the process answers (Linkerd's liveness path).
+pub const PING_PATH: &str = "/ping";
+/// `/live`: 200 while the process runs; what a liveness probe asks.
+pub const LIVE_PATH: &str = "/live";
+/// `/ready`: 200 while the service can issue, else 503 with the reasons; what a readiness
+/// probe asks.
+pub const READY_PATH: &str = "/ready";
+/// `/metrics`: Prometheus (OpenMetrics) text.
+pub const METRICS_PATH: &str = "/metrics";
+/// Every path the admin server answers; anything else is 404.
+pub const ROUTES: [&str; 4] = [PING_PATH, LIVE_PATH, READY_PATH, METRICS_PATH];
+
 /// Limits of the admin server. [`Default`] is the strict choice.
 ///
 /// | limit | default | past it |
@@ -154,9 +166,9 @@ impl AdminState {
             );
         }
         match req.uri().path() {
-            "/ping" => text(StatusCode::OK, "pong\n".to_owned()),
-            "/live" => text(StatusCode::OK, "live\n".to_owned()),
-            "/ready" => match self.check_ready() {
+            PING_PATH => text(StatusCode::OK, "pong\n".to_owned()),
+            LIVE_PATH => text(StatusCode::OK, "live\n".to_owned()),
+            READY_PATH => match self.check_ready() {
                 Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
                 Err(reasons) if reasons.is_empty() => {
                     text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
@@ -166,7 +178,7 @@ impl AdminState {
                     format!("not ready: {}\n", reasons.join("; ")),
                 ),
             },
-            "/metrics" => {
+            METRICS_PATH => {
                 (self.before_scrape)();
                 let mut body = String::new();
                 match prometheus_client::encoding::text::encode(&mut body, &self.registry) {

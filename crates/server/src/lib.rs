@@ -49,6 +49,7 @@ pub mod admin;
 pub mod cli;
 pub mod dev;
 pub mod linkerd;
+pub mod manifests;
 pub mod ready;
 pub mod serve;
 
@@ -99,4 +100,7 @@ pub enum Error {
     /// Kubernetes Events could not be set up ([`serve::ServeConfig::kube_events`]).
     #[error(transparent)]
     KubeEvents(meshid_issuer::Error),
+    /// Kubernetes manifests could not be written, or read back ([`manifests`]).
+    #[error(transparent)]
+    Manifests(manifests::ManifestError),
 }

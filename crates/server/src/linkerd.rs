@@ -7,8 +7,20 @@ use std::path::{Path, PathBuf};
 pub const LINKERD_ISSUER_DIR: &str = "/var/run/linkerd/identity/issuer";
 
 /// The trust-anchor bundle of the `linkerd-identity-trust-roots` ConfigMap, as Linkerd's chart
-/// mounts it.
+/// mounts it: key [`LINKERD_TRUST_ANCHORS_KEY`] in [`LINKERD_TRUST_ROOTS_DIR`].
 pub const LINKERD_TRUST_ANCHORS: &str = "/var/run/linkerd/identity/trust-roots/ca-bundle.crt";
+
+/// Where Linkerd's chart mounts the `linkerd-identity-trust-roots` ConfigMap.
+pub const LINKERD_TRUST_ROOTS_DIR: &str = "/var/run/linkerd/identity/trust-roots";
+
+/// The key of the trust-roots ConfigMap that holds the trust-anchor bundle.
+pub const LINKERD_TRUST_ANCHORS_KEY: &str = "ca-bundle.crt";
+
+/// The Secret holding the issuer certificate and key, in the control-plane namespace.
+pub const LINKERD_ISSUER_SECRET: &str = "linkerd-identity-issuer";
+
+/// The ConfigMap holding the trust-anchor bundle, in the control-plane namespace.
+pub const LINKERD_TRUST_ROOTS_CONFIG_MAP: &str = "linkerd-identity-trust-roots";
 
 /// The issuer folder and trust-anchor bundle found where Linkerd's chart mounts them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +59,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_bundle_is_the_key_in_the_trust_roots_folder() {
+        assert_eq!(
+            Path::new(LINKERD_TRUST_ROOTS_DIR).join(LINKERD_TRUST_ANCHORS_KEY),
+            Path::new(LINKERD_TRUST_ANCHORS)
+        );
+    }
 
     #[test]
     fn found_only_where_the_chart_mounts_the_issuer() {

@@ -165,3 +165,43 @@ async fn past_the_connection_cap_new_connections_are_closed_until_there_is_room(
     );
     admin.stop().await;
 }
+
+/// Every path in `admin::ROUTES` is a route of the server (what the Kubernetes probes of
+/// `manifests` point at), each with its own answer; any other path is 404.
+#[tokio::test]
+async fn the_exported_routes_are_the_ones_served() {
+    let admin = Admin::start(AdminLimits::default()).await;
+    let expected = [
+        (admin::PING_PATH, "pong\n"),
+        (admin::LIVE_PATH, "live\n"),
+        (admin::READY_PATH, "ready\n"),
+    ];
+    for (path, body) in expected {
+        let answer = tokio::time::timeout(PATIENCE, http_get(admin.addr, path))
+            .await
+            .expect("answered");
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{path}: {answer}");
+        assert!(
+            answer.ends_with(&format!("\r\n\r\n{body}")),
+            "{path}: {answer}"
+        );
+    }
+    let metrics = http_get(admin.addr, admin::METRICS_PATH).await;
+    assert!(metrics.starts_with("HTTP/1.1 200 "), "{metrics}");
+    assert!(
+        metrics.contains("application/openmetrics-text"),
+        "{metrics}"
+    );
+    assert_eq!(
+        admin::ROUTES,
+        [
+            admin::PING_PATH,
+            admin::LIVE_PATH,
+            admin::READY_PATH,
+            admin::METRICS_PATH
+        ]
+    );
+    let unknown = http_get(admin.addr, "/healthz").await;
+    assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown}");
+    admin.stop().await;
+}
