@@ -898,3 +898,61 @@ async fn identity_ca_token_flags() {
         ca.output()
     );
 }
+
+/// `identity-ca manifests` prints YAML that reads back into the typed objects `Manifests`
+/// builds for the same options; bad options are refused in one line.
+#[test]
+fn identity_ca_prints_the_manifests() {
+    use meshid::server::manifests::{ManifestOptions, Manifests};
+    use std::process::Command;
+
+    let bin = example("identity-ca");
+    let run = |args: &[&str]| {
+        Command::new(&bin)
+            .arg("manifests")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--namespace",
+        "mesh",
+        "--replicas",
+        "2",
+        "--image",
+        "registry.example/identity-ca:v1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = Manifests::from_yaml(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let mut options = ManifestOptions::default();
+    options.namespace = "mesh".parse().unwrap();
+    options.replicas = 2;
+    options.image = "registry.example/identity-ca:v1".parse().unwrap();
+    assert_eq!(read, Manifests::build(&options).unwrap());
+
+    for (args, expected) in [
+        (
+            &["--replicas", "0"][..],
+            "identity-ca: invalid manifest option replicas: 0 is not between 1 and 100",
+        ),
+        (
+            &["--image", "Bad Image"][..],
+            "identity-ca: invalid value 'Bad Image' for '--image <IMAGE>': invalid image 'Bad Image'",
+        ),
+        (
+            &["--namespace", "Bad_NS"][..],
+            "identity-ca: invalid value 'Bad_NS' for '--namespace <NAMESPACE>': ",
+        ),
+    ] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with(expected), "{args:?}: {err}");
+    }
+}
