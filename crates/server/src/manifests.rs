@@ -45,7 +45,7 @@
 //! // One YAML stream for `kubectl apply -f -`, read back into the same typed objects.
 //! let yaml = manifests.to_yaml()?;
 //! assert_eq!(Manifests::from_yaml(&yaml)?, manifests);
-//! # Ok::<(), meshid_server::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use core::fmt;
