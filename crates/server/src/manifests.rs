@@ -15,7 +15,7 @@
 //!
 //! The Deployment's pods are spread over nodes (`kubernetes.io/hostname`, at most one pod of
 //! difference, nodes with taints such as `unreachable` left out), probed on the admin
-//! server's [`LIVE_PATH`](crate::admin::LIVE_PATH) and [`READY_PATH`](crate::admin::READY_PATH),
+//! server's [`LIVE_PATH`] and [`READY_PATH`],
 //! run as a non-root user on a read-only root filesystem with every capability dropped,
 //! privilege escalation off and the runtime's default seccomp profile, with resource
 //! requests and limits. They mount the issuer Secret `linkerd-identity-issuer` and the
