@@ -5,11 +5,10 @@ use core::future::Future;
 use std::sync::Arc;
 
 use meshid_ca::Ca;
+use meshid_policy::Clock;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
-
-use crate::Clock;
 
 /// What a client sends to its CA (Linkerd's `CertifyRequest`).
 #[non_exhaustive]

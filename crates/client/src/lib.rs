@@ -17,8 +17,8 @@
 //! use std::sync::Arc;
 //! use meshid_ca::Ca;
 //! use meshid_ca::bootstrap::{CaOptions, create_intermediate, create_root};
-//! use meshid_client::{Client, ClientConfig, LocalCertifier, State, TokenSource, TokioClock};
-//! use meshid_policy::{IssuancePolicy, Mesh};
+//! use meshid_client::{Client, ClientConfig, LocalCertifier, State, TokenSource};
+//! use meshid_policy::{IssuancePolicy, Mesh, TokioClock};
 //! use meshid_verify::TrustBundle;
 //! use time::macros::datetime;
 //! use zeroize::Zeroizing;
@@ -66,7 +66,6 @@
 
 mod bundle;
 mod certifier;
-mod clock;
 mod config;
 mod driver;
 mod error;
@@ -76,9 +75,11 @@ pub mod tls;
 
 pub use bundle::{BundleCheck, BundleWatchOptions, BundleWatcher, DEFAULT_BUNDLE_POLL_INTERVAL};
 pub use certifier::{Certifier, CertifyError, CertifyRequest, CertifyResponse, LocalCertifier};
-pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{ClientConfig, TokenSource};
 pub use driver::Client;
 pub use error::{BundleProblem, Error};
+/// The time source, re-exported from `meshid-policy` where it lives (every meshid crate takes
+/// it from there).
+pub use meshid_policy::{Clock, ManualClock, SystemClock, TokioClock};
 pub use metrics::Metrics;
 pub use store::{Credentials, Snapshot, State};
