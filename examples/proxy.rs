@@ -27,10 +27,10 @@ use anyhow::{Context, Result, anyhow};
 use clap::{ArgGroup, Parser};
 use meshid::client::{
     BundleWatchOptions, BundleWatcher, Client, ClientConfig, Credentials, Metrics, State,
-    SystemClock, TokenSource,
+    TokenSource,
 };
 use meshid::grpc::{GrpcCertifier, Timeouts};
-use meshid::policy::{Mesh, Namespace, ServiceAccount, TrustDomain};
+use meshid::policy::{Mesh, Namespace, ServiceAccount, SystemClock, TrustDomain};
 use meshid::proxy::{inbound, outbound};
 use meshid::server::admin::{self, AdminLimits, AdminState};
 use meshid::verify::TrustBundle;

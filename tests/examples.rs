@@ -775,8 +775,9 @@ async fn identity_ca_ready(bin: &Path, name: &str, args: &[&str], dir: &Path) ->
 
 /// Certifies emojivoto/web at `grpc` with `token`; the error's text if refused.
 async fn certify_web(grpc: &str, token: &str, anchors: &Path) -> Result<(), String> {
-    use meshid::client::{Client, ClientConfig, SystemClock, TokenSource};
+    use meshid::client::{Client, ClientConfig, TokenSource};
     use meshid::grpc::{GrpcCertifier, Timeouts};
+    use meshid::policy::SystemClock;
     let bundle = meshid::verify::TrustBundle::from_pem(&std::fs::read(anchors).unwrap()).unwrap();
     let certifier =
         GrpcCertifier::connect_plaintext(&format!("http://{grpc}"), Timeouts::default())

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use meshid_client::{
     BundleWatchOptions, BundleWatcher, Client, ClientConfig, Credentials, Metrics, State,
-    SystemClock, TokenSource,
+    TokenSource,
 };
 use meshid_grpc::{GrpcCertifier, Timeouts};
-use meshid_policy::{Mesh, SanMode, ServiceAccount};
+use meshid_policy::{Mesh, SanMode, ServiceAccount, SystemClock};
 use meshid_rotation::BackoffPolicy;
 use meshid_sds::SdsService;
 use meshid_server::admin::{self, AdminState};

@@ -8,6 +8,7 @@ use core::time::Duration;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
+use meshid_policy::Clock;
 use meshid_verify::{Anchor, TrustBundle};
 use meshid_watch::{FolderWatcher, folder_of};
 use ring::digest::{Digest, SHA256, digest};
@@ -18,7 +19,7 @@ use tokio::time::MissedTickBehavior;
 use crate::driver::verify_own_chain;
 use crate::error::BundleProblem;
 use crate::store::Installed;
-use crate::{Clock, Credentials, Error};
+use crate::{Credentials, Error};
 
 /// How often [`BundleWatcher`] re-reads the file by default.
 pub const DEFAULT_BUNDLE_POLL_INTERVAL: Duration = Duration::from_secs(10);
@@ -94,7 +95,8 @@ pub enum BundleCheck {
 ///
 /// ```no_run
 /// # use std::sync::Arc;
-/// # use meshid_client::{BundleWatchOptions, BundleWatcher, Credentials, SystemClock};
+/// # use meshid_client::{BundleWatchOptions, BundleWatcher, Credentials};
+/// # use meshid_policy::SystemClock;
 /// # #[allow(dead_code)]
 /// # async fn sidecar(
 /// #     credentials: Arc<Credentials>,

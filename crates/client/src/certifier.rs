@@ -4,12 +4,13 @@ use core::fmt;
 use core::future::Future;
 use std::sync::Arc;
 
+#[cfg(feature = "local-ca")]
 use meshid_ca::Ca;
+#[cfg(feature = "local-ca")]
+use meshid_policy::Clock;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
-
-use crate::Clock;
 
 /// What a client sends to its CA (Linkerd's `CertifyRequest`).
 #[non_exhaustive]
@@ -87,7 +88,7 @@ impl CertifyError {
     }
 }
 
-/// A CA that certifies CSRs: in process ([`LocalCertifier`]) or remote (gRPC).
+/// A CA that certifies CSRs: in process (`LocalCertifier`, feature `local-ca`) or remote (gRPC).
 pub trait Certifier: Send + Sync + 'static {
     /// Certifies `request`.
     fn certify(
@@ -111,11 +112,16 @@ impl<C: Certifier> Certifier for Arc<C> {
 /// name the CA's SAN mode issues (an identity name, or a SPIFFE ID of its mesh; see
 /// `IssuancePolicy::requested_service_account`), and it is certified for the ServiceAccount it
 /// names.
+///
+/// Feature `local-ca` (off by default, so a client that certifies over gRPC does not link
+/// the CA).
+#[cfg(feature = "local-ca")]
 pub struct LocalCertifier<K> {
     ca: Arc<Ca>,
     clock: K,
 }
 
+#[cfg(feature = "local-ca")]
 impl<K: Clock> LocalCertifier<K> {
     /// Certifies with `ca`, at the time `clock` tells.
     pub fn new(ca: Arc<Ca>, clock: K) -> Self {
@@ -123,6 +129,7 @@ impl<K: Clock> LocalCertifier<K> {
     }
 }
 
+#[cfg(feature = "local-ca")]
 impl<K: Clock> Certifier for LocalCertifier<K> {
     fn certify(
         &self,

@@ -6,6 +6,7 @@ use core::time::Duration;
 use std::sync::Arc;
 
 use meshid_csr::{Csr, KeyPair};
+use meshid_policy::Clock;
 use meshid_rotation::{Backoff, JitterSource, SeededJitter};
 use meshid_verify::{Usage, VerifyOptions};
 use ring::rand::SecureRandom;
@@ -17,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::store::Installed;
 use crate::{
-    Certifier, CertifyRequest, CertifyResponse, ClientConfig, Clock, Credentials, Error, Metrics,
+    Certifier, CertifyRequest, CertifyResponse, ClientConfig, Credentials, Error, Metrics,
 };
 
 /// The proxy identity client: it owns the key, talks to the CA, and keeps [`Credentials`]

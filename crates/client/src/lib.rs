@@ -1,9 +1,10 @@
 //! The proxy identity client for meshid.
 //!
 //! A [`Client`] makes its own key (it never leaves the process), builds a CSR, presents it with
-//! its ServiceAccount token to a [`Certifier`] (the in-process CA through [`LocalCertifier`], or
-//! a remote one), **validates the answer before installing it**, and renews at a jittered
-//! refresh point well before expiry, backing off with jitter on failure, forever. Its
+//! its ServiceAccount token to a [`Certifier`] (the in-process CA through `LocalCertifier`,
+//! feature `local-ca`, or a remote one), **validates the answer before installing it**, and
+//! renews at a jittered refresh point well before expiry, backing off with jitter on failure,
+//! forever. Its
 //! [`Credentials`] feed rustls: [`tls::server_config`] and [`tls::client_config`] present the
 //! current certificate (lock-free swap: new handshakes see a renewal at once, established
 //! connections are untouched) and verify peers against the current trust bundle, which can be
@@ -17,8 +18,8 @@
 //! use std::sync::Arc;
 //! use meshid_ca::Ca;
 //! use meshid_ca::bootstrap::{CaOptions, create_intermediate, create_root};
-//! use meshid_client::{Client, ClientConfig, LocalCertifier, State, TokenSource, TokioClock};
-//! use meshid_policy::{IssuancePolicy, Mesh};
+//! use meshid_client::{Client, ClientConfig, LocalCertifier, State, TokenSource};
+//! use meshid_policy::{IssuancePolicy, Mesh, TokioClock};
 //! use meshid_verify::TrustBundle;
 //! use time::macros::datetime;
 //! use zeroize::Zeroizing;
@@ -66,7 +67,6 @@
 
 mod bundle;
 mod certifier;
-mod clock;
 mod config;
 mod driver;
 mod error;
@@ -75,10 +75,14 @@ mod store;
 pub mod tls;
 
 pub use bundle::{BundleCheck, BundleWatchOptions, BundleWatcher, DEFAULT_BUNDLE_POLL_INTERVAL};
-pub use certifier::{Certifier, CertifyError, CertifyRequest, CertifyResponse, LocalCertifier};
-pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
+#[cfg(feature = "local-ca")]
+pub use certifier::LocalCertifier;
+pub use certifier::{Certifier, CertifyError, CertifyRequest, CertifyResponse};
 pub use config::{ClientConfig, TokenSource};
 pub use driver::Client;
 pub use error::{BundleProblem, Error};
+/// The time source, re-exported from `meshid-policy` where it lives (every meshid crate takes
+/// it from there).
+pub use meshid_policy::{Clock, ManualClock, SystemClock, TokioClock};
 pub use metrics::Metrics;
 pub use store::{Credentials, Snapshot, State};

@@ -5,6 +5,7 @@
 use core::fmt;
 use std::sync::Arc;
 
+use meshid_policy::Clock;
 use meshid_verify::{Usage, VerifiedPeer, VerifyOptions};
 use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -17,7 +18,7 @@ use rustls::time_provider::TimeProvider;
 use rustls::{CommonState, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use time::OffsetDateTime;
 
-use crate::{Clock, Credentials, Error};
+use crate::{Credentials, Error};
 
 /// Whether a server requires client certificates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use meshid_client::{
     BundleCheck, BundleProblem, BundleWatchOptions, BundleWatcher, CertifyError, CertifyRequest,
-    CertifyResponse, Client, Credentials, Error, LocalCertifier, TokioClock,
+    CertifyResponse, Client, Credentials, Error, LocalCertifier,
 };
+use meshid_policy::TokioClock;
 use meshid_verify::TrustBundle;
 use support::*;
 use tempfile::TempDir;

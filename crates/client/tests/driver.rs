@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use meshid_client::tls::{ClientAuth, client_config, server_config};
-use meshid_client::{CertifyResponse, Client, Clock, LocalCertifier, Metrics, State, TokioClock};
+use meshid_client::{CertifyResponse, Client, LocalCertifier, Metrics, State};
+use meshid_policy::{Clock, TokioClock};
 use meshid_rotation::{RefreshPolicy, SeededJitter};
 use rustls::pki_types::ServerName;
 use support::*;

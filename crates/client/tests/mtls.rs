@@ -6,8 +6,8 @@ mod support;
 
 use std::sync::Arc;
 
-use meshid_client::TokioClock;
 use meshid_client::tls::{ClientAuth, client_config, peer_identity, server_config};
+use meshid_policy::TokioClock;
 use rustls::pki_types::ServerName;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

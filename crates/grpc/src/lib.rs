@@ -51,9 +51,9 @@
 //! use meshid_authn::StaticAuthenticator;
 //! use meshid_ca::Ca;
 //! use meshid_ca::bootstrap::{CaOptions, create_intermediate, create_root};
-//! use meshid_client::{Client, ClientConfig, TokenSource, TokioClock};
+//! use meshid_client::{Client, ClientConfig, TokenSource};
+//! use meshid_policy::{IssuancePolicy, Mesh, TokioClock};
 //! use meshid_grpc::{GrpcCertifier, IdentityService, Timeouts};
-//! use meshid_policy::{IssuancePolicy, Mesh};
 //! use meshid_verify::TrustBundle;
 //! use time::macros::datetime;
 //! use zeroize::Zeroizing;

@@ -5,7 +5,7 @@
 use core::fmt;
 use std::sync::Arc;
 
-use meshid_client::Clock;
+use meshid_policy::Clock;
 use meshid_verify::{TrustBundle, Usage, VerifyOptions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;

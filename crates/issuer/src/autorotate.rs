@@ -4,7 +4,7 @@ use core::future::Future;
 use core::time::Duration;
 
 use meshid_ca::bootstrap::CaOptions;
-use meshid_client::{Clock, SystemClock};
+use meshid_policy::{Clock, SystemClock};
 use meshid_rotation::IssuerSchedule;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer as _, X509Certificate};

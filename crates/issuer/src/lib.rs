@@ -33,10 +33,9 @@
 //! use std::sync::Arc;
 //! use meshid_ca::Ca;
 //! use meshid_ca::bootstrap::CaOptions;
-//! use meshid_client::TokioClock;
+//! use meshid_policy::{IssuancePolicy, Mesh, TokioClock};
 //! use meshid_issuer::bootstrap::{self, OutputFiles, TrustAnchorKey};
 //! use meshid_issuer::{CollectingSink, IssuerFolder, IssuerScheme, Reloader, reason};
-//! use meshid_policy::{IssuancePolicy, Mesh};
 //! use meshid_verify::TrustBundle;
 //! use time::macros::datetime;
 //!

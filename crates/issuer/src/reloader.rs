@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use meshid_ca::{Ca, IssuerCredentials};
-use meshid_client::{Clock, SystemClock};
+use meshid_policy::{Clock, SystemClock};
 use meshid_verify::TrustBundle;
 use meshid_watch::{FolderWatcher, folder_of};
 use time::OffsetDateTime;

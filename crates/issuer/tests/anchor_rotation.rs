@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshid_client::tls::{ClientAuth, client_config, server_config};
-use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource, TokioClock};
+use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource};
 use meshid_issuer::{Change, CollectingSink, IssuerFolder, IssuerScheme, Reloader};
+use meshid_policy::TokioClock;
 use rustls::pki_types::ServerName;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

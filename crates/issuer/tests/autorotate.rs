@@ -8,12 +8,12 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshid_client::TokioClock;
 use meshid_issuer::bootstrap::TrustAnchorKey;
 use meshid_issuer::{
     AutoRotator, CollectingSink, Error, IssuerFolder, IssuerScheme, Reloader, ReloaderOptions,
     reason,
 };
+use meshid_policy::TokioClock;
 use meshid_rotation::IssuerSchedule;
 use support::*;
 

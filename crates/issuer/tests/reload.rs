@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::CaCertificate;
-use meshid_client::TokioClock;
 use meshid_issuer::{
     Change, CollectingSink, IssuerFolder, IssuerScheme, Metrics, Reloader, ReloaderOptions, reason,
 };
+use meshid_policy::TokioClock;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
 };

@@ -51,6 +51,36 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that follows tokio's time: `start` plus the tokio time elapsed since it was made
+/// (feature `tokio`).
+///
+/// Under `tokio::time::pause()` it advances exactly as tokio's timers do, so schedules and
+/// expiry are tested without sleeping.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    start: OffsetDateTime,
+    origin: tokio::time::Instant,
+}
+
+#[cfg(feature = "tokio")]
+impl TokioClock {
+    /// A clock reading `start` now.
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self {
+            start,
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Clock for TokioClock {
+    fn now(&self) -> OffsetDateTime {
+        self.start + self.origin.elapsed()
+    }
+}
+
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> OffsetDateTime {
         (**self).now()
@@ -71,6 +101,17 @@ mod tests {
         clock.set(datetime!(2027-01-01 0:00 UTC));
         let shared: std::sync::Arc<dyn Clock> = std::sync::Arc::new(clock);
         assert_eq!(shared.now(), datetime!(2027-01-01 0:00 UTC));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test(start_paused = true)]
+    async fn a_tokio_clock_follows_paused_time() {
+        let clock = TokioClock::new(datetime!(2026-06-01 12:00 UTC));
+        assert_eq!(clock.now(), datetime!(2026-06-01 12:00 UTC));
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert_eq!(clock.now(), datetime!(2026-06-01 12:01:30 UTC));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(clock.now(), datetime!(2026-06-01 12:02 UTC));
     }
 
     #[test]

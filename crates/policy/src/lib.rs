@@ -55,6 +55,20 @@
 //! - P-256 only: what every Linkerd proxy generates; P-384 is opt-in.
 //! - Unlike Linkerd, NotAfter is clamped to the trust anchors as well as to the issuer chain, and
 //!   ServiceAccount names with dots (valid in Kubernetes) are accepted.
+//!
+//! # Time
+//!
+//! Nothing here reads the system clock on its own: what validates, schedules or expires takes
+//! a [`Clock`], the one time source every meshid crate shares ([`SystemClock`] for binaries,
+//! [`ManualClock`] for tests and replays, `TokioClock` for async code tested under paused
+//! time).
+//!
+//! # Features
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `x509` | [`PublicKeyKind`] from x509-parser's `SubjectPublicKeyInfo` |
+//! | `tokio` | `TokioClock`, a [`Clock`] following tokio's (pausable) time |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
@@ -68,6 +82,8 @@ mod policy;
 #[cfg(feature = "x509")]
 pub mod x509;
 
+#[cfg(feature = "tokio")]
+pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{GoDuration, MAX_GO_DURATION, format_go_duration, parse_go_duration};
 pub use error::{Error, rfc3339};

@@ -4,8 +4,9 @@ use core::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use meshid_client::Credentials;
 use meshid_client::tls::{ClientAuth, peer_identity_as, server_config};
-use meshid_client::{Clock, Credentials};
+use meshid_policy::Clock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;

@@ -14,7 +14,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use meshid_client::{Credentials, SystemClock};
+//! use meshid_client::Credentials;
+//! use meshid_policy::SystemClock;
 //! use meshid_proxy::{inbound, outbound};
 //!
 //! async fn sidecar(credentials: Arc<Credentials>) -> Result<(), meshid_proxy::Error> {

@@ -4,8 +4,9 @@ use core::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use meshid_client::Credentials;
 use meshid_client::tls::{client_config, peer_identity_as};
-use meshid_client::{Clock, Credentials};
+use meshid_policy::Clock;
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

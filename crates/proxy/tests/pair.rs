@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaOptions, create_intermediate, create_root};
-use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource, TokioClock};
-use meshid_policy::{IssuancePolicy, Mesh};
+use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource};
+use meshid_policy::{IssuancePolicy, Mesh, TokioClock};
 use meshid_proxy::{Direction, Tap, inbound, outbound};
 use meshid_verify::TrustBundle;
 use time::macros::datetime;

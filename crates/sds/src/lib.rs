@@ -40,8 +40,8 @@
 //! use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryService;
 //! use meshid_ca::Ca;
 //! use meshid_ca::bootstrap::{CaOptions, create_intermediate, create_root};
-//! use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource, TokioClock};
-//! use meshid_policy::{IssuancePolicy, Mesh};
+//! use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource};
+//! use meshid_policy::{IssuancePolicy, Mesh, TokioClock};
 //! use meshid_sds::{SECRET_TYPE_URL, SdsService};
 //! use meshid_verify::TrustBundle;
 //! use time::macros::datetime;

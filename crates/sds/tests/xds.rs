@@ -15,8 +15,8 @@ use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client
 use envoy_types::pb::google::rpc;
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
-use meshid_client::{Client, ClientConfig, LocalCertifier, SystemClock, TokenSource};
-use meshid_policy::{IssuancePolicy, Mesh};
+use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource};
+use meshid_policy::{IssuancePolicy, Mesh, SystemClock};
 use meshid_sds::{DELTA_UNIMPLEMENTED, SECRET_TYPE_URL, SdsService};
 use meshid_verify::TrustBundle;
 use prost::Message as _;

@@ -4,7 +4,7 @@ use core::fmt;
 use std::sync::Arc;
 
 use meshid_ca::Ca;
-use meshid_client::Clock;
+use meshid_policy::Clock;
 use tokio::sync::watch;
 
 /// What the gRPC server is doing, as far as readiness is concerned.

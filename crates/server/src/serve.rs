@@ -14,7 +14,6 @@ use meshid_authn::{
     TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_ca::Ca;
-use meshid_client::{Clock, SystemClock};
 use meshid_grpc::{GrpcLimits, IdentityService};
 use meshid_issuer::bootstrap::TrustAnchorKey;
 use meshid_issuer::{
@@ -22,7 +21,7 @@ use meshid_issuer::{
     ObjectReference, Reloader, ReloaderOptions, TracingSink,
 };
 use meshid_kube::KubeApiConfig;
-use meshid_policy::{IssuancePolicy, Mesh};
+use meshid_policy::{Clock, IssuancePolicy, Mesh, SystemClock};
 use meshid_rotation::IssuerSchedule;
 use meshid_verify::TrustBundle;
 use prometheus_client::metrics::gauge::Gauge;

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshid_client::{Client, ClientConfig, Clock as _, State, SystemClock, TokenSource};
+use meshid_client::{Client, ClientConfig, State, TokenSource};
 use meshid_grpc::{GrpcCertifier, Timeouts};
 use meshid_kube_testing::{Answer, ApiServerDouble};
-use meshid_policy::ServiceAccount;
+use meshid_policy::{Clock as _, ServiceAccount, SystemClock};
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{ServeConfig, TokenValidation, start, start_with_clock};
 use meshid_verify::TrustBundle;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
-use meshid_client::{Clock, Credentials};
+use meshid_client::Credentials;
+use meshid_policy::Clock;
 use meshid_verify::TrustBundle;
 use rustls_pki_types::CertificateDer;
 use tokio::net::UnixStream;

@@ -23,8 +23,8 @@
 //! use std::sync::Arc;
 //! use meshid_ca::Ca;
 //! use meshid_ca::bootstrap::{CaOptions, create_intermediate, create_root};
-//! use meshid_client::{Client, ClientConfig, Credentials, LocalCertifier, State, TokenSource, TokioClock};
-//! use meshid_policy::{IssuancePolicy, Mesh, SanMode, ServiceAccount};
+//! use meshid_client::{Client, ClientConfig, Credentials, LocalCertifier, State, TokenSource};
+//! use meshid_policy::{IssuancePolicy, Mesh, SanMode, ServiceAccount, TokioClock};
 //! use meshid_verify::TrustBundle;
 //! use meshid_workload_api::{DEFAULT_SOCKET_MODE, UnixSocket, WorkloadApiClient, WorkloadApiService};
 //! use time::macros::datetime;

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
 use meshid_client::{
-    Certifier, CertifyError, CertifyRequest, CertifyResponse, Client, ClientConfig, Clock,
-    LocalCertifier, TokenSource, TokioClock,
+    Certifier, CertifyError, CertifyRequest, CertifyResponse, Client, ClientConfig, LocalCertifier,
+    TokenSource,
 };
-use meshid_policy::{IssuancePolicy, Mesh};
+use meshid_policy::{Clock, IssuancePolicy, Mesh, TokioClock};
 use meshid_verify::TrustBundle;
 use time::OffsetDateTime;
 use time::macros::datetime;

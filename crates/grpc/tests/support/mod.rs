@@ -65,7 +65,7 @@ impl SetClock {
     }
 }
 
-impl meshid_client::Clock for SetClock {
+impl meshid_policy::Clock for SetClock {
     fn now(&self) -> OffsetDateTime {
         *self.0.lock().unwrap()
     }

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
-use meshid_client::Clock;
-use meshid_policy::{IssuancePolicy, Mesh};
+use meshid_policy::{Clock, IssuancePolicy, Mesh};
 use meshid_verify::TrustBundle;
 use tempfile::TempDir;
 use time::OffsetDateTime;

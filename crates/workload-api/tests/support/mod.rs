@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
-use meshid_client::{Client, ClientConfig, LocalCertifier, SystemClock, TokenSource};
-use meshid_policy::{IssuancePolicy, Mesh, SanMode, ServiceAccount};
+use meshid_client::{Client, ClientConfig, LocalCertifier, TokenSource};
+use meshid_policy::{IssuancePolicy, Mesh, SanMode, ServiceAccount, SystemClock};
 use meshid_verify::TrustBundle;
 use meshid_workload_api::{DEFAULT_SOCKET_MODE, UnixSocket, WorkloadApiService};
 use tokio::sync::oneshot;
