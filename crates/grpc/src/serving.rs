@@ -202,8 +202,8 @@ impl<K: Clock> ServingIdentity<K> {
     }
 
     /// Runs until `shutdown` completes: issues at once, then renews at the refresh point, and
-    /// re-issues at once whenever `issuer_changes` changes (the issuer reloader's
-    /// `meshid_issuer::Reloader::issuer_updates`). Failures are logged and retried with
+    /// re-issues at once whenever `issuer_changes` changes (whoever swaps the CA's issuer
+    /// sends on it). Failures are logged and retried with
     /// backoff; if `issuer_changes`' sender goes away, renewal goes on by the clock alone.
     pub async fn run<T>(
         mut self,
