@@ -6,9 +6,12 @@ use core::task::{Context, Poll, ready};
 use core::time::Duration;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio::time::Sleep;
+use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 
 use crate::AcceptBackoff;
@@ -47,6 +50,10 @@ impl Incoming {
     pub async fn accept(&mut self) -> TcpStream {
         poll_fn(|cx| self.inner.poll_accept(cx)).await
     }
+
+    pub(crate) fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<TcpStream> {
+        self.inner.poll_accept(cx)
+    }
 }
 
 impl Stream for Incoming {
@@ -54,6 +61,89 @@ impl Stream for Incoming {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.poll_accept(cx).map(|stream| Some(Ok(stream)))
+    }
+}
+
+// === impl TlsIncoming ===
+
+/// The TLS connections of a listener, for tonic: each accepted connection's handshake runs in
+/// its own task (a slow client holds up no other), bounded by a timeout; connections whose
+/// handshake fails or times out are closed and logged at debug. At most `max_pending`
+/// handshakes run at once; past it, connections wait in the listener's backlog.
+pub(crate) struct TlsIncoming {
+    incoming: Incoming,
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: Duration,
+    max_pending: usize,
+    handshakes: JoinSet<Option<TlsStream<TcpStream>>>,
+}
+
+impl TlsIncoming {
+    pub(crate) fn new(
+        incoming: Incoming,
+        config: Arc<rustls::ServerConfig>,
+        timeout: Duration,
+        max_pending: usize,
+    ) -> Self {
+        Self {
+            incoming,
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+            timeout,
+            max_pending,
+            handshakes: JoinSet::new(),
+        }
+    }
+}
+
+impl Stream for TlsIncoming {
+    type Item = Result<TlsStream<TcpStream>, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            // Finished handshakes first: they free a slot.
+            if let Poll::Ready(Some(joined)) = this.handshakes.poll_join_next(cx) {
+                if let Ok(Some(stream)) = joined {
+                    return Poll::Ready(Some(Ok(stream)));
+                }
+                continue;
+            }
+            if this.handshakes.len() >= this.max_pending {
+                // Woken by the next handshake to finish.
+                return Poll::Pending;
+            }
+            let tcp = ready!(this.incoming.poll_accept(cx));
+            let acceptor = this.acceptor.clone();
+            let timeout = this.timeout;
+            this.handshakes.spawn(async move {
+                let peer = tcp.peer_addr().ok();
+                match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => Some(stream),
+                    Ok(Err(error)) => {
+                        tracing::debug!(?peer, %error, "TLS handshake failed");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::debug!(
+                            ?peer,
+                            ?timeout,
+                            "TLS handshake not finished in time; closed"
+                        );
+                        None
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl core::fmt::Debug for TlsIncoming {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TlsIncoming")
+            .field("incoming", &self.incoming)
+            .field("timeout", &self.timeout)
+            .field("handshakes", &self.handshakes.len())
+            .finish_non_exhaustive()
     }
 }
 

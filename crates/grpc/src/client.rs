@@ -2,6 +2,8 @@
 
 use core::future::Future;
 use core::time::Duration;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::Uri;
 use hyper_util::rt::TokioIo;
@@ -12,6 +14,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::balance::{Balancer, Endpoints, Resolve, SystemResolver};
 use crate::{ClientTls, Error};
 
 /// How long a [`GrpcCertifier`] waits.
@@ -48,9 +51,23 @@ impl Timeouts {
 /// timeout. A gRPC status becomes a [`CertifyError`] reading `<code>: <message>`, e.g.
 /// `FailedPrecondition: CSR must have exactly one DNSName`. A response without `valid_until`
 /// is passed on with `valid_until: None`, which the client refuses as Linkerd's proxy does.
+///
+/// With several replicas ([`connect_endpoints`](Self::connect_endpoints)), calls take the
+/// endpoints in turn, and a call that meets a connect error, `Unavailable` or a connection
+/// lost before the answer is made again to the next endpoint within the same
+/// [`Certifier::certify`] call: the client's backoff sees one attempt, and it fails only
+/// when every endpoint did.
 #[derive(Clone, Debug)]
 pub struct GrpcCertifier {
-    client: IdentityClient<Channel>,
+    inner: Inner,
+}
+
+#[derive(Clone, Debug)]
+enum Inner {
+    /// One channel.
+    Single(IdentityClient<Channel>),
+    /// Several endpoints.
+    Balanced(Arc<Balancer>),
 }
 
 impl GrpcCertifier {
@@ -96,21 +113,9 @@ impl GrpcCertifier {
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
         let plain = parse_uri(&format!("http://{authority}"))?;
-        let connector = tokio_rustls::TlsConnector::from(tls.config);
-        let server_name = tls.server_name;
-        let connect = tower::service_fn(move |_: Uri| {
-            let connector = connector.clone();
-            let server_name = server_name.clone();
+        let connect = tls_connector(tls, move || {
             let host = host.clone();
-            async move {
-                let tcp = TcpStream::connect((host.as_str(), port)).await?;
-                tcp.set_nodelay(true)?;
-                let stream = connector
-                    .connect(server_name, tcp)
-                    .await
-                    .map_err(handshake_error)?;
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
-            }
+            async move { TcpStream::connect((host.as_str(), port)).await }
         });
         let channel = endpoint(plain, timeouts)
             .connect_with_connector(connect)
@@ -119,10 +124,47 @@ impl GrpcCertifier {
         Ok(Self::from_channel(channel))
     }
 
+    /// A certifier over several replicas of the identity service (see the type's docs):
+    /// `endpoints` is a list of addresses, or a DNS name resolved now and again every
+    /// `refresh` with the system's resolver. With `tls`, every endpoint must prove the name
+    /// `tls` verifies; without, plaintext (h2c). Connections are made when first used (and
+    /// again after a failure), so an endpoint that is down now fails over rather than failing
+    /// this call; only an unusable `endpoints` is an error here. Needs a tokio runtime (a DNS
+    /// name is resolved again by a task, for as long as the certifier, or a clone, lives).
+    pub async fn connect_endpoints(
+        endpoints: Endpoints,
+        tls: Option<ClientTls>,
+        timeouts: Timeouts,
+    ) -> Result<Self, Error> {
+        Self::connect_endpoints_with(endpoints, tls, timeouts, Arc::new(SystemResolver)).await
+    }
+
+    /// [`connect_endpoints`](Self::connect_endpoints) resolving names with `resolver`.
+    pub async fn connect_endpoints_with(
+        endpoints: Endpoints,
+        tls: Option<ClientTls>,
+        timeouts: Timeouts,
+        resolver: Arc<dyn Resolve>,
+    ) -> Result<Self, Error> {
+        let balancer = Balancer::start(endpoints, tls, timeouts, resolver).await?;
+        Ok(Self {
+            inner: Inner::Balanced(balancer),
+        })
+    }
+
     /// A certifier over a channel the caller built.
     pub fn from_channel(channel: Channel) -> Self {
         Self {
-            client: IdentityClient::new(channel),
+            inner: Inner::Single(IdentityClient::new(channel)),
+        }
+    }
+
+    /// The endpoints' addresses in use (the latest resolution of a name); empty for a
+    /// certifier over one channel.
+    pub fn endpoint_addrs(&self) -> Vec<SocketAddr> {
+        match &self.inner {
+            Inner::Single(_) => Vec::new(),
+            Inner::Balanced(balancer) => balancer.addrs(),
         }
     }
 }
@@ -132,7 +174,7 @@ impl Certifier for GrpcCertifier {
         &self,
         mut request: CertifyRequest,
     ) -> impl Future<Output = Result<CertifyResponse, CertifyError>> + Send {
-        let mut client = self.client.clone();
+        let inner = self.inner.clone();
         async move {
             // Moved, not copied: the only other copy is the one tonic encodes.
             let token = core::mem::take(&mut *request.token);
@@ -141,17 +183,11 @@ impl Certifier for GrpcCertifier {
                 token,
                 certificate_signing_request: core::mem::take(&mut request.csr_der),
             };
-            let response = client
-                .certify(message)
-                .await
-                .map_err(|status| {
-                    CertifyError::new(format!(
-                        "{}: {}",
-                        crate::code::name(status.code()),
-                        status.message()
-                    ))
-                })?
-                .into_inner();
+            let response = match inner {
+                Inner::Single(mut client) => client.certify(message).await.map(|r| r.into_inner()),
+                Inner::Balanced(balancer) => balancer.certify(message).await,
+            }
+            .map_err(|status| CertifyError::new(status_error(&status)))?;
             let valid_until = response.valid_until.map(time_of).transpose()?;
             Ok(CertifyResponse::new(
                 CertificateDer::from(response.leaf_certificate),
@@ -164,6 +200,65 @@ impl Certifier for GrpcCertifier {
             ))
         }
     }
+}
+
+/// `<code>: <message>`.
+pub(crate) fn status_error(status: &tonic::Status) -> String {
+    format!("{}: {}", crate::code::name(status.code()), status.message())
+}
+
+/// A channel to `addr` that connects when first used and again after a failure: plaintext,
+/// or TLS as `tls` says.
+pub(crate) fn lazy_channel(
+    addr: SocketAddr,
+    tls: Option<ClientTls>,
+    timeouts: Timeouts,
+) -> Channel {
+    // The authority is only a label here: the connector dials `addr`.
+    let uri = Uri::try_from(format!("http://{addr}"))
+        .unwrap_or_else(|_| Uri::from_static("http://identity.invalid"));
+    let endpoint = endpoint(uri, timeouts);
+    match tls {
+        None => endpoint.connect_lazy(),
+        Some(tls) => endpoint.connect_with_connector_lazy(tls_connector(tls, move || async move {
+            TcpStream::connect(addr).await
+        })),
+    }
+}
+
+/// A tonic connector that dials with `dial`, then makes the TLS handshake `tls` describes.
+fn tls_connector<D, F>(
+    tls: ClientTls,
+    dial: D,
+) -> impl tower::Service<
+    Uri,
+    Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Future<Output = std::io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>>
+             + Send,
+> + Clone
++ Send
++ 'static
+where
+    D: Fn() -> F + Clone + Send + 'static,
+    F: Future<Output = std::io::Result<TcpStream>> + Send + 'static,
+{
+    let connector = tokio_rustls::TlsConnector::from(tls.config);
+    let server_name = tls.server_name;
+    tower::service_fn(move |_: Uri| {
+        let connector = connector.clone();
+        let server_name = server_name.clone();
+        let tcp = dial();
+        async move {
+            let tcp = tcp.await?;
+            tcp.set_nodelay(true)?;
+            let stream = connector
+                .connect(server_name, tcp)
+                .await
+                .map_err(handshake_error)?;
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    })
 }
 
 /// A failed TLS handshake, its rustls reason shown by `Display` (rustls shows a verifier's own

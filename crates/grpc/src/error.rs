@@ -35,12 +35,27 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A TLS mode is not one of `auto`, `on`, `off`.
+    #[error("invalid TLS mode '{value}': expected auto, on or off")]
+    InvalidTlsMode {
+        /// The value given.
+        value: String,
+    },
     /// The identity service URI is not usable.
     #[error("invalid identity service URI '{uri}': {reason}")]
     InvalidUri {
         /// The URI given.
         uri: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// The identity service's own certificate (for TLS) could not be issued from the CA's
+    /// current issuer.
+    #[error("cannot issue the identity service's own certificate for {identity}: {reason}")]
+    Issue {
+        /// The identity service's name.
+        identity: String,
+        /// What failed.
         reason: String,
     },
     /// The gRPC server failed (accepting connections, TLS setup, HTTP/2).

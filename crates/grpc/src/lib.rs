@@ -120,6 +120,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod accept;
+mod balance;
 mod client;
 mod code;
 mod error;
@@ -127,15 +128,18 @@ mod guard;
 mod limits;
 mod metrics;
 mod server;
+mod serving;
 mod tls;
 
 pub use accept::Incoming;
+pub use balance::{EJECT_AFTER_FAILURE, Endpoints, Resolve, Resolving, SystemResolver};
 pub use client::{GrpcCertifier, Timeouts};
 pub use error::Error;
 pub use limits::{AcceptBackoff, GrpcLimits};
 pub use metrics::Metrics;
 pub use server::IdentityService;
-pub use tls::ClientTls;
+pub use serving::{IDENTITY_SERVICE_ACCOUNT, ServingIdentity, ServingMetrics};
+pub use tls::{ClientTls, ServerTls, TlsMode};
 
 /// The generated Linkerd identity API (`io.linkerd.proxy.identity`), re-exported.
 pub use linkerd2_proxy_api::identity as proto;

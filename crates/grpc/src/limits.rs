@@ -19,13 +19,18 @@ use crate::Error;
 /// | [`max_in_flight`](Self::max_in_flight) | 1,024 across the server | answered at once with `RESOURCE_EXHAUSTED`, so clients back off instead of queueing |
 /// | [`keepalive_interval`](Self::keepalive_interval), [`keepalive_timeout`](Self::keepalive_timeout) | 60 s, 20 s | an HTTP/2 PING after 60 s without traffic; no answer within 20 s closes the connection |
 /// | [`accept_backoff`](Self::accept_backoff) | 5 ms doubling to 1 s | an accept error other than a connection's own (e.g. `EMFILE`) pauses accepting |
+/// | [`tls_handshake_timeout`](Self::tls_handshake_timeout) | 10 s | served over TLS ([`IdentityService::serve_tls`]): a connection whose TLS handshake has not finished is closed |
 ///
 /// The per-stream receive window is the message size limit plus the 5-byte gRPC prefix
 /// (at least HTTP/2's 65,535), so a client cannot make the server buffer much more than one
 /// message per stream; the connection window and the header list limit are hyper's (1 MiB,
 /// 16 KiB).
 ///
+/// Over TLS, at most [`MAX_PENDING_HANDSHAKES`](Self::MAX_PENDING_HANDSHAKES) handshakes run at
+/// once; past it, connections wait in the listener's backlog.
+///
 /// [`IdentityService::serve_with`]: crate::IdentityService::serve_with
+/// [`IdentityService::serve_tls`]: crate::IdentityService::serve_tls
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GrpcLimits {
@@ -50,6 +55,9 @@ pub struct GrpcLimits {
     pub keepalive_timeout: Duration,
     /// How the accept loop waits after an accept error.
     pub accept_backoff: AcceptBackoff,
+    /// How long a connection served over TLS has to finish its handshake before it is
+    /// closed (a client that connects and never finishes holds nothing longer).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for GrpcLimits {
@@ -64,6 +72,7 @@ impl Default for GrpcLimits {
             keepalive_interval: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),
             accept_backoff: AcceptBackoff::default(),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -89,6 +98,11 @@ impl GrpcLimits {
     /// Allowed [`keepalive_timeout`](Self::keepalive_timeout).
     pub const KEEPALIVE_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_millis(100)..=Duration::from_secs(600);
+    /// Allowed [`tls_handshake_timeout`](Self::tls_handshake_timeout).
+    pub const TLS_HANDSHAKE_TIMEOUT: RangeInclusive<Duration> =
+        Duration::from_millis(100)..=Duration::from_secs(60);
+    /// TLS handshakes in progress at once; past it, accepting waits for one to finish.
+    pub const MAX_PENDING_HANDSHAKES: usize = 1024;
 
     /// Checks every limit against its allowed range (the associated constants); the error
     /// names the first one out of range.
@@ -103,6 +117,7 @@ impl GrpcLimits {
             keepalive_interval,
             keepalive_timeout,
             accept_backoff,
+            tls_handshake_timeout,
         } = self;
         check_number(
             "max_concurrent_streams",
@@ -135,6 +150,11 @@ impl GrpcLimits {
             "keepalive_timeout",
             *keepalive_timeout,
             &Self::KEEPALIVE_TIMEOUT,
+        )?;
+        check_duration(
+            "tls_handshake_timeout",
+            *tls_handshake_timeout,
+            &Self::TLS_HANDSHAKE_TIMEOUT,
         )?;
         accept_backoff.validate()
     }
@@ -274,6 +294,18 @@ mod tests {
             limits.validate().map_err(|e| e.to_string()),
             Err(
                 "invalid gRPC server limit request_timeout: 0ns is not between 100ms and 300s"
+                    .to_owned()
+            )
+        );
+
+        let limits = GrpcLimits {
+            tls_handshake_timeout: Duration::from_secs(61),
+            ..GrpcLimits::default()
+        };
+        assert_eq!(
+            limits.validate().map_err(|e| e.to_string()),
+            Err(
+                "invalid gRPC server limit tls_handshake_timeout: 61s is not between 100ms and 60s"
                     .to_owned()
             )
         );

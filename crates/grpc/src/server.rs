@@ -17,8 +17,9 @@ use tokio::net::TcpListener;
 use tonic::{Code, Request, Response, Status};
 use zeroize::Zeroizing;
 
+use crate::accept::TlsIncoming;
 use crate::guard::GuardLayer;
-use crate::{Error, GrpcLimits, Incoming, Metrics};
+use crate::{Error, GrpcLimits, Incoming, Metrics, ServerTls};
 
 /// Linkerd's message for a token the authority does not recognise.
 const NOT_AUTHENTICATED: &str = "authentication token could not be authenticated";
@@ -118,14 +119,60 @@ where
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
+        self.limits.validate()?;
+        let incoming = Incoming::new(listener, self.limits.accept_backoff, "gRPC");
+        self.serve_incoming(server, incoming, shutdown).await
+    }
+
+    /// Serves gRPC over TLS 1.3 (ALPN `h2`) on `listener` until `shutdown` completes,
+    /// presenting the certificate `tls` resolves at each handshake (the identity service's
+    /// own, kept current by [`ServingIdentity`](crate::ServingIdentity)): a renewed
+    /// certificate is presented from the next handshake on, without a restart.
+    ///
+    /// Every limit of [`serve_with`](Self::serve_with) applies, and the accept loop's
+    /// backoff; each handshake runs in its own task and must finish within
+    /// [`GrpcLimits::tls_handshake_timeout`] (a client that connects and never finishes is
+    /// disconnected), at most [`GrpcLimits::MAX_PENDING_HANDSHAKES`] at once. A failed
+    /// handshake is logged at debug and costs the other connections nothing.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: ServerTls,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        self.limits.validate()?;
+        let incoming = Incoming::new(listener, self.limits.accept_backoff, "gRPC");
+        let incoming = TlsIncoming::new(
+            incoming,
+            tls.config,
+            self.limits.tls_handshake_timeout,
+            GrpcLimits::MAX_PENDING_HANDSHAKES,
+        );
+        self.serve_incoming(tonic::transport::Server::builder(), incoming, shutdown)
+            .await
+    }
+
+    /// Serves `incoming`'s connections with every limit set.
+    async fn serve_incoming<IO>(
+        self,
+        server: tonic::transport::Server,
+        incoming: impl tokio_stream::Stream<Item = Result<IO, std::io::Error>>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error>
+    where
+        IO: tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + tonic::transport::server::Connected
+            + Unpin
+            + Send
+            + 'static,
+    {
         let limits = self.limits.clone();
-        limits.validate()?;
         let guard = GuardLayer::new(
             limits.max_in_flight,
             limits.request_timeout,
             self.metrics.clone(),
         );
-        let incoming = Incoming::new(listener, limits.accept_backoff, "gRPC");
         server
             .max_concurrent_streams(limits.max_concurrent_streams)
             .http2_max_local_error_reset_streams(Some(limits.max_local_error_resets))

@@ -349,6 +349,30 @@ impl Server {
         }
     }
 
+    /// A server over TLS presenting what `tls` resolves, with these limits.
+    pub async fn start_tls(ca: Arc<Ca>, tls: meshid_grpc::ServerTls, limits: GrpcLimits) -> Self {
+        let authn = ScriptedAuthenticator::default();
+        let clock = SetClock::new(NOW);
+        let events = Arc::new(meshid_issuer::CollectingSink::new());
+        let service = IdentityService::new(ca, authn.clone(), clock.clone())
+            .with_events(Arc::clone(&events))
+            .with_limits(limits);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(service.serve_tls(listener, tls, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            authn,
+            clock,
+            events,
+            stop: Some(stop),
+            task,
+        }
+    }
+
     pub fn http_uri(&self) -> String {
         format!("http://{}", self.addr)
     }
