@@ -1,6 +1,8 @@
 //! Keys and signature algorithms other than P-256: the refusal messages that name them and the
 //! proof-of-possession check for each signature algorithm a CSR may carry.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use meshid_csr::{CsrLimits, Error, KeyPair, ParsedCsr};
 use meshid_policy::PublicKeyKind;
 use rcgen::CertificateParams;
