@@ -362,20 +362,29 @@ mod tests {
 
     #[test]
     fn sec1_round_trip() {
-        let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        // Re-encode the PKCS#8 key's inner ECPrivateKey as a SEC1 PEM with curve parameters.
-        let info = PrivateKeyInfo::from_der(key.pkcs8_der()).unwrap();
-        let inner = EcPrivateKey::from_der(info.private_key.as_bytes()).unwrap();
-        let sec1 = EcPrivateKey {
-            parameters: Some(OID_P256),
-            ..inner
+        for (alg, curve) in [
+            (KeyAlgorithm::EcdsaP256, OID_P256),
+            (KeyAlgorithm::EcdsaP384, OID_P384),
+        ] {
+            let key = KeyPair::generate(alg).unwrap();
+            // Re-encode the PKCS#8 key's inner ECPrivateKey as SEC1, with the curve named and
+            // without it (then the key's length implies the curve).
+            let info = PrivateKeyInfo::from_der(key.pkcs8_der()).unwrap();
+            for parameters in [Some(curve), None] {
+                let inner = EcPrivateKey::from_der(info.private_key.as_bytes()).unwrap();
+                let sec1 = EcPrivateKey {
+                    parameters,
+                    ..inner
+                }
+                .to_der()
+                .unwrap();
+                let text = pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1));
+                let loaded = KeyPair::from_pem(&text).unwrap();
+                assert_eq!(loaded.algorithm(), alg, "{parameters:?}");
+                assert_eq!(loaded.public_key_raw(), key.public_key_raw());
+                assert_eq!(loaded.pkcs8_der(), key.pkcs8_der(), "{alg:?} {parameters:?}");
+            }
         }
-        .to_der()
-        .unwrap();
-        let text = pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1));
-        let loaded = KeyPair::from_pem(&text).unwrap();
-        assert_eq!(loaded.public_key_raw(), key.public_key_raw());
-        assert_eq!(loaded.pkcs8_der(), key.pkcs8_der());
     }
 
     #[test]

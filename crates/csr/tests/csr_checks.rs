@@ -127,12 +127,69 @@ fn input_that_is_not_a_csr_is_malformed() {
             "{len} bytes: {err:?}"
         );
     }
+    // A cut CSR says how much its header announced and how much arrived.
+    let half = der.len() / 2;
+    let announced = der.len() - header_len(&der);
+    assert_eq!(
+        parse(&der[..half]).unwrap_err().to_string(),
+        format!(
+            "malformed certificate signing request: CertificationRequest: truncated DER: \
+             {announced} content bytes announced, {} present",
+            half - header_len(&der)
+        )
+    );
     let mut trailing = der;
-    trailing.push(0);
-    assert!(matches!(
-        parse(&trailing).unwrap_err(),
-        Error::CsrMalformed { .. }
-    ));
+    trailing.extend_from_slice(&[0, 0]);
+    assert_eq!(
+        parse(&trailing).unwrap_err().to_string(),
+        "malformed certificate signing request: 2 trailing bytes after the CertificationRequest"
+    );
+}
+
+/// The length of the outer SEQUENCE's tag and length octets (long-form lengths only: a CSR is
+/// longer than 127 bytes).
+fn header_len(der: &[u8]) -> usize {
+    assert!(der[1] & 0x80 != 0, "a short-form length");
+    2 + usize::from(der[1] & 0x7f)
+}
+
+#[test]
+fn each_extended_key_usage_other_than_the_leaf_ones_is_refused_alone() {
+    for purpose in [
+        ExtendedKeyUsagePurpose::Any,
+        ExtendedKeyUsagePurpose::CodeSigning,
+        ExtendedKeyUsagePurpose::EmailProtection,
+        ExtendedKeyUsagePurpose::TimeStamping,
+        ExtendedKeyUsagePurpose::OcspSigning,
+        ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 4, 1, 99999, 2]),
+    ] {
+        let mut params = with_identity();
+        params.extended_key_usages = vec![purpose.clone()];
+        let err = parse(&rcgen_csr(&params)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CSR refused: the CSR asks for extended key usages other than serverAuth and \
+             clientAuth",
+            "{purpose:?}"
+        );
+    }
+}
+
+#[test]
+fn a_checked_extension_that_does_not_parse_is_malformed() {
+    // keyUsage (2.5.29.15) whose value is not a BIT STRING.
+    let mut params = with_identity();
+    params.custom_extensions = vec![CustomExtension::from_oid_content(
+        &[2, 5, 29, 15],
+        vec![0x04, 0x01, 0x00],
+    )];
+    let err = parse(&rcgen_csr(&params)).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "malformed certificate signing request: requested extension 2.5.29.15 does not parse"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
