@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use meshid::ca::bootstrap::CaOptions;
-use meshid::grpc::GrpcLimits;
+use meshid::grpc::{GrpcLimits, TlsMode};
 use meshid::issuer::bootstrap::{self, CertManagerManifests, OutputFiles, TrustAnchorKey};
 use meshid::issuer::{IssuerFolder, IssuerScheme};
 use meshid::policy::{
@@ -104,6 +104,12 @@ struct ServeArgs {
     /// Admin HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:9990")]
     admin_addr: SocketAddr,
+    /// Serve gRPC over TLS with a certificate for linkerd-identity.<controller-namespace>.
+    /// serviceaccount.identity.<controller-namespace>.<trust-domain>, issued in memory from
+    /// the current issuer: on, off, or auto (TLS on a non-loopback --addr, plaintext h2c on
+    /// loopback, the rule Linkerd's proxy uses).
+    #[arg(long, default_value = "auto")]
+    tls: TlsMode,
     /// Trust domain.
     #[arg(long, default_value = "cluster.local")]
     identity_trust_domain: TrustDomain,
@@ -448,6 +454,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         };
         config.grpc_addr = args.addr;
         config.admin_addr = args.admin_addr;
+        config.tls = args.tls;
         config.grpc.max_concurrent_streams = args.grpc_max_concurrent_streams;
         config.grpc.max_message_size = args.grpc_max_message_size;
         config.grpc.request_timeout = args.grpc_request_timeout.into();
@@ -484,7 +491,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         if let Some(dev) = dev {
             let dir = dev.dir().display();
             println!("meshid identity CA (development mode, state in {dir})");
-            println!("  gRPC Certify on {}, admin on http://{}/ready", running.grpc_addr, running.admin_addr);
+            match &running.tls_identity {
+                Some(name) => println!("  gRPC Certify over TLS as {name} on {}, admin on http://{}/ready", running.grpc_addr, running.admin_addr),
+                None => println!("  gRPC Certify on {}, admin on http://{}/ready", running.grpc_addr, running.admin_addr),
+            }
             println!("  get a token:");
             println!("    cargo run --example identity-ca -- token --dev-dir {dir} --namespace emojivoto --service-account web > web.token");
             println!("  run a proxy with it:");

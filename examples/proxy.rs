@@ -29,7 +29,7 @@ use meshid::client::{
     BundleWatchOptions, BundleWatcher, Client, ClientConfig, Credentials, Metrics, State,
     TokenSource,
 };
-use meshid::grpc::{GrpcCertifier, Timeouts};
+use meshid::grpc::{GrpcCertifier, Timeouts, TlsMode, identity_service_name};
 use meshid::policy::{Mesh, Namespace, ServiceAccount, SystemClock, TrustDomain};
 use meshid::proxy::{inbound, outbound};
 use meshid::server::admin::{self, AdminLimits, AdminState};
@@ -43,8 +43,6 @@ use zeroize::Zeroizing;
 
 /// How long running connections and tasks get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(5);
-/// How long to wait before dialling the identity service again.
-const RECONNECT: Duration = Duration::from_secs(1);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,9 +50,19 @@ const RECONNECT: Duration = Duration::from_secs(1);
     group(ArgGroup::new("token_source").required(true).args(["token_file", "token"])),
 )]
 struct Args {
-    /// The identity service's gRPC address (HOST:PORT, plaintext).
+    /// The identity service's gRPC address: HOST:PORT, several IP:PORT separated by commas
+    /// (replicas), or one DNS name resolving to every replica (re-resolved every 10 s). An
+    /// https:// or http:// prefix forces TLS or plaintext.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
     identity_addr: String,
+    /// Speak TLS to the identity service: auto (except on loopback, as Linkerd's proxy), on
+    /// or off.
+    #[arg(long, default_value = "auto")]
+    identity_tls: TlsMode,
+    /// The name the identity service must prove over TLS (default
+    /// linkerd-identity.<controller-namespace>.serviceaccount.identity.<controller-namespace>.<trust-domain>).
+    #[arg(long, value_name = "NAME")]
+    identity_name: Option<String>,
     /// PEM bundle of trust anchors: the certificate and every peer must chain to one. Re-read
     /// every 10 seconds; a new bundle is taken if it still verifies this proxy's certificate.
     #[arg(long, value_name = "FILE")]
@@ -210,29 +218,37 @@ async fn run(args: Args) -> Result<()> {
     });
 
     // The identity client, then readiness and the proxies, which start once it is certified.
-    let uri = if args.identity_addr.contains("://") {
-        args.identity_addr.clone()
-    } else {
-        format!("http://{}", args.identity_addr)
+    let identity_name = match &args.identity_name {
+        Some(name) => name.clone(),
+        None => identity_service_name(&mesh).context("invalid --controller-namespace")?,
     };
+    let (certifier, tls) = GrpcCertifier::connect_identity_service(
+        &args.identity_addr,
+        args.identity_tls,
+        &identity_name,
+        bundle.clone(),
+        SystemClock,
+        Timeouts::default(),
+    )
+    .await
+    .context("invalid --identity-addr")?;
+    if tls {
+        tracing::info!(addr = %args.identity_addr, name = %identity_name, "identity service over TLS");
+    } else {
+        tracing::info!(addr = %args.identity_addr, "identity service over plaintext h2c");
+    }
     let config = ClientConfig::new(&identity, token, bundle);
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let rx = stopping.clone();
-    let credentials = tokio::select! {
-        connected = connect(&uri) => {
-            let client = Client::new(config, connected?, SystemClock)
-                .context("cannot start the identity client")?
-                .with_metrics(metrics);
-            let credentials = client.credentials();
-            tasks.spawn(async move {
-                client.run(stopped(rx)).await;
-                Ok(())
-            });
-            credentials
-        }
-        signalled = &mut signal => return signalled,
-    };
+    let client = Client::new(config, certifier, SystemClock)
+        .context("cannot start the identity client")?
+        .with_metrics(metrics);
+    let credentials = client.credentials();
+    tasks.spawn(async move {
+        client.run(stopped(rx)).await;
+        Ok(())
+    });
     // Anchor rotation: follow the --trust-anchors file (a mounted ConfigMap) without a restart.
     let watcher = BundleWatcher::new(
         &args.trust_anchors,
@@ -315,20 +331,6 @@ fn init_logging(level: &str) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     Ok(())
-}
-
-/// Dials the identity service until it answers.
-async fn connect(uri: &str) -> Result<GrpcCertifier> {
-    loop {
-        match GrpcCertifier::connect_plaintext(uri, Timeouts::default()).await {
-            Ok(certifier) => return Ok(certifier),
-            Err(error @ meshid::grpc::Error::Connect { .. }) => {
-                tracing::warn!(%error, "identity service unreachable; retrying");
-                tokio::time::sleep(RECONNECT).await;
-            }
-            Err(error) => return Err(error).context("invalid --identity-addr"),
-        }
-    }
 }
 
 /// `/ready` follows the identity client: 200 while a valid certificate is installed.

@@ -382,7 +382,11 @@ mod tests {
                 let loaded = KeyPair::from_pem(&text).unwrap();
                 assert_eq!(loaded.algorithm(), alg, "{parameters:?}");
                 assert_eq!(loaded.public_key_raw(), key.public_key_raw());
-                assert_eq!(loaded.pkcs8_der(), key.pkcs8_der(), "{alg:?} {parameters:?}");
+                assert_eq!(
+                    loaded.pkcs8_der(),
+                    key.pkcs8_der(),
+                    "{alg:?} {parameters:?}"
+                );
             }
         }
     }

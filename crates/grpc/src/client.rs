@@ -15,7 +15,9 @@ use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::balance::{Balancer, Endpoints, Resolve, SystemResolver};
-use crate::{ClientTls, Error};
+use crate::{ClientTls, Error, TlsMode};
+use meshid_policy::Clock;
+use meshid_verify::TrustBundle;
 
 /// How long a [`GrpcCertifier`] waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +152,46 @@ impl GrpcCertifier {
         Ok(Self {
             inner: Inner::Balanced(balancer),
         })
+    }
+
+    /// Connects the way a proxy reaches its identity service.
+    ///
+    /// `addr` is `HOST:PORT[,HOST:PORT...]` ([`Endpoints::parse`]: several addresses, or one
+    /// DNS name re-resolved periodically), optionally prefixed `https://` (TLS) or `http://`
+    /// (plaintext h2c). Without a prefix, `mode` decides by the host
+    /// ([`TlsMode::tls_for_host`]: with [`TlsMode::Auto`], TLS except on loopback, the rule
+    /// Linkerd's proxy follows). Over TLS every endpoint must present a certificate that
+    /// chains to `bundle` and names `identity` (the identity service's own name,
+    /// [`identity_service_name`](crate::identity_service_name)). Returns the certifier and
+    /// whether it speaks TLS.
+    pub async fn connect_identity_service<K: Clock + Send + Sync + 'static>(
+        addr: &str,
+        mode: TlsMode,
+        identity: &str,
+        bundle: TrustBundle,
+        clock: K,
+        timeouts: Timeouts,
+    ) -> Result<(Self, bool), Error> {
+        let (forced, rest) = if let Some(rest) = addr.strip_prefix("https://") {
+            (Some(true), rest)
+        } else if let Some(rest) = addr.strip_prefix("http://") {
+            (Some(false), rest)
+        } else {
+            (None, addr)
+        };
+        let endpoints = Endpoints::parse(rest.trim_end_matches('/'))?;
+        let use_tls = forced.unwrap_or_else(|| {
+            endpoints
+                .host()
+                .is_some_and(|host| mode.tls_for_host(&host))
+        });
+        let tls = if use_tls {
+            Some(ClientTls::verify_identity(identity, bundle, clock)?)
+        } else {
+            None
+        };
+        let certifier = Self::connect_endpoints(endpoints, tls, timeouts).await?;
+        Ok((certifier, use_tls))
     }
 
     /// A certifier over a channel the caller built.

@@ -138,7 +138,9 @@ pub use error::Error;
 pub use limits::{AcceptBackoff, GrpcLimits};
 pub use metrics::Metrics;
 pub use server::IdentityService;
-pub use serving::{IDENTITY_SERVICE_ACCOUNT, ServingIdentity, ServingMetrics};
+pub use serving::{
+    IDENTITY_SERVICE_ACCOUNT, ServingIdentity, ServingMetrics, identity_service_name,
+};
 pub use tls::{ClientTls, ServerTls, TlsMode};
 
 /// The generated Linkerd identity API (`io.linkerd.proxy.identity`), re-exported.

@@ -9,7 +9,7 @@ use meshid_ca::Ca;
 use meshid_client::Credentials;
 use meshid_csr::{Csr, CsrParams, KeyPair};
 use meshid_policy::Clock;
-use meshid_policy::{KeyAlgorithm, ServiceAccount};
+use meshid_policy::{KeyAlgorithm, Mesh, ServiceAccount};
 use meshid_rotation::{Backoff, BackoffPolicy, JitterSource, RefreshPolicy, SeededJitter};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +23,24 @@ use crate::{Error, ServerTls};
 
 /// The ServiceAccount the identity service runs as in Linkerd's chart.
 pub const IDENTITY_SERVICE_ACCOUNT: &str = "linkerd-identity";
+
+/// The name the identity service of `mesh` proves over TLS and proxies verify:
+/// `linkerd-identity.<ns>.serviceaccount.identity.<ns>.<trust-domain>` (Linkerd's
+/// `LINKERD2_PROXY_IDENTITY_SVC_NAME`), for the ServiceAccount
+/// [`IDENTITY_SERVICE_ACCOUNT`] in the control-plane namespace.
+pub fn identity_service_name(mesh: &Mesh) -> Result<String, Error> {
+    let namespace = mesh.control_plane_namespace().as_str();
+    let invalid = |reason: String| Error::Issue {
+        identity: format!("{IDENTITY_SERVICE_ACCOUNT}.{namespace}"),
+        reason,
+    };
+    let service_account = ServiceAccount::new(namespace, IDENTITY_SERVICE_ACCOUNT)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(mesh
+        .identity(&service_account)
+        .map_err(|e| invalid(e.to_string()))?
+        .to_string())
+}
 
 /// `result="ok|error"`.
 type ResultLabel = [(&'static str, &'static str); 1];
@@ -53,6 +71,8 @@ pub struct ServingIdentity<K> {
     backoff: Backoff,
     credentials: Arc<Credentials>,
     metrics: Option<ServingMetrics>,
+    /// When the certificate [`issue`](Self::issue) installed last is to be renewed.
+    refresh_at: Option<OffsetDateTime>,
 }
 
 impl<K: Clock> ServingIdentity<K> {
@@ -99,6 +119,7 @@ impl<K: Clock> ServingIdentity<K> {
             backoff,
             credentials,
             metrics: None,
+            refresh_at: None,
         })
     }
 
@@ -159,9 +180,12 @@ impl<K: Clock> ServingIdentity<K> {
             not_after = %meshid_policy::rfc3339(not_after),
             "issued the identity service's own certificate"
         );
-        self.refresh
+        let refresh_at = self
+            .refresh
             .refresh_at(not_before, not_after, installed_at, &mut *self.jitter)
-            .map_err(|e| self.error(e.to_string()))
+            .map_err(|e| self.error(e.to_string()))?;
+        self.refresh_at = Some(refresh_at);
+        Ok(refresh_at)
     }
 
     fn issue_inner(&self) -> Result<(OffsetDateTime, OffsetDateTime, OffsetDateTime), Error> {
@@ -202,10 +226,11 @@ impl<K: Clock> ServingIdentity<K> {
         now + self.backoff.next_delay(now, valid, &mut *self.jitter)
     }
 
-    /// Runs until `shutdown` completes: issues at once, then renews at the refresh point, and
-    /// re-issues at once whenever `issuer_changes` changes (whoever swaps the CA's issuer
-    /// sends on it). Failures are logged and retried with
-    /// backoff; if `issuer_changes`' sender goes away, renewal goes on by the clock alone.
+    /// Runs until `shutdown` completes: issues at once (unless [`issue`](Self::issue) already
+    /// did; then it waits for that certificate's refresh point), then renews at the refresh
+    /// point, and re-issues at once whenever `issuer_changes` changes (whoever swaps the CA's
+    /// issuer sends on it). Failures are logged and retried with backoff; if
+    /// `issuer_changes`' sender goes away, renewal goes on by the clock alone.
     pub async fn run<T>(
         mut self,
         mut issuer_changes: watch::Receiver<T>,
@@ -213,14 +238,18 @@ impl<K: Clock> ServingIdentity<K> {
     ) {
         tokio::pin!(shutdown);
         let mut watching = true;
+        let mut issued = self.refresh_at.take();
         loop {
             let now = self.clock.now();
-            let wake = match self.issue() {
-                Ok(refresh_at) => refresh_at,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot issue the identity service's own certificate; retrying");
-                    self.retry_at(now)
-                }
+            let wake = match issued.take() {
+                Some(refresh_at) => refresh_at,
+                None => match self.issue() {
+                    Ok(refresh_at) => refresh_at,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot issue the identity service's own certificate; retrying");
+                        self.retry_at(now)
+                    }
+                },
             };
             loop {
                 let now = self.clock.now();

@@ -158,6 +158,7 @@ pub struct Reloader<K: Clock = SystemClock> {
     issuer: Tracked,
     bundle: Tracked,
     bundles: watch::Sender<Arc<TrustBundle>>,
+    issuers: watch::Sender<Option<Arc<IssuerCredentials>>>,
 }
 
 impl<K: Clock> Reloader<K> {
@@ -168,6 +169,7 @@ impl<K: Clock> Reloader<K> {
     /// Events go to [`TracingSink`] until [`with_sink`](Self::with_sink).
     pub fn new(ca: Arc<Ca>, folder: IssuerFolder, clock: K) -> Self {
         let bundles = watch::Sender::new(ca.trust_bundle());
+        let issuers = watch::Sender::new(ca.issuer());
         Self {
             ca,
             folder,
@@ -180,6 +182,7 @@ impl<K: Clock> Reloader<K> {
             issuer: Tracked::default(),
             bundle: Tracked::default(),
             bundles,
+            issuers,
         }
     }
 
@@ -223,6 +226,13 @@ impl<K: Clock> Reloader<K> {
     /// to in-process clients (`meshid_client::Credentials::set_trust_bundle`).
     pub fn trust_bundle_updates(&self) -> watch::Receiver<Arc<TrustBundle>> {
         self.bundles.subscribe()
+    }
+
+    /// The issuer in force, updated whenever the reloader installs a new one: whatever holds
+    /// something issued by the previous issuer (the identity service's own TLS certificate)
+    /// re-issues on a change.
+    pub fn issuer_updates(&self) -> watch::Receiver<Option<Arc<IssuerCredentials>>> {
+        self.issuers.subscribe()
     }
 
     /// The CA.
@@ -408,6 +418,7 @@ impl<K: Clock> Reloader<K> {
         let creds = IssuerCredentials::from_pem(&files.chain_pem, &files.key_pem, &bundle, now)?;
         let creds = self.ca.set_issuer(creds, now)?;
         self.issuer.applied = true;
+        self.issuers.send_replace(Some(Arc::clone(&creds)));
         tracing::info!(
             subject = creds.subject(),
             not_after = %meshid_policy::rfc3339(creds.not_after()),

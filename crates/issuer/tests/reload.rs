@@ -297,6 +297,8 @@ fn bad_issuers_leave_the_old_one_serving_and_say_why() {
             )
         },
     ];
+    let mut updates = f.reloader.issuer_updates();
+    updates.mark_unchanged();
     for (name, cert, key, expected) in cases {
         let message = f.refused(&[("crt.pem", cert.as_bytes()), ("key.pem", key.as_bytes())]);
         assert!(message.starts_with(PREFIX), "{name}: {message}");
@@ -312,8 +314,17 @@ fn bad_issuers_leave_the_old_one_serving_and_say_why() {
         ("crt.pem", good_pem.as_bytes()),
         ("key.pem", good_key.as_bytes()),
     ]);
+    assert!(
+        !updates.has_changed().unwrap(),
+        "a refused issuer is not announced"
+    );
     assert_eq!(f.reloader.reload_now().issuer, Change::Updated);
     assert!(serving(&f.ca, &good));
+    // Whatever holds a certificate from the old issuer is told.
+    assert!(updates.has_changed().unwrap());
+    let announced = updates.borrow_and_update().clone().unwrap();
+    assert_eq!(announced.not_after(), f.ca.issuer().unwrap().not_after());
+    assert!(Arc::ptr_eq(&announced, &f.ca.issuer().unwrap()));
 }
 
 #[test]

@@ -4,6 +4,7 @@ use core::fmt;
 use std::sync::Arc;
 
 use meshid_ca::Ca;
+use meshid_client::Credentials;
 use meshid_policy::Clock;
 use tokio::sync::watch;
 
@@ -32,6 +33,9 @@ pub enum NotReady {
     /// The loaded issuer cannot issue at the clock's time: it, a certificate of its chain, or
     /// its trust anchor has expired (or is not valid yet). The text names which, and when.
     IssuerUnusable(String),
+    /// The service serves Certify over TLS and its own certificate is missing, expired or not
+    /// valid yet (it is renewed well before expiry; this means renewal has been failing).
+    ServingCertificate(String),
 }
 
 impl fmt::Display for NotReady {
@@ -43,20 +47,21 @@ impl fmt::Display for NotReady {
             }
             Self::Grpc(_) => f.write_str("the gRPC server has stopped"),
             Self::NoIssuer => f.write_str("no issuer is loaded yet"),
-            Self::IssuerUnusable(reason) => f.write_str(reason),
+            Self::IssuerUnusable(reason) | Self::ServingCertificate(reason) => f.write_str(reason),
         }
     }
 }
 
-/// The truth behind `/ready`: the gRPC server is serving, and an issuer is loaded that can
-/// issue now (neither it, nor its chain, nor its trust anchor expired), at the time the
-/// clock tells. Checked on every request, so a reloaded issuer makes the service ready again
+/// The truth behind `/ready`: the gRPC server is serving, an issuer is loaded that can
+/// issue now (neither it, nor its chain, nor its trust anchor expired), and, when Certify is
+/// served over TLS, the service's own certificate is valid, at the time the clock tells. Checked on every request, so a reloaded issuer makes the service ready again
 /// without anything else to do.
 #[derive(Clone)]
 pub struct Readiness {
     ca: Arc<Ca>,
     clock: Arc<dyn Clock>,
     grpc: Arc<watch::Sender<GrpcState>>,
+    serving: Option<Arc<Credentials>>,
 }
 
 impl Readiness {
@@ -67,7 +72,14 @@ impl Readiness {
             ca,
             clock,
             grpc: Arc::new(watch::Sender::new(GrpcState::Starting)),
+            serving: None,
         }
+    }
+
+    /// Also requires the certificate the gRPC server presents over TLS to be valid.
+    pub fn with_serving_certificate(mut self, credentials: Arc<Credentials>) -> Self {
+        self.serving = Some(credentials);
+        self
     }
 
     /// Records what the gRPC server is doing.
@@ -106,6 +118,25 @@ impl Readiness {
                     let unusable = meshid_ca::Error::IssuerUnusable(e);
                     reasons.push(NotReady::IssuerUnusable(unusable.to_string()));
                 }
+            }
+        }
+        if let Some(serving) = &self.serving {
+            let now = self.clock.now();
+            match serving.validity() {
+                None => reasons.push(NotReady::ServingCertificate(format!(
+                    "the identity service has no TLS certificate for {} yet",
+                    serving.identity()
+                ))),
+                Some((not_before, not_after)) if now < not_before || now >= not_after => {
+                    reasons.push(NotReady::ServingCertificate(format!(
+                        "the identity service's TLS certificate for {} is valid only from {} \
+                         to {}; renewing it has been failing (see the log)",
+                        serving.identity(),
+                        meshid_policy::rfc3339(not_before),
+                        meshid_policy::rfc3339(not_after)
+                    )));
+                }
+                Some(_) => {}
             }
         }
         if reasons.is_empty() {

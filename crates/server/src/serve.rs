@@ -14,7 +14,7 @@ use meshid_authn::{
     TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_ca::Ca;
-use meshid_grpc::{GrpcLimits, IdentityService};
+use meshid_grpc::{GrpcLimits, IdentityService, ServingIdentity, ServingMetrics, TlsMode};
 use meshid_issuer::bootstrap::TrustAnchorKey;
 use meshid_issuer::{
     AutoRotator, EventSink, IssuerFolder, KubeEventSink, KubeEventsConfig, KubeEventsTask,
@@ -167,6 +167,13 @@ pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     /// The admin HTTP listen address (Linkerd: `:9990`).
     pub admin_addr: SocketAddr,
+    /// Whether gRPC is served over TLS (`--tls`): [`TlsMode::Auto`] (the default) serves
+    /// TLS on a non-loopback [`grpc_addr`](Self::grpc_addr) and plaintext h2c on loopback,
+    /// the rule Linkerd's proxy follows to decide whether to speak TLS to its identity
+    /// service. Over TLS the service presents a certificate for its own identity
+    /// (`linkerd-identity.<ns>.serviceaccount.identity.<ns>.<trust-domain>`), issued in
+    /// memory by its own CA ([`ServingIdentity`]).
+    pub tls: TlsMode,
     /// The gRPC server's transport and request limits.
     pub grpc: GrpcLimits,
     /// The admin server's limits.
@@ -207,6 +214,7 @@ impl ServeConfig {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 9990)),
+            tls: TlsMode::Auto,
             grpc: GrpcLimits::default(),
             admin: AdminLimits::default(),
             mesh: Mesh::default(),
@@ -239,6 +247,9 @@ pub struct Running {
     pub grpc_addr: SocketAddr,
     /// The bound admin address.
     pub admin_addr: SocketAddr,
+    /// The name the gRPC server proves over TLS, which clients verify; `None` when it serves
+    /// plaintext h2c ([`ServeConfig::tls`]).
+    pub tls_identity: Option<String>,
     /// The CA (for in-process callers and tests).
     pub ca: Arc<Ca>,
     tasks: tokio::task::JoinSet<Result<(), Error>>,
@@ -335,6 +346,29 @@ pub async fn start_with_clock(
         "Issuer cert loaded"
     );
 
+    // The service's own certificate, issued before anything listens: a service that cannot
+    // prove its name fails at start, not at its first client.
+    let serving = if config.tls.tls_for_ip(config.grpc_addr.ip()) {
+        let mut identity = ServingIdentity::new(Arc::clone(&ca), Arc::clone(&clock))
+            .map_err(Error::Grpc)?
+            .with_metrics(ServingMetrics::register(&mut registry));
+        identity.issue().map_err(Error::Grpc)?;
+        let tls = identity.server_tls().map_err(Error::Grpc)?;
+        Some((identity, tls))
+    } else {
+        if config.tls == TlsMode::Off && !config.grpc_addr.ip().is_loopback() {
+            tracing::warn!(
+                addr = %config.grpc_addr,
+                "--tls off: serving Certify as plaintext h2c on a non-loopback address; only \
+                 safe behind a proxy that terminates TLS for it"
+            );
+        }
+        None
+    };
+    let tls_identity = serving
+        .as_ref()
+        .map(|(identity, _)| identity.name().to_owned());
+
     // Metrics.
     let grpc_metrics = meshid_grpc::Metrics::register(&mut registry);
     let issuer_metrics = meshid_issuer::Metrics::register(&mut registry);
@@ -352,7 +386,10 @@ pub async fn start_with_clock(
     );
     let scrape_ca = Arc::clone(&ca);
     let scrape_clock = Arc::clone(&clock);
-    let readiness = Readiness::new(Arc::clone(&ca), Arc::clone(&clock));
+    let mut readiness = Readiness::new(Arc::clone(&ca), Arc::clone(&clock));
+    if let Some((identity, _)) = &serving {
+        readiness = readiness.with_serving_certificate(identity.credentials());
+    }
     let admin_state = AdminState::new(registry, move || {
         if let Some(issuer) = scrape_ca.issuer() {
             let expires = issuer.not_after();
@@ -416,6 +453,20 @@ pub async fn start_with_clock(
             Ok(())
         });
     }
+    let server_tls = match serving {
+        Some((identity, tls)) => {
+            // Renewed at the refresh point, re-issued at once when the reloader swaps the
+            // issuer.
+            let rx = stopped.clone();
+            let updates = reloader.issuer_updates();
+            tasks.spawn(async move {
+                identity.run(updates, signal(rx)).await;
+                Ok(())
+            });
+            Some(tls)
+        }
+        None => None,
+    };
     let rx = stopped.clone();
     tasks.spawn(async move {
         reloader.run(signal(rx)).await;
@@ -442,12 +493,14 @@ pub async fn start_with_clock(
     let grpc = readiness.clone();
     tasks.spawn(async move {
         let draining = grpc.clone();
-        let served = service
-            .serve(grpc_listener, async move {
-                signal(rx).await;
-                draining.set_grpc(GrpcState::ShuttingDown);
-            })
-            .await;
+        let stopping = async move {
+            signal(rx).await;
+            draining.set_grpc(GrpcState::ShuttingDown);
+        };
+        let served = match server_tls {
+            Some(tls) => service.serve_tls(grpc_listener, tls, stopping).await,
+            None => service.serve(grpc_listener, stopping).await,
+        };
         grpc.set_grpc(GrpcState::Stopped);
         if let Err(error) = &served {
             tracing::error!(%error, "the gRPC server stopped");
@@ -455,7 +508,16 @@ pub async fn start_with_clock(
         served.map_err(Error::Grpc)
     });
 
-    tracing::info!(%grpc_addr, %admin_addr, "identity service ready");
+    match &tls_identity {
+        Some(name) => tracing::info!(
+            %grpc_addr, %admin_addr, tls_identity = %name,
+            "identity service ready (Certify over TLS)"
+        ),
+        None => tracing::info!(
+            %grpc_addr, %admin_addr,
+            "identity service ready (Certify over plaintext h2c)"
+        ),
+    }
     // The admin server outlives the gRPC server, so that `/ready` tells the truth while the
     // requests in flight finish.
     let admin_limits = config.admin.clone();
@@ -473,6 +535,7 @@ pub async fn start_with_clock(
     Ok(Running {
         grpc_addr,
         admin_addr,
+        tls_identity,
         ca,
         tasks,
         kube_events,

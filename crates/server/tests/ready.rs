@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
+use meshid_grpc::ServingIdentity;
 use meshid_policy::{IssuancePolicy, ManualClock, Mesh};
 use meshid_server::admin::{self, AdminLimits, AdminState};
 use meshid_server::ready::{GrpcState, NotReady, Readiness};
@@ -110,6 +111,39 @@ fn each_reason_not_to_be_ready_is_named() {
     );
     readiness.set_grpc(GrpcState::Stopped);
     assert_eq!(reasons(&readiness), ["the gRPC server has stopped"]);
+}
+
+#[test]
+fn over_tls_the_services_own_certificate_must_be_valid() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let (_, ca) = ca(
+        datetime!(2026-06-10 0:00 UTC),
+        datetime!(2026-06-20 0:00 UTC),
+    );
+    let mut serving = ServingIdentity::new(Arc::clone(&ca), clock.clone()).unwrap();
+    let readiness = Readiness::new(Arc::clone(&ca), clock.clone())
+        .with_serving_certificate(serving.credentials());
+    readiness.set_grpc(GrpcState::Serving);
+    let name = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";
+    assert_eq!(
+        reasons(&readiness),
+        [format!(
+            "the identity service has no TLS certificate for {name} yet"
+        )]
+    );
+    serving.issue().unwrap();
+    assert_eq!(readiness.check(), Ok(()));
+    // Renewal failing until the certificate expires (the issuer is still usable).
+    clock.set(NOW + 2 * DAY);
+    let reasons = reasons(&readiness);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with(&format!(
+            "the identity service's TLS certificate for {name} is valid only from "
+        )),
+        "{reasons:?}"
+    );
+    assert!(reasons[0].ends_with("renewing it has been failing (see the log)"));
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
