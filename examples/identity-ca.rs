@@ -142,6 +142,8 @@ struct ServeArgs {
     trust_anchors: Option<PathBuf>,
     /// Trust-anchor key (0600): mint issuers on cert-manager's schedule (48h, renewed 25h
     /// before expiry) instead of waiting for cert-manager. Development mode does this always.
+    /// Replicas sharing one writable issuer folder take turns through a lock file in it, so
+    /// only one writes each new issuer; replicas on several nodes use cert-manager instead.
     #[arg(long, requires = "trust_anchors")]
     trust_anchor_key: Option<PathBuf>,
     /// Token validation: tokenreview, jwks:FILE or static:FILE (development mode default: its

@@ -23,6 +23,8 @@ pub const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(30);
 /// How far a minted issuer's NotBefore is set before `now`, for replicas whose clocks lag.
 pub const BACKDATE: Duration = Duration::from_secs(60);
+/// The lock file in the issuer folder that lets only one rotator write at a time.
+pub const ROTATION_LOCK_FILE: &str = ".meshid-rotation.lock";
 
 /// Mints a fresh issuer from the trust-anchor key on cert-manager's schedule and writes it
 /// into the issuer folder with a `..data` swap; the [`Reloader`](crate::Reloader) watching
@@ -31,6 +33,15 @@ pub const BACKDATE: Duration = Duration::from_secs(60);
 /// The issuer in the folder is renewed when [`IssuerSchedule::needs_renewal`] says so for its
 /// NotBefore and NotAfter (`duration` 48h; `renewBefore`, `renewBeforePercentage`, else 2/3
 /// of the lifetime), and at once when the folder holds no readable issuer certificate.
+///
+/// Several replicas may run a rotator over one shared folder: each rotation holds an
+/// exclusive lock on [`ROTATION_LOCK_FILE`] in the folder (an advisory `flock`, released
+/// when the rotation ends or its process dies) and checks again under it whether the issuer
+/// is still due, so at most one of them writes a new issuer and the others pick it up
+/// through their [`Reloader`](crate::Reloader). A rotator that finds the lock held skips
+/// this check. The lock serialises writers that share a filesystem; replicas on different
+/// nodes, each with its own copy of the folder (a mounted Secret), cannot share it: there,
+/// let cert-manager rotate the issuer Secret instead.
 pub struct AutoRotator<K: Clock = SystemClock> {
     anchor: TrustAnchorKey,
     folder: IssuerFolder,
@@ -99,22 +110,88 @@ impl<K: Clock> AutoRotator<K> {
         }
     }
 
-    /// Mints and writes a fresh issuer if the one in the folder is due at the clock's `now`.
+    /// Mints and writes a fresh issuer if the one in the folder is due at the clock's `now`
+    /// and no other rotator is writing one (then `Ok(None)`: the other's issuer is picked up
+    /// by the reloader).
     pub fn rotate_if_due(&self) -> Result<Option<MintedIssuer>, Error> {
-        let now = self.clock.now();
-        let due = match self.current_validity() {
-            Some((nb, na)) => self.schedule.needs_renewal(now, nb, na),
-            None => true,
-        };
-        if !due {
+        if !self.is_due(self.clock.now()) {
             return Ok(None);
         }
-        self.rotate(now).map(Some)
+        let Some(_lock) = self.lock(false)? else {
+            tracing::debug!(
+                folder = %self.folder.dir().display(),
+                "another rotator holds the rotation lock; not rotating"
+            );
+            return Ok(None);
+        };
+        // Another replica may have written a fresh issuer while this one waited for the lock.
+        let now = self.clock.now();
+        if !self.is_due(now) {
+            return Ok(None);
+        }
+        self.rotate_locked(now).map(Some)
     }
 
-    /// Mints and writes a fresh issuer now.
+    fn is_due(&self, now: OffsetDateTime) -> bool {
+        match self.current_validity() {
+            Some((nb, na)) => self.schedule.needs_renewal(now, nb, na),
+            None => true,
+        }
+    }
+
+    /// The rotation lock: `Ok(None)` if another rotator holds it and `wait` is false.
+    fn lock(&self, wait: bool) -> Result<Option<std::fs::File>, Error> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = self.folder.dir().join(ROTATION_LOCK_FILE);
+        let io = |source: std::io::Error| Error::Io {
+            action: "locking",
+            path: path.clone(),
+            source: std::sync::Arc::new(source),
+        };
+        let dir = self.folder.dir();
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "creating",
+            path: dir.to_path_buf(),
+            source: std::sync::Arc::new(source),
+        })?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(KEY_MODE)
+            .open(&path)
+            .map_err(io)?;
+        if wait {
+            file.lock().map_err(io)?;
+            return Ok(Some(file));
+        }
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
+    /// Mints and writes a fresh issuer now, waiting for any other rotator of the folder to
+    /// finish first.
     pub fn rotate(&self, now: OffsetDateTime) -> Result<MintedIssuer, Error> {
+        let _lock = match self.lock(true) {
+            Ok(lock) => lock,
+            Err(e) => return self.report(Err(e), now),
+        };
+        self.rotate_locked(now)
+    }
+
+    fn rotate_locked(&self, now: OffsetDateTime) -> Result<MintedIssuer, Error> {
         let result = self.mint_and_write(now);
+        self.report(result, now)
+    }
+
+    fn report(
+        &self,
+        result: Result<MintedIssuer, Error>,
+        now: OffsetDateTime,
+    ) -> Result<MintedIssuer, Error> {
         match &result {
             Ok(issuer) => {
                 let message = format!(

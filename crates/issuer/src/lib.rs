@@ -103,7 +103,9 @@ mod metrics;
 mod reloader;
 mod write;
 
-pub use autorotate::{AutoRotator, BACKDATE, MAX_CHECK_INTERVAL, RETRY_INTERVAL};
+pub use autorotate::{
+    AutoRotator, BACKDATE, MAX_CHECK_INTERVAL, RETRY_INTERVAL, ROTATION_LOCK_FILE,
+};
 pub use error::Error;
 pub use event::{CollectingSink, Event, EventKind, EventSink, TracingSink, reason};
 pub use folder::{

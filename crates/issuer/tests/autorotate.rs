@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use meshid_issuer::bootstrap::TrustAnchorKey;
 use meshid_issuer::{
-    AutoRotator, CollectingSink, Error, IssuerFolder, IssuerScheme, Reloader, ReloaderOptions,
-    reason,
+    AutoRotator, CollectingSink, Error, IssuerFolder, IssuerScheme, ROTATION_LOCK_FILE, Reloader,
+    ReloaderOptions, reason,
 };
-use meshid_policy::TokioClock;
+use meshid_policy::{ManualClock, TokioClock};
 use meshid_rotation::IssuerSchedule;
 use support::*;
 
@@ -141,4 +141,71 @@ fn a_schedule_cert_manager_would_refuse_is_refused() {
         err.to_string().contains("must be longer than renewBefore"),
         "{err}"
     );
+}
+
+/// Replicas sharing one issuer folder, all due at once: one writes, the others see its issuer.
+#[test]
+fn of_several_rotators_on_one_folder_only_one_writes() {
+    let tmp = temp_dir();
+    let root = root("root.linkerd.cluster.local");
+    let folder = IssuerFolder::new(tmp.path().join("issuer"), IssuerScheme::LinkerdTls);
+    let events = Arc::new(CollectingSink::new());
+    const REPLICAS: usize = 8;
+    let barrier = Arc::new(std::sync::Barrier::new(REPLICAS));
+    let written: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..REPLICAS)
+            .map(|_| {
+                let rotator = AutoRotator::new(
+                    TrustAnchorKey::from_ca_certificate(&root).unwrap(),
+                    folder.clone(),
+                    IssuerSchedule::default(),
+                    ManualClock::new(START),
+                )
+                .unwrap()
+                .with_sink(Arc::clone(&events));
+                let barrier = Arc::clone(&barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    rotator.rotate_if_due().unwrap().is_some()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(written.iter().filter(|w| **w).count(), 1, "{written:?}");
+    assert_eq!(events.with_reason(reason::ISSUER_ROTATED).len(), 1);
+    assert!(folder.read().is_ok());
+    let mode = std::fs::metadata(folder.dir().join(ROTATION_LOCK_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the lock file is private");
+}
+
+#[test]
+fn a_rotator_that_finds_the_lock_held_skips_and_rotates_once_it_is_free() {
+    let tmp = temp_dir();
+    let root = root("root.linkerd.cluster.local");
+    let folder = IssuerFolder::new(tmp.path().join("issuer"), IssuerScheme::LinkerdTls);
+    std::fs::create_dir_all(folder.dir()).unwrap();
+    let rotator = AutoRotator::new(
+        TrustAnchorKey::from_ca_certificate(&root).unwrap(),
+        folder.clone(),
+        IssuerSchedule::default(),
+        ManualClock::new(START),
+    )
+    .unwrap();
+    // Another replica is writing.
+    let held = std::fs::File::create(folder.dir().join(ROTATION_LOCK_FILE)).unwrap();
+    held.lock().unwrap();
+    assert!(rotator.rotate_if_due().unwrap().is_none());
+    assert!(
+        folder.read().is_err(),
+        "nothing written while the lock is held"
+    );
+    held.unlock().unwrap();
+    let minted = rotator.rotate_if_due().unwrap().expect("due and free");
+    assert_eq!(minted.not_before, START - Duration::from_secs(60));
+    // The issuer is fresh now: nothing more to do.
+    assert!(rotator.rotate_if_due().unwrap().is_none());
 }
