@@ -34,14 +34,22 @@ pub struct ClientTls {
 impl ClientTls {
     /// Trusts an identity service whose certificate chains to `bundle` and names `identity`
     /// (e.g. `linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local`) as a
-    /// DNS SAN, at the time `clock` tells. TLS 1.3, ring, no client certificate, no session
-    /// resumption (every connection is verified); the server name sent is `identity`.
+    /// DNS SAN, or a SPIFFE ID (`spiffe://<trust-domain>/ns/<ns>/sa/linkerd-identity`, the
+    /// service in SAN mode `spiffe`) as a URI SAN, at the time `clock` tells. TLS 1.3, ring,
+    /// no client certificate, no session resumption (every connection is verified); the
+    /// server name sent is `identity` (for a SPIFFE ID, its trust domain).
     pub fn verify_identity(
         identity: &str,
         bundle: TrustBundle,
         clock: impl Clock,
     ) -> Result<Self, Error> {
-        let server_name = server_name(identity)?;
+        // A SPIFFE ID cannot be sent as SNI; its trust domain (a DNS name) is, and the
+        // certificate is checked for the whole ID.
+        let sni = match identity.strip_prefix("spiffe://") {
+            Some(rest) => rest.split('/').next().unwrap_or(rest),
+            None => identity,
+        };
+        let server_name = server_name(sni)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = IdentityServiceVerifier {
             bundle,
@@ -223,7 +231,8 @@ fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
 // === impl IdentityServiceVerifier ===
 
 /// Verifies the identity service's chain with [`meshid_verify::verify_identity`] (webpki plus
-/// the mesh leaf profile, serverAuth), requiring the expected identity among its DNS SANs.
+/// the mesh leaf profile, serverAuth), requiring the expected identity among its DNS SANs (a
+/// SPIFFE ID among its URI SANs).
 struct IdentityServiceVerifier {
     bundle: TrustBundle,
     expected: String,

@@ -12,7 +12,7 @@ use meshid_client::{Client, ClientConfig, TokenSource};
 use meshid_grpc::{GrpcCertifier, Timeouts, TlsMode, identity_service_name};
 use meshid_issuer::bootstrap::{self, OutputFiles, TrustAnchorKey};
 use meshid_issuer::{IssuerFolder, IssuerScheme};
-use meshid_policy::{Mesh, ServiceAccount, SystemClock};
+use meshid_policy::{Mesh, SanMode, ServiceAccount, SystemClock};
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{Running, ServeConfig, TokenValidation, start};
 use meshid_verify::TrustBundle;
@@ -138,6 +138,18 @@ impl Pki {
         name: &str,
         anchors: TrustBundle,
     ) -> Result<bool, String> {
+        self.certify_as(WEB, addr, mode, name, anchors).await
+    }
+
+    /// [`certify`](Self::certify) for the identity `workload` of emojivoto/web.
+    async fn certify_as(
+        &self,
+        workload: &str,
+        addr: &str,
+        mode: TlsMode,
+        name: &str,
+        anchors: TrustBundle,
+    ) -> Result<bool, String> {
         let sa = ServiceAccount::new("emojivoto", "web").unwrap();
         let token = self
             .dev
@@ -154,11 +166,16 @@ impl Pki {
         )
         .await
         .map_err(|e| e.to_string())?;
-        let config = ClientConfig::new(
-            WEB,
+        let mut config = ClientConfig::new(
+            workload,
             TokenSource::Fixed(Zeroizing::new(token.into_bytes())),
             self.both(),
         );
+        if workload.starts_with("spiffe://") {
+            config.csr =
+                meshid_csr::CsrParams::for_service_account(&Mesh::default(), &sa, SanMode::Spiffe)
+                    .unwrap();
+        }
         let mut client = Client::new(config, certifier, SystemClock).unwrap();
         client
             .certify_once()
@@ -335,6 +352,37 @@ async fn the_served_certificate_follows_an_issuer_swap_without_a_restart() {
         metrics.contains("identity_server_cert_issuances_total{result=\"ok\"} 2"),
         "{metrics}"
     );
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_spiffe_mode_the_service_proves_its_spiffe_id() {
+    let pki = Pki::new();
+    let mut config = pki.config(TlsMode::On);
+    config.policy.san_mode = SanMode::Spiffe;
+    let (running, stop) = started(config).await;
+    let id = "spiffe://cluster.local/ns/linkerd/sa/linkerd-identity";
+    assert_eq!(running.tls_identity.as_deref(), Some(id));
+    let web = "spiffe://cluster.local/ns/emojivoto/sa/web";
+    let addr = running.grpc_addr.to_string();
+    assert!(
+        pki.certify_as(web, &addr, TlsMode::On, id, pki.both())
+            .await
+            .unwrap()
+    );
+    // The DNS name is not what this service proves.
+    let err = pki
+        .certify_as(web, &addr, TlsMode::On, SERVICE, pki.both())
+        .await
+        .unwrap_err();
+    assert!(err.contains("peer identity mismatch"), "{err}");
+    let other = "spiffe://cluster.local/ns/other/sa/linkerd-identity";
+    let err = pki
+        .certify_as(web, &addr, TlsMode::On, other, pki.both())
+        .await
+        .unwrap_err();
+    assert!(err.contains("peer identity mismatch"), "{err}");
     stop.send(()).unwrap();
     running.wait().await.unwrap();
 }
