@@ -957,3 +957,199 @@ fn identity_ca_prints_the_manifests() {
         assert!(err.starts_with(expected), "{args:?}: {err}");
     }
 }
+
+/// Replicas are interchangeable: three `identity-ca` processes serve one issuer folder, 1,000
+/// clients (each its own key and CSR) certify through a certifier balancing over all three,
+/// and mid-run one replica is SIGKILLed and another stopped and started again on its address.
+/// Every client is certified, every chain verifies, and the serials are unique across the
+/// replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_interchangeable_through_a_kill_and_a_restart() {
+    use meshid::client::{Client, ClientConfig, TokenSource};
+    use meshid::grpc::{Endpoints, GrpcCertifier, Timeouts};
+    use meshid::policy::SystemClock;
+    use meshid::verify::{TrustBundle, Usage, VerifyOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const CLIENTS: usize = 1_000;
+    const CERTIFIERS: usize = 50;
+    let bin = example("identity-ca");
+    let dir = scratch("replicas");
+    let now = OffsetDateTime::now_utc();
+    let dev = DevState::prepare(dir.path().join("dev"), now).unwrap();
+    let issuer = dev.issuer_folder().dir().display().to_string();
+    let anchors = dev.trust_anchors().display().to_string();
+    let jwks = format!("jwks:{}", dev.jwks().display());
+    let args = |addr: &str| {
+        vec![
+            "serve".to_owned(),
+            "--addr".to_owned(),
+            addr.to_owned(),
+            "--admin-addr".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--issuer".to_owned(),
+            issuer.clone(),
+            "--trust-anchors".to_owned(),
+            anchors.clone(),
+            "--token-validation".to_owned(),
+            jwks.clone(),
+            "--token-issuer".to_owned(),
+            DEV_TOKEN_ISSUER.to_owned(),
+        ]
+    };
+    async fn ready(bin: &Path, name: &str, args: &[String], dir: &Path) -> (Process, String) {
+        let mut process = Process::spawn_args(
+            name,
+            bin,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            dir,
+        );
+        let grpc = process
+            .logged_addr(
+                "identity service ready",
+                "grpc_addr",
+                Duration::from_secs(30),
+            )
+            .await;
+        (process, grpc)
+    }
+    let mut replicas = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..3 {
+        let (process, grpc) = ready(
+            &bin,
+            &format!("replica-{i}"),
+            &args("127.0.0.1:0"),
+            dir.path(),
+        )
+        .await;
+        addrs.push(grpc.parse::<SocketAddr>().unwrap());
+        replicas.push(Some(process));
+    }
+
+    let bundle = TrustBundle::from_pem(&std::fs::read(dev.trust_anchors()).unwrap()).unwrap();
+    let timeouts = Timeouts::new(Duration::from_secs(3), Duration::from_secs(10));
+    let mut certifiers = Vec::new();
+    for _ in 0..CERTIFIERS {
+        certifiers.push(
+            GrpcCertifier::connect_endpoints(Endpoints::List(addrs.clone()), None, timeouts)
+                .await
+                .unwrap(),
+        );
+    }
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let permits = Arc::new(tokio::sync::Semaphore::new(64));
+    // The last quarter starts once replica 1 is back, so it serves some of them.
+    let (restarted_tx, restarted_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CLIENTS {
+        let token = dev
+            .token(&sa, DEFAULT_AUDIENCE, Duration::from_secs(3600), now)
+            .unwrap();
+        let certifier = certifiers[i % CERTIFIERS].clone();
+        let (bundle, done, permits) = (bundle.clone(), Arc::clone(&done), Arc::clone(&permits));
+        let mut restarted = restarted_rx.clone();
+        tasks.spawn(async move {
+            if i >= CLIENTS * 3 / 4 {
+                let _ = restarted.wait_for(|r| *r).await;
+            }
+            let _permit = permits.acquire_owned().await.unwrap();
+            let token = TokenSource::Fixed(zeroize::Zeroizing::new(token.into_bytes()));
+            let mut client = Client::new(
+                ClientConfig::new(WEB, token, bundle),
+                certifier,
+                SystemClock,
+            )
+            .unwrap();
+            let certified = client
+                .certify_once()
+                .await
+                .map_err(|e| format!("client {i}: {e}"));
+            done.fetch_add(1, Ordering::SeqCst);
+            certified?;
+            Ok::<_, String>(client.credentials().snapshot().unwrap().chain().to_vec())
+        });
+    }
+
+    // Mid-run: replica 0 is killed; later replica 1 stops and starts again on its address.
+    let wait_for = |n: usize| {
+        let done = Arc::clone(&done);
+        async move {
+            while done.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_for(CLIENTS / 4).await;
+    let mut killed = replicas[0].take().unwrap();
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    wait_for(CLIENTS / 2).await;
+    let mut stopped = replicas[1].take().unwrap();
+    stopped.terminate();
+    assert!(stopped.wait(Duration::from_secs(30)).success());
+    let (mut restarted, _) = ready(
+        &bin,
+        "replica-1-again",
+        &args(&addrs[1].to_string()),
+        dir.path(),
+    )
+    .await;
+    let restarted_admin = restarted
+        .logged_addr(
+            "identity service ready",
+            "admin_addr",
+            Duration::from_secs(5),
+        )
+        .await;
+    replicas[1] = Some(restarted);
+    restarted_tx.send_replace(true);
+
+    let mut serials = std::collections::HashSet::new();
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Ok(chain) => {
+                let verified = meshid::verify::verify_identity(
+                    &bundle,
+                    &chain[0],
+                    &chain[1..],
+                    OffsetDateTime::now_utc(),
+                    Usage::Either,
+                    WEB,
+                    &VerifyOptions::default(),
+                );
+                assert!(verified.is_ok(), "{verified:?}");
+                let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+                assert!(
+                    serials.insert(leaf.raw_serial().to_vec()),
+                    "a serial issued twice"
+                );
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} clients not certified: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(serials.len(), CLIENTS);
+    // The restarted replica took its share.
+    let (_, metrics) = http_get(&restarted_admin, "/metrics").await.unwrap();
+    let served: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("identity_certify_requests_total{code=\"OK\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        served > 0,
+        "the restarted replica served nothing:\n{metrics}"
+    );
+    for process in replicas.iter_mut().flatten() {
+        process.assert_running();
+    }
+}

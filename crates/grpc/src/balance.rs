@@ -342,12 +342,16 @@ impl fmt::Debug for Balancer {
 
 /// Whether another endpoint is tried after `status`: `Unavailable` (refused connection, a
 /// replica without an issuer, a stream refused), or an error made on this side from a broken
-/// connection (the replica went away mid-request) rather than an answer of the service.
+/// or cancelled connection (the replica went away, or shut down, mid-request: `Unknown`,
+/// `Internal` or `Cancelled` with the transport's error as its source) rather than an answer
+/// of the service.
 /// Certify has no side effect but a leaf nobody else sees, so asking again is safe.
 fn fails_over(status: &Status) -> bool {
     match status.code() {
         Code::Unavailable => true,
-        Code::Unknown | Code::Internal => core::error::Error::source(status).is_some(),
+        Code::Unknown | Code::Internal | Code::Cancelled => {
+            core::error::Error::source(status).is_some()
+        }
         _ => false,
     }
 }
@@ -423,6 +427,7 @@ mod tests {
             Code::Unknown,
             Code::ResourceExhausted,
             Code::DeadlineExceeded,
+            Code::Cancelled,
         ] {
             assert!(!fails_over(&Status::new(code, "answered")), "{code:?}");
         }
@@ -433,5 +438,9 @@ mod tests {
         )));
         assert_eq!(broken.code(), Code::Unknown);
         assert!(fails_over(&broken));
+        // A stream the replica cancelled as it shut down.
+        let cancelled = Status::from_error(Box::new(h2::Error::from(h2::Reason::CANCEL)));
+        assert_eq!(cancelled.code(), Code::Cancelled);
+        assert!(fails_over(&cancelled));
     }
 }
