@@ -478,17 +478,11 @@ impl<'a> PathCheck<'a> {
     }
 
     fn anchor_index(&self, anchor: &TrustAnchor<'_>) -> Option<usize> {
-        let anchors = self.bundle.trust_anchors();
-        // webpki hands back a reference into the slice it was given.
-        anchors
+        // webpki hands back a reference into the slice it was given (`VerifiedPath::anchor`).
+        self.bundle
+            .trust_anchors()
             .iter()
             .position(|a| core::ptr::eq(a, anchor))
-            .or_else(|| {
-                anchors.iter().position(|a| {
-                    a.subject == anchor.subject
-                        && a.subject_public_key_info == anchor.subject_public_key_info
-                })
-            })
     }
 }
 
