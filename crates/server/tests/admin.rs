@@ -3,6 +3,10 @@
 //! cap new connections are closed, and served again once there is room.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use support::http_get;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,17 +72,6 @@ impl Admin {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap();
     }
-}
-
-/// GET `path`; the whole answer, or "" when the server closed the connection unanswered.
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    // The server may close a connection past its cap before reading it.
-    let _ = tcp.write_all(request.as_bytes()).await;
-    let mut out = Vec::new();
-    let _ = tcp.read_to_end(&mut out).await;
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether the server still holds `tcp` open (nothing to read, no end of stream).

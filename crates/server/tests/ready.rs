@@ -3,6 +3,10 @@
 //! is repaired; `/live` is about the process only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use support::http_get;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +19,6 @@ use meshid_server::ready::{GrpcState, NotReady, Readiness};
 use meshid_verify::TrustBundle;
 use time::OffsetDateTime;
 use time::macros::datetime;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -144,18 +147,6 @@ fn over_tls_the_services_own_certificate_must_be_valid() {
         "{reasons:?}"
     );
     assert!(reasons[0].ends_with("renewing it has been failing (see the log)"));
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test]

@@ -2,6 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use support::http_get;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +16,6 @@ use meshid_policy::{Clock as _, ServiceAccount, SystemClock};
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{ServeConfig, TokenValidation, start, start_with_clock};
 use meshid_verify::TrustBundle;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
@@ -22,18 +25,6 @@ fn temp_dir(name: &str) -> tempfile::TempDir {
         .prefix(&format!("meshid-server-{name}-"))
         .tempdir()
         .unwrap()
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[allow(clippy::disallowed_methods)]

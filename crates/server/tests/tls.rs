@@ -4,7 +4,10 @@
 //! follows an issuer swap in the issuer folder without a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+mod support;
+
+use support::http_get;
+
 use std::time::Duration;
 
 use meshid_ca::bootstrap::CaOptions;
@@ -16,7 +19,6 @@ use meshid_policy::{Mesh, SanMode, ServiceAccount, SystemClock};
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{Running, ServeConfig, TokenValidation, start};
 use meshid_verify::TrustBundle;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
@@ -183,18 +185,6 @@ impl Pki {
             .map(|_| tls)
             .map_err(|e| e.to_string())
     }
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 async fn started(config: ServeConfig) -> (Running, oneshot::Sender<()>) {
