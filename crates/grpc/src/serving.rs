@@ -97,9 +97,7 @@ impl<K: Clock> ServingIdentity<K> {
         let csr = CsrParams::for_service_account(mesh, &service_account, mode)
             .map_err(|e| invalid(e.to_string()))?;
         let name = if mode.has_dns() {
-            mesh.identity(&service_account)
-                .map_err(|e| invalid(e.to_string()))?
-                .to_string()
+            identity_service_name(mesh)?
         } else {
             mesh.spiffe_id(&service_account).to_string()
         };

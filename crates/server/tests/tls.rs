@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::http_get;
+use support::{http_get, serve};
 
 use std::time::Duration;
 
@@ -17,9 +17,8 @@ use meshid_issuer::bootstrap::{self, OutputFiles, TrustAnchorKey};
 use meshid_issuer::{IssuerFolder, IssuerScheme};
 use meshid_policy::{Mesh, SanMode, ServiceAccount, SystemClock};
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
-use meshid_server::serve::{Running, ServeConfig, TokenValidation, start};
+use meshid_server::serve::{ServeConfig, TokenValidation};
 use meshid_verify::TrustBundle;
-use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 const WEB: &str = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
@@ -187,16 +186,6 @@ impl Pki {
     }
 }
 
-async fn started(config: ServeConfig) -> (Running, oneshot::Sender<()>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = start(config, async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    (running, stop)
-}
-
 #[test]
 fn the_service_name_is_linkerds() {
     assert_eq!(identity_service_name(&Mesh::default()).unwrap(), SERVICE);
@@ -205,7 +194,7 @@ fn the_service_name_is_linkerds() {
 #[tokio::test]
 async fn a_client_verifying_the_services_name_certifies_over_tls() {
     let pki = Pki::new();
-    let (running, stop) = started(pki.config(TlsMode::On)).await;
+    let (running, stop) = serve(pki.config(TlsMode::On)).await;
     assert_eq!(running.tls_identity.as_deref(), Some(SERVICE));
     let addr = running.grpc_addr.to_string();
 
@@ -246,7 +235,7 @@ async fn a_client_verifying_the_services_name_certifies_over_tls() {
 #[tokio::test]
 async fn a_client_expecting_another_name_is_refused_and_the_service_keeps_serving() {
     let pki = Pki::new();
-    let (running, stop) = started(pki.config(TlsMode::On)).await;
+    let (running, stop) = serve(pki.config(TlsMode::On)).await;
     let addr = running.grpc_addr.to_string();
     let other = "linkerd-identity.other.serviceaccount.identity.other.cluster.local";
     let err = pki
@@ -278,7 +267,7 @@ async fn a_client_expecting_another_name_is_refused_and_the_service_keeps_servin
 #[tokio::test]
 async fn tls_auto_serves_plaintext_on_loopback() {
     let pki = Pki::new();
-    let (running, stop) = started(pki.config(TlsMode::Auto)).await;
+    let (running, stop) = serve(pki.config(TlsMode::Auto)).await;
     assert_eq!(running.tls_identity, None);
     // The client's auto rule agrees: plaintext to a loopback address.
     let tls = pki
@@ -303,7 +292,7 @@ async fn tls_auto_serves_plaintext_on_loopback() {
 #[tokio::test]
 async fn the_served_certificate_follows_an_issuer_swap_without_a_restart() {
     let pki = Pki::new();
-    let (running, stop) = started(pki.config(TlsMode::On)).await;
+    let (running, stop) = serve(pki.config(TlsMode::On)).await;
     let addr = running.grpc_addr.to_string();
     assert!(
         pki.certify(&addr, TlsMode::On, SERVICE, pki.trusting("first"))
@@ -351,7 +340,7 @@ async fn in_spiffe_mode_the_service_proves_its_spiffe_id() {
     let pki = Pki::new();
     let mut config = pki.config(TlsMode::On);
     config.policy.san_mode = SanMode::Spiffe;
-    let (running, stop) = started(config).await;
+    let (running, stop) = serve(config).await;
     let id = "spiffe://cluster.local/ns/linkerd/sa/linkerd-identity";
     assert_eq!(running.tls_identity.as_deref(), Some(id));
     let web = "spiffe://cluster.local/ns/emojivoto/sa/web";

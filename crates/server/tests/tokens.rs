@@ -3,6 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use support::serve;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,9 +20,8 @@ use meshid_csr::{Csr, CsrParams, KeyPair};
 use meshid_kube_testing::{Answer, ApiServerDouble, Request};
 use meshid_policy::{KeyAlgorithm, Mesh, SanMode, ServiceAccount};
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
-use meshid_server::serve::{Running, ServeConfig, TokenValidation, start};
+use meshid_server::serve::{Running, ServeConfig, TokenValidation};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -112,17 +115,6 @@ fn config(dev: &DevState, validation: TokenValidation) -> ServeConfig {
     config.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.admin_addr = "127.0.0.1:0".parse().unwrap();
     config
-}
-
-/// The service, and what stops it.
-async fn serve(config: ServeConfig) -> (Running, oneshot::Sender<()>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = start(config, async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    (running, stop)
 }
 
 /// Raw Certify calls for emojivoto/web, with one CSR.

@@ -3,8 +3,21 @@
 
 use std::net::SocketAddr;
 
+use meshid_server::serve::{Running, ServeConfig, start};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// The service started with `config`, and what stops it.
+pub(crate) async fn serve(config: ServeConfig) -> (Running, oneshot::Sender<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start(config, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    (running, stop)
+}
 
 /// GET `path` from the admin server at `addr`; the whole answer, or "" when the server closed
 /// the connection unanswered.
