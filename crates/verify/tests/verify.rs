@@ -313,6 +313,69 @@ fn refuses_a_leaf_not_yet_valid() {
     );
 }
 
+/// Two candidate paths that fail differently: one through an expired copy of the issuer (webpki
+/// refuses it), one through the valid issuer up to an expired anchor (meshid's check refuses it).
+/// webpki reports the first of equally ranked errors; meshid names its own reason only when that
+/// error is the one its check handed back.
+#[test]
+fn reports_the_reason_of_the_path_webpki_reports() {
+    let root = Ca::root(
+        "root",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2026-02-01 0:00 UTC),
+    );
+    let issuer = root.intermediate("issuer");
+    let old_issuer = issuer.reissue_by(
+        &root,
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2026-03-01 0:00 UTC),
+    );
+    let leaf = issuer.leaf(&Leaf::default());
+    let bundle = TrustBundle::from_der(vec![root.der.clone()]).unwrap();
+    let verify = |intermediates: &[CertificateDer<'static>]| {
+        verify_chain(
+            &bundle,
+            &leaf,
+            intermediates,
+            NOW,
+            Usage::Server,
+            &VerifyOptions::default(),
+        )
+        .unwrap_err()
+    };
+
+    // The expired copy is tried first: its error is the one webpki keeps.
+    let e = verify(&[old_issuer.der.clone(), issuer.der.clone()]);
+    assert_eq!(
+        e,
+        Error::Chain(webpki::Error::CertExpired {
+            time: rustls_pki_types::UnixTime::since_unix_epoch(core::time::Duration::from_secs(
+                NOW.unix_timestamp().try_into().unwrap(),
+            )),
+            not_after: rustls_pki_types::UnixTime::since_unix_epoch(
+                core::time::Duration::from_secs(
+                    datetime!(2026-03-01 0:00 UTC)
+                        .unix_timestamp()
+                        .try_into()
+                        .unwrap(),
+                ),
+            ),
+        }),
+        "{e}"
+    );
+
+    // The valid issuer is tried first: meshid's refusal of the anchor is the one kept.
+    let e = verify(&[issuer.der.clone(), old_issuer.der.clone()]);
+    assert_eq!(
+        e,
+        Error::AnchorExpired {
+            index: 0,
+            not_after: datetime!(2026-02-01 0:00 UTC),
+            now: NOW,
+        }
+    );
+}
+
 #[test]
 fn refuses_an_expired_anchor_that_webpki_accepts() {
     let root = Ca::root(

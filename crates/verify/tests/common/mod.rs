@@ -88,6 +88,30 @@ impl Ca {
         }
     }
 
+    /// The same intermediate (name and key) re-signed by `parent` for another validity period.
+    pub fn reissue_by(
+        &self,
+        parent: &Self,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Self {
+        let mut params = self.params.clone();
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let key = KeyPair::from_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(self.issuer.key().serialize_der()).into(),
+            self.issuer.key().algorithm(),
+        )
+        .unwrap();
+        let cert = params.signed_by(&key, &parent.issuer).unwrap();
+        Self {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            issuer: Issuer::new(params.clone(), key),
+            params,
+        }
+    }
+
     /// A leaf signed by `self`.
     pub fn leaf(&self, spec: &Leaf) -> CertificateDer<'static> {
         let key = KeyPair::generate_for(spec.alg).unwrap();
