@@ -146,11 +146,12 @@ struct ServeArgs {
     /// only one writes each new issuer; replicas on several nodes use cert-manager instead.
     #[arg(long, requires = "trust_anchors")]
     trust_anchor_key: Option<PathBuf>,
-    /// Token validation: tokenreview, jwks:FILE or static:FILE (development mode default: its
-    /// own JWKS).
+    /// Token validation: tokenreview; oidc (offline with the keys the API server publishes,
+    /// TokenReview for what that cannot judge); oidc-only (no TokenReview); jwks:FILE or
+    /// static:FILE (development mode default: its own JWKS).
     #[arg(long)]
     token_validation: Option<TokenValidation>,
-    /// Kubeconfig for the Kubernetes API: TokenReview and --kube-events (default: the file
+    /// Kubeconfig for the Kubernetes API: TokenReview, OIDC discovery and --kube-events (default: the file
     /// KUBECONFIG names, else ~/.kube/config if it exists, else the in-cluster configuration).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,

@@ -41,6 +41,24 @@ pub enum Error {
     /// Kubernetes API access failed in a way none of the other variants describes.
     #[error(transparent)]
     Kube(meshid_kube::Error),
+    /// The API server's service-account issuer discovery (the OIDC discovery document or its
+    /// key set) could not be fetched or read.
+    #[error("the API server's service-account issuer discovery failed: {reason}")]
+    Discovery {
+        /// What failed, and how to fix it where that is known.
+        reason: String,
+    },
+    /// The cluster's service-account token keys have not been fetched (OIDC discovery has not
+    /// answered yet), and there is no TokenReview fallback to judge the token instead.
+    #[error(
+        "the cluster's service-account token keys are not available ({reason}); tokens cannot \
+         be validated offline until OIDC discovery answers, and no TokenReview fallback is \
+         configured"
+    )]
+    KeysUnavailable {
+        /// Why the last fetch failed.
+        reason: String,
+    },
     /// The token is well formed but the authority does not recognise it (a TokenReview that
     /// answered `authenticated: false`, a token missing from the static file).
     #[error("authentication token could not be authenticated")]
@@ -118,6 +136,8 @@ impl Error {
             Self::NotAuthenticated => ErrorKind::NotAuthenticated,
             Self::ApiServer { .. }
             | Self::Config { .. }
+            | Self::Discovery { .. }
+            | Self::KeysUnavailable { .. }
             | Self::Kube(_)
             | Self::RateLimited { .. }
             | Self::ReadFile { .. }

@@ -131,6 +131,15 @@ impl Jwks {
         self.keys.iter().map(|k| k.kid.as_deref())
     }
 
+    pub(crate) fn from_rsa(kid: String, n: Vec<u8>, e: Vec<u8>) -> Self {
+        Self {
+            keys: vec![Jwk {
+                kid: Some(kid),
+                key: KeyMaterial::Rsa { n, e },
+            }],
+        }
+    }
+
     pub(crate) fn from_ec_p256(kid: String, point: Vec<u8>) -> Self {
         Self {
             keys: vec![Jwk {
@@ -289,7 +298,7 @@ impl JwtConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.issuers.is_empty() || self.issuers.iter().any(String::is_empty) {
             return Err(Error::config(
                 "JWT configuration",
@@ -391,7 +400,7 @@ impl<C> fmt::Debug for JwksAuthenticator<C> {
     }
 }
 
-fn validate(
+pub(crate) fn validate(
     jwks: &Jwks,
     config: &JwtConfig,
     token: &[u8],
@@ -631,6 +640,9 @@ fn kubernetes_claims(
         });
     }
     let mut authenticated = Authenticated::new(service_account);
+    if let Some(sa) = sa {
+        authenticated.service_account_uid = field(sa, "serviceaccount.uid", "uid")?;
+    }
     if let Some(pod) = object("pod")? {
         authenticated.pod_name = field(pod, "pod.name", "name")?;
         authenticated.pod_uid = field(pod, "pod.uid", "uid")?;

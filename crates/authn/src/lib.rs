@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`TokenReviewAuthenticator`] | asks the API server (`TokenReview`, `authentication.k8s.io/v1`, through kube-rs), cached, pre-checked and rate limited | production, Linkerd-compatible |
 //! | [`JwksAuthenticator`] | verifies projected tokens offline (ES256, RS256) against a [`Jwks`] | production without API-server load; clusters whose JWKS is published |
+//! | [`OidcAuthenticator`] | verifies projected tokens offline with the keys the API server publishes (service-account issuer discovery), refreshed; TokenReview for what it cannot judge | pod-start storms: thousands of new tokens without thousands of reviews |
 //! | [`StaticAuthenticator`] | a file mapping tokens to ServiceAccounts | development |
 //! | [`AnyAuthenticator`] | one of the above, chosen at run time | binaries |
 //!
@@ -91,6 +92,14 @@
 //!   there; a caller that leaves gives its permit back; callers presenting the same token
 //!   while it is being reviewed share one review. Garbage tokens therefore cannot starve real
 //!   ones ([`Metrics`] counts what was refused locally and from the negative cache).
+//! - **Offline with the cluster's own keys.** [`OidcAuthenticator`] reads the issuer from the
+//!   API server's service-account issuer discovery and the keys from its `/openid/v1/jwks`,
+//!   through the same [`KubeApiConfig`] as TokenReview (the discovery document's `jwks_uri` may
+//!   name an external URL; the API server serves the same keys, and that path is what its RBAC
+//!   role grants). Keys are refreshed every 5 minutes and on an unknown `kid` (at most every
+//!   10 s); what it cannot judge goes to a TokenReview fallback. A pod-start storm then costs
+//!   no API-server calls; the price is that a deleted pod's token stays valid until it
+//!   expires, bounded by the projected token's lifetime.
 //! - **Tokens are secrets.** They are never logged, never quoted in errors (an answer from the
 //!   API server that echoes the token is redacted) and never shown by `Debug`; the static and
 //!   cached forms are SHA-256 digests.
@@ -104,7 +113,7 @@
 //! - Legacy Secret-based ServiceAccount tokens (no `exp`, no `kubernetes.io` claim) are
 //!   refused by [`JwksAuthenticator`]; [`TokenReviewAuthenticator`] accepts whatever the API
 //!   server does.
-//! - The JWKS authenticator does not check that the pod still exists (a TokenReview does, for
+//! - The JWKS and OIDC authenticators do not check that the pod still exists (a TokenReview does, for
 //!   pod-bound tokens): a token stays valid until it expires.
 //! - The Kubernetes API access has `meshid-kube`'s limitations: token files are re-read at
 //!   least once a minute (not on every request), exec credential plugins run without a
@@ -119,6 +128,7 @@ mod error;
 mod jwks_file;
 mod jwt;
 mod metrics;
+mod oidc;
 mod signer;
 mod static_tokens;
 mod token;
@@ -139,6 +149,10 @@ pub use meshid_kube::{
 /// The injected time source, shared with the other meshid crates.
 pub use meshid_policy::{Clock, ManualClock, SystemClock};
 pub use metrics::Metrics;
+pub use oidc::{
+    DEFAULT_KEYS_MIN_REFRESH_INTERVAL, DEFAULT_KEYS_REFRESH_INTERVAL, DISCOVERY_PATH, JWKS_PATH,
+    KeysRefresh, OidcAuthenticator, OidcConfig,
+};
 pub use signer::{DEFAULT_TOKEN_LIFETIME, JwtSigner, PodRef, TokenParams};
 pub use static_tokens::StaticAuthenticator;
 pub use token::MAX_TOKEN_LEN;
@@ -171,6 +185,8 @@ impl<A: Authenticator + ?Sized> Authenticator for std::sync::Arc<A> {
 pub struct Authenticated {
     /// The ServiceAccount.
     pub service_account: ServiceAccount,
+    /// The ServiceAccount's uid, when the authority says.
+    pub service_account_uid: Option<String>,
     /// The pod the token is bound to, when the authority says.
     pub pod_name: Option<String>,
     /// That pod's uid, when the authority says.
@@ -182,6 +198,7 @@ impl Authenticated {
     pub fn new(service_account: ServiceAccount) -> Self {
         Self {
             service_account,
+            service_account_uid: None,
             pod_name: None,
             pod_uid: None,
         }
@@ -198,6 +215,9 @@ pub enum AnyAuthenticator<C: Clock = SystemClock> {
     Static(StaticAuthenticator),
     /// Kubernetes TokenReview.
     TokenReview(Box<TokenReviewAuthenticator<C>>),
+    /// Offline validation with the cluster's published keys, TokenReview for the rest (shared:
+    /// its refresh loop, [`OidcAuthenticator::run`], holds it too).
+    Oidc(std::sync::Arc<OidcAuthenticator<C>>),
 }
 
 impl<C: Clock> Authenticator for AnyAuthenticator<C> {
@@ -206,6 +226,7 @@ impl<C: Clock> Authenticator for AnyAuthenticator<C> {
             Self::Jwks(a) => a.authenticate(token).await,
             Self::Static(a) => a.authenticate(token).await,
             Self::TokenReview(a) => a.authenticate(token).await,
+            Self::Oidc(a) => a.authenticate(token).await,
         }
     }
 }

@@ -15,13 +15,19 @@ type Labels = [(&'static str, &'static str); 1];
 /// - `identity_tokenreview_negative_cache_hits_total`: tokens refused again from the
 ///   negative cache;
 /// - `identity_jwks_reloads_total{result="updated|invalid|unreadable"}`: JWKS file changes
-///   applied, or refused (the previous key set is kept).
+///   applied, or refused (the previous key set is kept);
+/// - `identity_token_validations_total{method="offline|tokenreview"}`: tokens an
+///   [`OidcAuthenticator`](crate::OidcAuthenticator) judged offline, or handed to TokenReview;
+/// - `identity_oidc_key_refreshes_total{result="updated|unchanged|failed"}`: fetches of the
+///   cluster's service-account token keys.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     reviews: Counter,
     local_refusals: Family<Labels, Counter>,
     negative_cache_hits: Counter,
     jwks_reloads: Family<Labels, Counter>,
+    validations: Family<Labels, Counter>,
+    oidc_refreshes: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -48,6 +54,16 @@ impl Metrics {
             "JWKS file changes, by result (invalid and unreadable files keep the previous keys)",
             metrics.jwks_reloads.clone(),
         );
+        registry.register(
+            "identity_token_validations",
+            "Tokens judged offline with the cluster's keys, or handed to TokenReview",
+            metrics.validations.clone(),
+        );
+        registry.register(
+            "identity_oidc_key_refreshes",
+            "Fetches of the cluster's service-account token keys, by result",
+            metrics.oidc_refreshes.clone(),
+        );
         metrics
     }
 
@@ -67,6 +83,28 @@ impl Metrics {
 
     pub(crate) fn jwks_reload(&self, result: &'static str) {
         self.jwks_reloads.get_or_create(&[("result", result)]).inc();
+    }
+
+    pub(crate) fn token_judged(&self, method: &'static str) {
+        self.validations.get_or_create(&[("method", method)]).inc();
+    }
+
+    pub(crate) fn oidc_refresh(&self, result: &'static str) {
+        self.oidc_refreshes
+            .get_or_create(&[("result", result)])
+            .inc();
+    }
+
+    /// Tokens judged with `method` (`offline` or `tokenreview`) so far.
+    pub fn tokens_judged(&self, method: &'static str) -> u64 {
+        self.validations.get_or_create(&[("method", method)]).get()
+    }
+
+    /// Key-set fetches with `result` (`updated`, `unchanged` or `failed`) so far.
+    pub fn oidc_refreshes(&self, result: &'static str) -> u64 {
+        self.oidc_refreshes
+            .get_or_create(&[("result", result)])
+            .get()
     }
 
     /// TokenReviews sent so far.

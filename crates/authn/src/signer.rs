@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use meshid_policy::ServiceAccount;
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
+    RsaPublicKeyComponents,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -15,14 +18,15 @@ use crate::{DEFAULT_AUDIENCE, Error, Jwks};
 /// The default token lifetime: 24 hours, like the token Linkerd's proxies mount.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Signs ES256 ServiceAccount tokens with a P-256 key and publishes the matching JWKS, so a
-/// development CA can mint tokens that a [`JwksAuthenticator`](crate::JwksAuthenticator)
+/// Signs ServiceAccount tokens with a P-256 key (ES256) or an RSA key (RS256, from a PKCS#8
+/// file; ring makes no RSA keys) and publishes the matching JWKS, so a development CA or a
+/// test API server can mint tokens that a [`JwksAuthenticator`](crate::JwksAuthenticator)
 /// configured with [`JwtSigner::jwks`] accepts.
 ///
 /// The `kid` is the key's RFC 7638 JWK thumbprint. `Debug` shows the issuer and `kid`, never
 /// the key.
 pub struct JwtSigner {
-    key: EcdsaKeyPair,
+    key: SigningKey,
     pkcs8: Vec<u8>,
     issuer: String,
     kid: String,
@@ -91,7 +95,7 @@ impl JwtSigner {
         Self::from_pkcs8_der(issuer, pkcs8.as_ref())
     }
 
-    /// A signer with a P-256 key in PKCS#8 DER.
+    /// A signer with a P-256 (ES256) or RSA (RS256, 2048 bits or more) key in PKCS#8 DER.
     pub fn from_pkcs8_der(issuer: impl Into<String>, der: &[u8]) -> Result<Self, Error> {
         let issuer = issuer.into();
         if issuer.is_empty() {
@@ -101,9 +105,16 @@ impl JwtSigner {
             ));
         }
         let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-            .map_err(|_| Error::config("token signer key", "not a P-256 private key in PKCS#8"))?;
-        let kid = thumbprint(key.public_key().as_ref());
+        let key = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {
+            Ok(key) => SigningKey::Ec(key),
+            Err(_) => SigningKey::Rsa(RsaKeyPair::from_pkcs8(der).map_err(|_| {
+                Error::config(
+                    "token signer key",
+                    "not a P-256 or RSA (2048 bits or more) private key in PKCS#8",
+                )
+            })?),
+        };
+        let kid = key.thumbprint();
         Ok(Self {
             key,
             pkcs8: der.to_vec(),
@@ -113,7 +124,7 @@ impl JwtSigner {
         })
     }
 
-    /// A signer with a P-256 key in a PEM `PRIVATE KEY` (PKCS#8) block.
+    /// A signer with a P-256 or RSA key in a PEM `PRIVATE KEY` (PKCS#8) block.
     pub fn from_pem(issuer: impl Into<String>, pem: &str) -> Result<Self, Error> {
         let block = pem::parse(pem).map_err(|e| {
             Error::config(
@@ -151,16 +162,11 @@ impl JwtSigner {
 
     /// The public key as a JWK.
     pub fn jwk(&self) -> Value {
-        let (x, y) = coordinates(self.key.public_key().as_ref());
-        json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": b64_encode(x),
-            "y": b64_encode(y),
-            "kid": self.kid,
-            "alg": "ES256",
-            "use": "sig",
-        })
+        let mut jwk = self.key.public_jwk();
+        jwk["kid"] = json!(self.kid);
+        jwk["alg"] = json!(self.key.alg());
+        jwk["use"] = json!("sig");
+        jwk
     }
 
     /// The JWKS document, `{"keys": [<jwk>]}`, to hand to validators.
@@ -170,7 +176,15 @@ impl JwtSigner {
 
     /// The key set validators need.
     pub fn jwks(&self) -> Jwks {
-        Jwks::from_ec_p256(self.kid.clone(), self.key.public_key().as_ref().to_vec())
+        match &self.key {
+            SigningKey::Ec(key) => {
+                Jwks::from_ec_p256(self.kid.clone(), key.public_key().as_ref().to_vec())
+            }
+            SigningKey::Rsa(key) => {
+                let public = RsaPublicKeyComponents::<Vec<u8>>::from(key.public());
+                Jwks::from_rsa(self.kid.clone(), public.n, public.e)
+            }
+        }
     }
 
     /// Mints a token.
@@ -211,7 +225,7 @@ impl JwtSigner {
             "nbf": iat,
             "sub": service_account.username(),
         });
-        let header = json!({ "alg": "ES256", "kid": self.kid, "typ": "JWT" });
+        let header = json!({ "alg": self.key.alg(), "kid": self.kid, "typ": "JWT" });
         let signing_input = format!(
             "{}.{}",
             b64_encode(header.to_string().as_bytes()),
@@ -220,8 +234,8 @@ impl JwtSigner {
         let sig = self
             .key
             .sign(&self.rng, signing_input.as_bytes())
-            .map_err(|_| Error::config("token signer", "signing failed"))?;
-        Ok(format!("{signing_input}.{}", b64_encode(sig.as_ref())))
+            .ok_or_else(|| Error::config("token signer", "signing failed"))?;
+        Ok(format!("{signing_input}.{}", b64_encode(&sig)))
     }
 }
 
@@ -234,20 +248,66 @@ impl fmt::Debug for JwtSigner {
     }
 }
 
+/// The key a [`JwtSigner`] signs with.
+enum SigningKey {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl SigningKey {
+    fn alg(&self) -> &'static str {
+        match self {
+            Self::Ec(_) => "ES256",
+            Self::Rsa(_) => "RS256",
+        }
+    }
+
+    fn sign(&self, rng: &SystemRandom, message: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Self::Ec(key) => key.sign(rng, message).ok().map(|s| s.as_ref().to_vec()),
+            Self::Rsa(key) => {
+                let mut sig = vec![0; key.public().modulus_len()];
+                key.sign(&RSA_PKCS1_SHA256, rng, message, &mut sig).ok()?;
+                Some(sig)
+            }
+        }
+    }
+
+    /// The public key's JWK members (without `kid`, `alg`, `use`).
+    fn public_jwk(&self) -> Value {
+        match self {
+            Self::Ec(key) => {
+                let (x, y) = coordinates(key.public_key().as_ref());
+                json!({ "kty": "EC", "crv": "P-256", "x": b64_encode(x), "y": b64_encode(y) })
+            }
+            Self::Rsa(key) => {
+                let public = RsaPublicKeyComponents::<Vec<u8>>::from(key.public());
+                json!({ "kty": "RSA", "n": b64_encode(&public.n), "e": b64_encode(&public.e) })
+            }
+        }
+    }
+
+    /// RFC 7638 thumbprint of the public key, base64url: the required members in
+    /// lexicographic order, no whitespace (§3).
+    fn thumbprint(&self) -> String {
+        let canonical = match self.public_jwk() {
+            Value::Object(members) => {
+                let mut sorted: Vec<_> = members.into_iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                let members: Vec<String> = sorted
+                    .iter()
+                    .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }
+            other => other.to_string(),
+        };
+        b64_encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+    }
+}
+
 /// Splits an uncompressed P-256 point `04 || x || y`.
 fn coordinates(point: &[u8]) -> (&[u8], &[u8]) {
     let xy = point.get(1..).unwrap_or_default();
     xy.split_at(xy.len() / 2)
-}
-
-/// RFC 7638 thumbprint of an EC P-256 public key, base64url.
-fn thumbprint(point: &[u8]) -> String {
-    let (x, y) = coordinates(point);
-    // Members in lexicographic order, no whitespace, as RFC 7638 §3 requires.
-    let canonical = format!(
-        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-        b64_encode(x),
-        b64_encode(y)
-    );
-    b64_encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
 }

@@ -9,6 +9,11 @@
 //! server does when it creates an object. On request it also accepts TLS client certificates
 //! issued by its CA, and hands out one ([`Builder::accept_client_certificates`]).
 //!
+//! [`ClusterDouble`] builds on it for token authentication: TokenReview against its own
+//! signing keys (after a latency the test chooses), the service-account issuer discovery
+//! (`/.well-known/openid-configuration`, `/openid/v1/jwks`), key rotation, and projected
+//! ServiceAccount tokens minted with those keys.
+//!
 //! This crate is not published; the workspace's tests use it as a dev-dependency. What cannot
 //! fail in a test (making a key, binding a port on `127.0.0.1`) panics, saying what failed.
 //!
@@ -77,6 +82,8 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod cluster;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -96,6 +103,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+
+pub use cluster::{ClusterBuilder, ClusterDouble};
 
 /// One request the double received.
 #[derive(Clone, Debug)]

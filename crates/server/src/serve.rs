@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_authn::{
-    AnyAuthenticator, Jwks, JwksAuthenticator, JwksReloader, JwtConfig, StaticAuthenticator,
-    TokenReviewAuthenticator, TokenReviewConfig,
+    AnyAuthenticator, Jwks, JwksAuthenticator, JwksReloader, JwtConfig, KeysRefresh,
+    OidcAuthenticator, OidcConfig, StaticAuthenticator, TokenReviewAuthenticator,
+    TokenReviewConfig,
 };
 use meshid_ca::Ca;
 use meshid_grpc::{GrpcLimits, IdentityService, ServingIdentity, ServingMetrics, TlsMode};
@@ -48,6 +49,14 @@ pub enum TokenValidation {
     Jwks(PathBuf),
     /// A static token file (development).
     Static(PathBuf),
+    /// Offline validation with the keys the API server publishes (service-account issuer
+    /// discovery, through [`ServeConfig::kube_api`]), refreshed every 5 minutes and on an
+    /// unknown `kid`; with `review_fallback`, what cannot be judged offline goes to
+    /// TokenReview (`oidc`), else it is refused (`oidc-only`).
+    Oidc {
+        /// Hand tokens it cannot judge offline to TokenReview.
+        review_fallback: bool,
+    },
 }
 
 impl FromStr for TokenValidation {
@@ -55,11 +64,18 @@ impl FromStr for TokenValidation {
     fn from_str(s: &str) -> Result<Self, Error> {
         match s.split_once(':') {
             None if s == "tokenreview" => Ok(Self::TokenReview),
+            None if s == "oidc" => Ok(Self::Oidc {
+                review_fallback: true,
+            }),
+            None if s == "oidc-only" => Ok(Self::Oidc {
+                review_fallback: false,
+            }),
             Some(("jwks", path)) if !path.is_empty() => Ok(Self::Jwks(path.into())),
             Some(("static", path)) if !path.is_empty() => Ok(Self::Static(path.into())),
             _ => Err(Error::Config {
                 reason: format!(
-                    "invalid token validation '{s}': expected tokenreview, jwks:FILE or static:FILE"
+                    "invalid token validation '{s}': expected tokenreview, oidc, oidc-only, \
+                     jwks:FILE or static:FILE"
                 ),
             }),
         }
@@ -318,15 +334,21 @@ pub async fn start_with_clock(
     let api_server = kube_api
         .as_ref()
         .map(|api| (api.api_server(), api.source.clone()));
-    let (authenticator, jwks_reloader) =
+    let (authenticator, key_refresh) =
         authenticator(&config, kube_api.as_ref(), authn_metrics.clone()).await?;
     let (events, kube_events) = event_sink(&config, kube_api).await?;
     // Which cluster was found matters when it was discovered (KUBECONFIG, ~/.kube/config).
     if let Some((api_server, source)) = api_server {
         tracing::info!(%api_server, %source, "Kubernetes API server");
     }
-    if config.token_validation == TokenValidation::TokenReview && config.kube_api.audience_fallback
-    {
+    let reviews = matches!(
+        config.token_validation,
+        TokenValidation::TokenReview
+            | TokenValidation::Oidc {
+                review_fallback: true
+            }
+    );
+    if reviews && config.kube_api.audience_fallback {
         tracing::warn!(
             "--token-review-audience-fallback is on: a TokenReview refused for its audience is \
              retried without audiences, so tokens of other audiences (any pod's default token) \
@@ -472,15 +494,25 @@ pub async fn start_with_clock(
         reloader.run(signal(rx)).await;
         Ok(())
     });
-    if let Some(jwks) = jwks_reloader {
-        let jwks = jwks
-            .with_options(config.reload.poll_interval, config.reload.watch)
-            .with_metrics(authn_metrics);
-        let rx = stopped.clone();
-        tasks.spawn(async move {
-            jwks.run(signal(rx)).await;
-            Ok(())
-        });
+    match key_refresh {
+        Some(KeyRefresh::File(jwks)) => {
+            let jwks = jwks
+                .with_options(config.reload.poll_interval, config.reload.watch)
+                .with_metrics(authn_metrics);
+            let rx = stopped.clone();
+            tasks.spawn(async move {
+                jwks.run(signal(rx)).await;
+                Ok(())
+            });
+        }
+        Some(KeyRefresh::Discovery(oidc)) => {
+            let rx = stopped.clone();
+            tasks.spawn(async move {
+                oidc.run(signal(rx)).await;
+                Ok(())
+            });
+        }
+        None => {}
     }
 
     let service = IdentityService::new(Arc::clone(&ca), authenticator, Arc::clone(&clock))
@@ -564,7 +596,11 @@ fn read_bundle(config: &ServeConfig) -> Result<TrustBundle, Error> {
 /// kubeconfig given, else where kubectl would look (`KUBECONFIG`, `~/.kube/config`,
 /// in-cluster).
 fn kube_api(config: &ServeConfig) -> Result<Option<KubeApiConfig>, Error> {
-    if config.token_validation != TokenValidation::TokenReview && !config.kube_events {
+    let needs_api = matches!(
+        config.token_validation,
+        TokenValidation::TokenReview | TokenValidation::Oidc { .. }
+    );
+    if !needs_api && !config.kube_events {
         return Ok(None);
     }
     let kube = &config.kube_api;
@@ -595,29 +631,79 @@ async fn event_sink(
     Ok((Arc::new((TracingSink, kube)), Some(task)))
 }
 
-/// The authenticator `--token-validation` asks for, and for a JWKS file the reloader that
-/// follows it.
+/// What keeps an authenticator's keys current.
+enum KeyRefresh {
+    /// A JWKS file, reloaded when it changes.
+    File(JwksReloader),
+    /// The API server's published keys, fetched periodically.
+    Discovery(Arc<OidcAuthenticator>),
+}
+
+/// The authenticator `--token-validation` asks for, and what keeps its keys current.
 async fn authenticator(
     config: &ServeConfig,
     kube_api: Option<&KubeApiConfig>,
     metrics: meshid_authn::Metrics,
-) -> Result<(AnyAuthenticator, Option<JwksReloader>), Error> {
+) -> Result<(AnyAuthenticator, Option<KeyRefresh>), Error> {
+    let api = || {
+        kube_api.cloned().ok_or_else(|| Error::Config {
+            reason: "TokenReview and OIDC token validation need the Kubernetes API server \
+                     settings"
+                .to_owned(),
+        })
+    };
+    let review = |api: KubeApiConfig| {
+        let mut review = TokenReviewConfig::with_api(api);
+        let kube = &config.kube_api;
+        review.qps = kube.qps;
+        review.burst = kube.burst;
+        review.audience_fallback = kube.audience_fallback;
+        review.clock_skew = config.policy.clock_skew;
+        let metrics = metrics.clone();
+        async move {
+            Ok::<_, Error>(
+                TokenReviewAuthenticator::new(review)
+                    .await
+                    .map_err(Error::Authn)?
+                    .with_metrics(metrics),
+            )
+        }
+    };
     Ok(match &config.token_validation {
         TokenValidation::TokenReview => {
-            let api = kube_api.cloned().ok_or_else(|| Error::Config {
-                reason: "TokenReview needs the Kubernetes API server settings".to_owned(),
-            })?;
-            let mut review = TokenReviewConfig::with_api(api);
-            let kube = &config.kube_api;
-            review.qps = kube.qps;
-            review.burst = kube.burst;
-            review.audience_fallback = kube.audience_fallback;
-            review.clock_skew = config.policy.clock_skew;
-            let authenticator = TokenReviewAuthenticator::new(review)
+            let authenticator = review(api()?).await?;
+            (AnyAuthenticator::TokenReview(Box::new(authenticator)), None)
+        }
+        TokenValidation::Oidc { review_fallback } => {
+            let api = api()?;
+            let fallback = match review_fallback {
+                true => Some(review(api.clone()).await?),
+                false => None,
+            };
+            let mut oidc = OidcConfig::new(api);
+            oidc.clock_skew = config.policy.clock_skew;
+            let authenticator = OidcAuthenticator::new(oidc, fallback)
                 .await
                 .map_err(Error::Authn)?
-                .with_metrics(metrics);
-            (AnyAuthenticator::TokenReview(Box::new(authenticator)), None)
+                .with_metrics(metrics.clone());
+            // Fetched before serving: a failing discovery is logged at start (and tokens go
+            // to the fallback until it answers).
+            if let KeysRefresh::Updated = authenticator.refresh_now().await {
+                tracing::info!(
+                    issuer = authenticator.issuer().unwrap_or_default(),
+                    fallback = if *review_fallback {
+                        "tokenreview"
+                    } else {
+                        "none"
+                    },
+                    "validating tokens offline with the cluster's published keys"
+                );
+            }
+            let authenticator = Arc::new(authenticator);
+            (
+                AnyAuthenticator::Oidc(Arc::clone(&authenticator)),
+                Some(KeyRefresh::Discovery(authenticator)),
+            )
         }
         TokenValidation::Jwks(path) => {
             let jwks = Jwks::from_file(path).map_err(Error::Authn)?;
@@ -626,7 +712,10 @@ async fn authenticator(
             jwt.clock_skew = config.policy.clock_skew;
             let authenticator = JwksAuthenticator::new(jwks, jwt).map_err(Error::Authn)?;
             let reloader = JwksReloader::new(path, &authenticator);
-            (AnyAuthenticator::Jwks(authenticator), Some(reloader))
+            (
+                AnyAuthenticator::Jwks(authenticator),
+                Some(KeyRefresh::File(reloader)),
+            )
         }
         TokenValidation::Static(path) => (
             AnyAuthenticator::Static(StaticAuthenticator::from_file(path).map_err(Error::Authn)?),

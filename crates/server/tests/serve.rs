@@ -208,8 +208,21 @@ fn token_validation_flags() {
         TokenValidation::Static("t.csv".into())
     );
     assert_eq!(
+        "oidc".parse::<TokenValidation>().unwrap(),
+        TokenValidation::Oidc {
+            review_fallback: true
+        }
+    );
+    assert_eq!(
+        "oidc-only".parse::<TokenValidation>().unwrap(),
+        TokenValidation::Oidc {
+            review_fallback: false
+        }
+    );
+    assert_eq!(
         "jwt".parse::<TokenValidation>().unwrap_err().to_string(),
-        "invalid token validation 'jwt': expected tokenreview, jwks:FILE or static:FILE"
+        "invalid token validation 'jwt': expected tokenreview, oidc, oidc-only, jwks:FILE or \
+         static:FILE"
     );
 }
 

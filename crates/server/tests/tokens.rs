@@ -1,5 +1,6 @@
 //! Token authentication as users see it: the identity service started with `serve::start`,
-//! certifying over gRPC, with TokenReview against the local API server double or a JWKS file.
+//! certifying over gRPC, with TokenReview against the local API server double, offline with the
+//! keys it publishes (OIDC discovery), or a JWKS file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +18,7 @@ use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use meshid_authn::{JwtSigner, TokenParams};
 use meshid_csr::{Csr, CsrParams, KeyPair};
-use meshid_kube_testing::{Answer, ApiServerDouble, Request};
+use meshid_kube_testing::{Answer, ApiServerDouble, ClusterDouble, Request};
 use meshid_policy::{KeyAlgorithm, Mesh, SanMode, ServiceAccount};
 use meshid_server::dev::{DEV_TOKEN_ISSUER, DevState};
 use meshid_server::serve::{Running, ServeConfig, TokenValidation};
@@ -365,4 +366,64 @@ async fn jwks_key_rotation_is_picked_up_without_restart() {
     assert_eq!(certifier.certify(&token(&new)).await.0, Code::Ok);
     stop.send(()).unwrap();
     running.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_validates_offline_and_reviews_only_what_it_cannot_judge() {
+    let dir = temp_dir("oidc");
+    let dev = DevState::prepare(dir.path().join("dev"), now()).unwrap();
+    let cluster = ClusterDouble::start().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.kubeconfig("identity-token")).unwrap();
+    let sa = ServiceAccount::new("emojivoto", "web").unwrap();
+    let token = || cluster.token(&TokenParams::new(sa.clone(), now()));
+
+    for (validation, reviews) in [("oidc", 1), ("oidc-only", 0)] {
+        let before = cluster.reviews();
+        let mut config = config(&dev, validation.parse().unwrap());
+        config.kube_api.kubeconfig = Some(kubeconfig.clone());
+        let (running, stop) = serve(config).await;
+        let certifier = Certifier::connect(&running).await;
+
+        // A pod-start storm's worth of distinct tokens: all offline, no TokenReview.
+        for _ in 0..20 {
+            assert_eq!(certifier.certify(&token()).await, (Code::Ok, String::new()));
+        }
+        assert_eq!(cluster.reviews(), before, "{validation}");
+        assert_eq!(
+            metric(
+                &running,
+                "identity_token_validations_total{method=\"offline\"}"
+            )
+            .await,
+            20.0
+        );
+        assert_eq!(
+            metric(
+                &running,
+                "identity_oidc_key_refreshes_total{result=\"updated\"}"
+            )
+            .await,
+            1.0
+        );
+
+        // A token signed by a key the cluster never published: reviewed when a fallback is
+        // configured (and refused by the API server), refused offline otherwise.
+        let stranger = JwtSigner::generate(cluster.issuer()).unwrap();
+        let (code, message) = certifier
+            .certify(&stranger.sign(&TokenParams::new(sa.clone(), now())).unwrap())
+            .await;
+        assert_eq!(code, Code::InvalidArgument, "{validation}: {message}");
+        assert_eq!(cluster.reviews() - before, reviews, "{validation}");
+        assert_eq!(
+            metric(
+                &running,
+                "identity_token_validations_total{method=\"tokenreview\"}"
+            )
+            .await,
+            reviews as f64
+        );
+        stop.send(()).unwrap();
+        running.wait().await.unwrap();
+    }
 }

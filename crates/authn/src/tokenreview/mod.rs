@@ -180,6 +180,8 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
         let mut authenticated = Authenticated::new(service_account);
         authenticated.pod_name = first(EXTRA_POD_NAME);
         authenticated.pod_uid = first(EXTRA_POD_UID);
+        // A ServiceAccount's user info carries the ServiceAccount's uid.
+        authenticated.service_account_uid = user.uid.filter(|u| !u.is_empty());
         Ok(authenticated)
     }
 
