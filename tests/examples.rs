@@ -1,5 +1,6 @@
-//! The example binaries, run as processes: `mesh-demo` tells its story, and two `proxy`
-//! processes carry bytes over mTLS after being certified by the identity service.
+//! The example binaries, run as processes: `mesh-demo` tells its story, two `proxy`
+//! processes carry bytes over mTLS after being certified by the identity service, and a small
+//! `storm` certifies every proxy in both token-validation modes.
 //!
 //! Cargo gives integration tests no path to example binaries, so they are looked up next to
 //! this test's own binary (`target/<profile>/examples/`). `cargo test` builds them; when only
@@ -1152,4 +1153,40 @@ async fn replicas_are_interchangeable_through_a_kill_and_a_restart() {
     for process in replicas.iter_mut().flatten() {
         process.assert_running();
     }
+}
+
+/// The storm benchmark, small: both validation modes over both transports, every proxy
+/// certified, the offline runs without a single TokenReview, and the report's lines there.
+#[test]
+fn storm_certifies_every_proxy_in_both_modes() {
+    let dir = scratch("storm");
+    let mut storm = Process::spawn(
+        "storm",
+        &example("storm"),
+        &[
+            ("--proxies", "300"),
+            ("--qps", "2000"),
+            ("--burst", "100"),
+            ("--start-window-ms", "300"),
+            ("--give-up-after-secs", "120"),
+        ],
+        dir.path(),
+    );
+    let status = storm.wait(Duration::from_secs(600));
+    let output = storm.output();
+    assert!(status.success(), "{status}:\n{output}");
+    let runs: Vec<&str> = output.split("== storm: ").skip(1).collect();
+    assert_eq!(runs.len(), 4, "{output}");
+    for run in &runs {
+        assert!(run.contains("failures 0;"), "{run}");
+        assert!(run.contains("peak-to-mean"), "{run}");
+    }
+    for offline in runs.iter().filter(|r| r.contains("offline (oidc)")) {
+        assert!(offline.contains("TokenReviews 0\n"), "{offline}");
+    }
+    for review in runs.iter().filter(|r| r.contains("TokenReview (QPS")) {
+        // One review per proxy: distinct tokens, nothing cached.
+        assert!(review.contains("TokenReviews 300\n"), "{review}");
+    }
+    assert_eq!(output.matches("storm speed-up over").count(), 2, "{output}");
 }

@@ -423,13 +423,11 @@ pub async fn start_with_clock(
     let admin_state = Arc::new(admin_state);
 
     // Listeners first: readiness means the gRPC listener is up.
-    let grpc_listener = TcpListener::bind(config.grpc_addr)
-        .await
-        .map_err(|e| Error::Bind {
-            what: "gRPC",
-            addr: config.grpc_addr,
-            reason: e.to_string(),
-        })?;
+    let grpc_listener = bind_grpc(config.grpc_addr).map_err(|e| Error::Bind {
+        what: "gRPC",
+        addr: config.grpc_addr,
+        reason: e.to_string(),
+    })?;
     let admin_listener = admin::bind(config.admin_addr).await?;
     let grpc_addr = grpc_listener.local_addr().map_err(|e| Error::Config {
         reason: e.to_string(),
@@ -631,6 +629,24 @@ async fn event_sink(
     Ok((Arc::new((TracingSink, kube)), Some(task)))
 }
 
+/// Connections the kernel may hold for the gRPC listener before it accepts them (capped by
+/// `net.core.somaxconn`). A pod-start storm opens thousands of connections within a second;
+/// tokio's default of 1,024 would have the kernel refuse some while the service is busy.
+pub const GRPC_LISTEN_BACKLOG: u32 = 4096;
+
+/// The gRPC listener, with room for a storm of connections ([`GRPC_LISTEN_BACKLOG`]).
+fn bind_grpc(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio bind: a restarted service reuses its port at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(GRPC_LISTEN_BACKLOG)
+}
+
 /// What keeps an authenticator's keys current.
 enum KeyRefresh {
     /// A JWKS file, reloaded when it changes.
@@ -722,4 +738,30 @@ async fn authenticator(
             None,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More connections than tokio's default backlog (1,024) wait for `accept` without being
+    /// refused or left hanging by the kernel.
+    #[tokio::test]
+    async fn the_grpc_listener_holds_a_storm_of_connections_before_accepting() {
+        let listener = bind_grpc(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap_or_else(|e| {
+            panic!("bind: {e}");
+        });
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut pending = Vec::new();
+        for i in 0..1_200 {
+            let connect = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_secs(5), connect).await {
+                Ok(Ok(stream)) => pending.push(stream),
+                Ok(Err(e)) => panic!("connection {i} refused: {e}"),
+                Err(_) => panic!("connection {i} not established within 5 s: the backlog is full"),
+            }
+        }
+        assert_eq!(pending.len(), 1_200);
+        drop(listener);
+    }
 }
