@@ -207,12 +207,10 @@ impl StormReport {
         self.server_cpu.as_secs_f64() * 1e6 / self.certified.max(1) as f64
     }
 
-    /// The floor for this mode: TokenReview moves the token check to the API server.
+    /// The floor, the same for both modes so they compare: `t_sign + t_verify +
+    /// t_token_verify` (with TokenReview the token is verified by the API server instead).
     pub fn floor_us(&self) -> f64 {
-        match self.validation {
-            Validation::Oidc => self.floor.issue_with_token_us(),
-            Validation::Tokenreview => self.floor.issue_us(),
-        }
+        self.floor.issue_with_token_us()
     }
 
     /// The TokenReview target: `(N − burst) / QPS`, times the allowed slack.
@@ -265,10 +263,6 @@ impl StormReport {
         let f = &self.floor;
         let floor = self.floor_us();
         let ratio = self.cpu_per_certify_us() / floor;
-        let token = match self.validation {
-            Validation::Oidc => format!(" + t_token_verify {:.1}", f.token_verify_us),
-            Validation::Tokenreview => String::new(),
-        };
         let cpu_target = match (self.validation, self.transport) {
             (Validation::Oidc, Transport::H2c) => format!(
                 " (target ≤ {TARGET_OFFLINE_CPU_RATIO}: {})",
@@ -277,11 +271,12 @@ impl StormReport {
             _ => String::new(),
         };
         out.push_str(&format!(
-            "server CPU per certify {:.1} µs = {ratio:.2} × floor (t_sign {:.1} + t_verify {:.1}{token} \
-             = {floor:.1} µs){cpu_target}\n",
+            "server CPU per certify {:.1} µs = {ratio:.2} × floor (t_sign {:.1} + t_verify {:.1} + \
+             t_token_verify {:.1} = {floor:.1} µs){cpu_target}\n",
             self.cpu_per_certify_us(),
             f.sign_us,
             f.verify_us,
+            f.token_verify_us,
         ));
         let rss_target = match self.validation {
             Validation::Oidc => format!(
@@ -781,7 +776,7 @@ mod tests {
         // 1.15 × (10,000 − 200) / 100 = 112.7 s.
         assert!((report.review_target().as_secs_f64() - 112.7).abs() < 1e-6);
         assert!((report.cpu_per_certify_us() - 200.0).abs() < 1e-9);
-        assert!((report.floor_us() - 80.0).abs() < 1e-9);
+        assert!((report.floor_us() - 140.0).abs() < 1e-9);
         let text = report.render();
         assert!(
             text.contains(
@@ -789,6 +784,9 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("= 2.50 × floor"), "{text}");
+        assert!(
+            text.contains("200.0 µs = 1.43 × floor (t_sign 20.0 + t_verify 60.0 + t_token_verify 60.0 = 140.0 µs)"),
+            "{text}"
+        );
     }
 }
