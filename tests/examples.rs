@@ -1106,6 +1106,10 @@ async fn replicas_are_interchangeable_through_a_kill_and_a_restart() {
         )
         .await;
     replicas[1] = Some(restarted);
+    // Calls that met replica 1 while it was down ejected it from every balancer for
+    // EJECT_AFTER_FAILURE; the last quarter starts once that has passed, however fast or slow
+    // the machine got the first three quarters done.
+    tokio::time::sleep(meshid::grpc::EJECT_AFTER_FAILURE + Duration::from_secs(1)).await;
     restarted_tx.send_replace(true);
 
     let mut serials = std::collections::HashSet::new();
