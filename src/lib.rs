@@ -72,6 +72,3 @@ pub use meshid_server as server;
 pub use meshid_verify as verify;
 pub use meshid_watch as watch;
 pub use meshid_workload_api as workload_api;
-
-#[doc(hidden)]
-pub mod fuzzing;

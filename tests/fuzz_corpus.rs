@@ -26,7 +26,7 @@ use anyhow::{Context, Result, ensure};
 use meshid::ca::Ca;
 use meshid::ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
 use meshid::csr::{Csr, CsrLimits, CsrParams, KeyPair, ParsedCsr};
-use meshid::fuzzing::{self, CHAIN_NOW, decode_chain, encode_chain};
+use meshid_fuzzing::{self as fuzzing, CHAIN_NOW, decode_chain, encode_chain};
 use meshid::policy::{
     IssuancePolicy, KeyAlgorithm, Mesh, San, SanMode, ServiceAccount, parse_go_duration,
 };
@@ -38,7 +38,7 @@ use rcgen::{
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-/// A `meshid::fuzzing` entry point.
+/// A `meshid_fuzzing` entry point.
 type EntryPoint = fn(&[u8]);
 
 /// Every fuzz target and its entry point.

@@ -1,4 +1,4 @@
 //! Fuzzes certificate chains (anchor, leaf, intermediates), through mesh-profile verification.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid::fuzzing::chain(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid_fuzzing::chain(data));

@@ -1,4 +1,4 @@
 //! Fuzzes DER certificate signing requests, through the CA's parser and issuance policy.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid::fuzzing::csr(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid_fuzzing::csr(data));

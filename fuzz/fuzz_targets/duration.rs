@@ -1,4 +1,4 @@
 //! Fuzzes Go durations, through parsing and the format/parse round trip.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid::fuzzing::duration(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid_fuzzing::duration(data));

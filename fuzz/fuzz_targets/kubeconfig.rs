@@ -1,4 +1,4 @@
 //! Fuzzes kubeconfig files: kube's parser, then meshid's checks of a context.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid::fuzzing::kubeconfig(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| meshid_fuzzing::kubeconfig(data));

@@ -1,12 +1,32 @@
-//! Fuzz entry points: one per parser, each asserting round trips and invariants, not only the
-//! absence of panics.
+//! Fuzz entry points for meshid: one per parser, each asserting round trips and invariants,
+//! not only the absence of panics.
 //!
-//! The cargo-fuzz targets in `fuzz/fuzz_targets/` call these functions, and
-//! `tests/fuzz_corpus.rs` replays the committed corpora through them as an ordinary test, so
-//! the corpora cannot rot on a stable toolchain. Every function accepts any input: it panics
-//! only when an invariant of the library breaks, and the panic message names the invariant.
+//! The cargo-fuzz targets in `fuzz/fuzz_targets/` call these functions, and the workspace's
+//! `tests/fuzz_corpus.rs` replays the committed corpora through them as an ordinary test (each
+//! input's recorded verdict checked), so the corpora cannot rot on a stable toolchain. Every
+//! function accepts any input: it panics only when an invariant of the library breaks, and the
+//! panic message names the invariant.
 //!
-//! This module is not part of the public API.
+//! Not published: a test and fuzzing harness, kept out of the `meshid` facade.
+//!
+//! # Example
+//!
+//! ```
+//! // Any bytes are fine: garbage is refused with a message, never a panic.
+//! meshid_fuzzing::duration(b"1h30m");
+//! meshid_fuzzing::duration(b"\xff not a duration");
+//! meshid_fuzzing::csr(b"not DER");
+//! meshid_fuzzing::pem_bundle(b"-----BEGIN CERTIFICATE-----\nAAAA\n");
+//!
+//! // A chain input is length-prefixed DER blobs; encoding and decoding round-trip.
+//! let blobs: [&[u8]; 2] = [&[0x30, 0x00], &[0x30, 0x03, 1, 2, 3]];
+//! let encoded = meshid_fuzzing::encode_chain(&blobs).expect("two short blobs");
+//! assert_eq!(meshid_fuzzing::decode_chain(&encoded), Some(blobs.to_vec()));
+//! meshid_fuzzing::chain(&encoded); // not certificates: refused, no panic
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
