@@ -26,11 +26,11 @@ use anyhow::{Context, Result, ensure};
 use meshid::ca::Ca;
 use meshid::ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
 use meshid::csr::{Csr, CsrLimits, CsrParams, KeyPair, ParsedCsr};
-use meshid_fuzzing::{self as fuzzing, CHAIN_NOW, decode_chain, encode_chain};
 use meshid::policy::{
     IssuancePolicy, KeyAlgorithm, Mesh, San, SanMode, ServiceAccount, parse_go_duration,
 };
 use meshid::verify::{TrustBundle, Usage, VerifyOptions, verify_chain};
+use meshid_fuzzing::{self as fuzzing, CHAIN_NOW, decode_chain, encode_chain};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyUsagePurpose, SanType, SerialNumber,

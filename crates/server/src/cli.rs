@@ -1,4 +1,7 @@
-//! Command-line helpers shared by the identity service's binaries.
+//! The identity service's command lines: [`identity_ca`] (the `identity-ca` binary), and the
+//! helpers they share.
+
+pub mod identity_ca;
 
 /// Rewrites Linkerd's single-dash long flags (`-identity-trust-domain=cluster.local`,
 /// `-log-level info`) to the double-dash form (`--identity-trust-domain=...`), so the Linkerd

@@ -103,4 +103,10 @@ pub enum Error {
     /// Kubernetes manifests could not be written, or read back ([`manifests`]).
     #[error(transparent)]
     Manifests(manifests::ManifestError),
+    /// A ServiceAccount or identity name given on the command line is not valid.
+    #[error(transparent)]
+    Policy(meshid_policy::Error),
+    /// `--identity-scheme` names no issuer layout.
+    #[error("--identity-scheme: {0}")]
+    Scheme(meshid_issuer::Error),
 }
