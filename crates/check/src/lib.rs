@@ -95,6 +95,7 @@
 
 mod certs;
 mod checks;
+pub mod cli;
 pub mod danger;
 mod error;
 mod inputs;
