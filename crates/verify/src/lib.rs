@@ -138,9 +138,16 @@
 mod anchor_signatures;
 mod bundle;
 mod error;
+#[cfg(feature = "rustls")]
+mod rustls_glue;
 mod verify;
 mod x509;
 
 pub use bundle::{Anchor, TrustBundle};
 pub use error::{AnchorProblem, Error, MalformedCertificate, PemProblem};
 pub use verify::{Usage, VerifiedPeer, VerifyOptions, verify_chain, verify_identity};
+
+/// rustls, for [`handshake_signatures!`]'s expansion (not an API).
+#[cfg(feature = "rustls")]
+#[doc(hidden)]
+pub use rustls as __rustls;
