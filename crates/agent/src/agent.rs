@@ -13,7 +13,7 @@ use meshid_grpc::{GrpcCertifier, Timeouts};
 use meshid_policy::{Mesh, SanMode, ServiceAccount, SystemClock};
 use meshid_rotation::BackoffPolicy;
 use meshid_sds::SdsService;
-use meshid_server::admin::{self, AdminState};
+use meshid_admin::{self as admin, AdminState};
 use meshid_verify::TrustBundle;
 use meshid_workload_api::{DEFAULT_SOCKET_MODE, UnixSocket, WorkloadApiService, remove_socket};
 use prometheus_client::registry::Registry;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// The admin listener could not be bound.
     #[error(transparent)]
-    Admin(meshid_server::Error),
+    Admin(meshid_admin::Error),
     /// The identity client or the trust-bundle watcher could not be set up.
     #[error(transparent)]
     Client(meshid_client::Error),

@@ -38,6 +38,9 @@
 
 use std::net::SocketAddr;
 
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 pub mod inbound;
 pub mod outbound;
 
@@ -81,4 +84,19 @@ pub enum Error {
     /// The TLS configuration could not be built.
     #[error(transparent)]
     Tls(#[from] meshid_client::Error),
+    /// The admin server could not be set up (feature `cli`).
+    #[cfg(feature = "cli")]
+    #[error(transparent)]
+    Admin(#[from] meshid_admin::Error),
+    /// The command line could not start or keep running the proxy: what it was doing, and
+    /// the error underneath (feature `cli`).
+    #[cfg(feature = "cli")]
+    #[error("{what}")]
+    Start {
+        /// What failed, naming the flag where one is to blame.
+        what: String,
+        /// Why.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }

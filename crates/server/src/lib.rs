@@ -45,7 +45,8 @@
 
 use std::net::SocketAddr;
 
-pub mod admin;
+/// The admin HTTP endpoint (`meshid-admin`), re-exported where the service's users find it.
+pub use meshid_admin as admin;
 pub mod cli;
 pub mod dev;
 pub mod linkerd;
@@ -57,6 +58,9 @@ pub mod serve;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The admin HTTP server could not be set up (its limits, its listener).
+    #[error(transparent)]
+    Admin(#[from] meshid_admin::Error),
     /// Token authentication could not be set up.
     #[error(transparent)]
     Authn(meshid_authn::Error),

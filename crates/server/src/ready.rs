@@ -155,3 +155,10 @@ impl fmt::Debug for Readiness {
             .finish_non_exhaustive()
     }
 }
+
+/// The admin server's `/ready` answers from these checks: 503 with each reason while one fails.
+impl meshid_admin::ReadyCheck for Readiness {
+    fn check(&self) -> Result<(), Vec<String>> {
+        Self::check(self).map_err(|reasons| reasons.iter().map(ToString::to_string).collect())
+    }
+}

@@ -1,4 +1,38 @@
-//! The admin HTTP server: `/ping`, `/live`, `/ready`, `/metrics`.
+//! The admin HTTP endpoint of meshid's processes (the identity service, the proxy): `/ping`,
+//! `/live`, `/ready`, `/metrics`, over HTTP/1.1 with strict limits ([`AdminLimits`]).
+//!
+//! `/ready` answers from a flag the owner sets ([`AdminState::set_ready`]) or from checks it
+//! hands over ([`AdminState::with_readiness`], any [`ReadyCheck`]), with the reasons when not
+//! ready.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use meshid_admin::{AdminLimits, AdminState, ReadyCheck};
+//! use prometheus_client::registry::Registry;
+//!
+//! struct Warming;
+//! impl ReadyCheck for Warming {
+//!     fn check(&self) -> Result<(), Vec<String>> {
+//!         Err(vec!["no certificate yet".to_owned()])
+//!     }
+//! }
+//!
+//! let state = AdminState::new(Registry::default(), || {}).with_readiness(Warming);
+//! assert_eq!(state.check_ready(), Err(vec!["no certificate yet".to_owned()]));
+//!
+//! let flag = AdminState::new(Registry::default(), || {});
+//! assert!(flag.check_ready().is_err());
+//! flag.set_ready(true);
+//! assert!(flag.check_ready().is_ok());
+//! assert!(AdminLimits::default().validate().is_ok());
+//! # let _ = Arc::new(flag);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 
 use core::convert::Infallible;
 use core::future::Future;
@@ -18,8 +52,33 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::Error;
-use crate::ready::Readiness;
+/// Why the admin server could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listener could not be bound.
+    #[error("cannot listen for admin on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A limit is outside its allowed range.
+    #[error("invalid admin server limit {name}: {reason}")]
+    Limit {
+        /// The limit's field name.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Checks that say whether a process is ready, and if not, why.
+pub trait ReadyCheck: Send + Sync {
+    /// `Ok` when ready, else the reasons (each one line).
+    fn check(&self) -> Result<(), Vec<String>>;
+}
 
 /// `/ping`: 200 `pong` while the process answers (Linkerd's liveness path).
 pub const PING_PATH: &str = "/ping";
@@ -70,9 +129,7 @@ impl AdminLimits {
 
     /// Checks every limit against its allowed range.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |name: &str, reason: String| Error::Config {
-            reason: format!("invalid admin server limit {name}: {reason}"),
-        };
+        let invalid = |name: &'static str, reason: String| Error::Limit { name, reason };
         let timeout = self.header_read_timeout;
         if !Self::HEADER_READ_TIMEOUT.contains(&timeout) {
             return Err(invalid(
@@ -112,8 +169,8 @@ pub struct AdminState {
 enum Ready {
     /// A flag set by the owner ([`AdminState::set_ready`]): `ready` or `not ready`.
     Flag(AtomicBool),
-    /// The identity service's checks, with the reasons.
-    Service(Readiness),
+    /// The owner's checks, with the reasons.
+    Checks(Box<dyn ReadyCheck>),
 }
 
 impl AdminState {
@@ -128,14 +185,15 @@ impl AdminState {
         }
     }
 
-    /// `/ready` answers from the identity service's `readiness`, checked on every request:
-    /// 200, or 503 with the reasons.
-    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
-        self.ready = Ready::Service(readiness);
+    /// `/ready` answers from `readiness`, checked on every request: 200, or 503 with the
+    /// reasons.
+    #[must_use]
+    pub fn with_readiness(mut self, readiness: impl ReadyCheck + 'static) -> Self {
+        self.ready = Ready::Checks(Box::new(readiness));
         self
     }
 
-    /// Marks the service ready or not (unless it answers from a [`Readiness`]).
+    /// Marks the process ready or not (unless it answers from a [`ReadyCheck`]).
     pub fn set_ready(&self, ready: bool) {
         if let Ready::Flag(flag) = &self.ready {
             flag.store(ready, Ordering::SeqCst);
@@ -147,9 +205,7 @@ impl AdminState {
         match &self.ready {
             Ready::Flag(flag) if flag.load(Ordering::SeqCst) => Ok(()),
             Ready::Flag(_) => Err(Vec::new()),
-            Ready::Service(readiness) => readiness
-                .check()
-                .map_err(|reasons| reasons.iter().map(ToString::to_string).collect()),
+            Ready::Checks(readiness) => readiness.check(),
         }
     }
 
@@ -206,7 +262,6 @@ impl AdminState {
 /// Binds the admin listener.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr).await.map_err(|e| Error::Bind {
-        what: "admin",
         addr,
         reason: e.to_string(),
     })
