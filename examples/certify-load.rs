@@ -39,6 +39,7 @@ use meshid::grpc::proto::CertifyRequest;
 use meshid::grpc::proto::identity_client::IdentityClient;
 use meshid::policy::{KeyAlgorithm, Mesh, Namespace, SanMode, ServiceAccount, TrustDomain};
 use meshid::server::dev::DevState;
+use meshid_loadgen::process;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{self, EcdsaKeyPair, KeyPair as _};
 use time::OffsetDateTime;
@@ -467,60 +468,14 @@ fn http_ready(admin: SocketAddr) -> bool {
     response.starts_with(b"HTTP/1.1 200") || response.starts_with(b"HTTP/1.0 200")
 }
 
-/// CPU time (user + system) of a process, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: &str, ticks_per_second: f64) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("{path}: no command name"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Field 3 (state) is fields[0]: utime (14) and stime (15) are fields[11] and fields[12].
-    let ticks = |i: usize| -> Result<f64> {
-        let field = fields
-            .get(i)
-            .with_context(|| format!("{path}: too few fields"))?;
-        let value: u64 = field
-            .parse()
-            .with_context(|| format!("{path}: field {}", i + 3))?;
-        Ok(value as f64)
-    };
-    Ok((ticks(11)? + ticks(12)?) / ticks_per_second)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
+/// CPU time (user + system) of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    Ok(process::cpu_time(pid)?.as_secs_f64())
 }
 
 /// `VmRSS` and `VmHWM` (peak) of a process, in MiB.
 fn memory_mib(pid: u32) -> Result<(f64, f64)> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let field = |name: &str| -> Result<f64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("{path}: no {name}"))?;
-        let kib: f64 = line
-            .trim_start_matches(name)
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .with_context(|| format!("{path}: {line}"))?;
-        Ok(kib / 1024.0)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
+    Ok(process::memory_mib(pid)?)
 }
 
 /// `/proc/loadavg`'s three load averages: other work on the machine skews every figure.
@@ -653,18 +608,16 @@ async fn load(cli: &Cli, target: &Target, requests: Arc<Vec<CertifyRequest>>) ->
     )
     .await?;
 
-    let ticks = clock_ticks();
-    let pid = target.pid.map(|p| p.to_string());
-    let server_before = pid.as_deref().map(|p| cpu_seconds(p, ticks)).transpose()?;
-    let client_before = cpu_seconds("self", ticks)?;
+    let server_before = target.pid.map(cpu_seconds).transpose()?;
+    let client_before = cpu_seconds(std::process::id())?;
     let limit = match cli.duration {
         Some(secs) => Limit::Until(Instant::now() + Duration::from_secs_f64(secs)),
         None => Limit::Requests(cli.requests),
     };
     let (measured, measured_sent) =
         phase(&clients, &requests, warmup_sent, limit, cli.concurrency).await?;
-    let server_after = pid.as_deref().map(|p| cpu_seconds(p, ticks)).transpose()?;
-    let client_cpu = cpu_seconds("self", ticks)? - client_before;
+    let server_after = target.pid.map(cpu_seconds).transpose()?;
+    let client_cpu = cpu_seconds(std::process::id())? - client_before;
     let memory = target.pid.map(memory_mib).transpose()?;
 
     Ok(Report {
