@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use meshid_admin::{self as admin, AdminState};
 use meshid_client::{
     BundleWatchOptions, BundleWatcher, Client, ClientConfig, Credentials, Metrics, State,
     TokenSource,
@@ -13,7 +14,6 @@ use meshid_grpc::{GrpcCertifier, Timeouts};
 use meshid_policy::{Mesh, SanMode, ServiceAccount, SystemClock};
 use meshid_rotation::BackoffPolicy;
 use meshid_sds::SdsService;
-use meshid_admin::{self as admin, AdminState};
 use meshid_verify::TrustBundle;
 use meshid_workload_api::{DEFAULT_SOCKET_MODE, UnixSocket, WorkloadApiService, remove_socket};
 use prometheus_client::registry::Registry;

@@ -71,27 +71,23 @@ impl Ca {
 
     /// The same root (name and key) re-issued for another validity period.
     pub fn reissue(&self, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Self {
-        let mut params = self.params.clone();
-        params.not_before = not_before;
-        params.not_after = not_after;
-        let key = KeyPair::from_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(self.issuer.key().serialize_der()).into(),
-            self.issuer.key().algorithm(),
-        )
-        .unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            der: cert.der().clone(),
-            pem: cert.pem(),
-            issuer: Issuer::new(params.clone(), key),
-            params,
-        }
+        self.resign(None, not_before, not_after)
     }
 
     /// The same intermediate (name and key) re-signed by `parent` for another validity period.
     pub fn reissue_by(
         &self,
         parent: &Self,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Self {
+        self.resign(Some(parent), not_before, not_after)
+    }
+
+    /// The same name and key for another validity period, signed by `parent` (or itself).
+    fn resign(
+        &self,
+        parent: Option<&Self>,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Self {
@@ -103,7 +99,11 @@ impl Ca {
             self.issuer.key().algorithm(),
         )
         .unwrap();
-        let cert = params.signed_by(&key, &parent.issuer).unwrap();
+        let cert = match parent {
+            Some(parent) => params.signed_by(&key, &parent.issuer),
+            None => params.self_signed(&key),
+        }
+        .unwrap();
         Self {
             der: cert.der().clone(),
             pem: cert.pem(),
