@@ -383,9 +383,14 @@ pub async fn run(
         });
     }
     let floor = Floor::measure()?;
-    let dir = TempDir::new()?;
+    let dir = tempfile::Builder::new()
+        .prefix("meshid-storm-")
+        .tempdir()
+        .map_err(|e| Error::Setup {
+            reason: format!("creating a scratch folder: {e}"),
+        })?;
     let now = SystemClock.now();
-    let dev = DevState::prepare(dir.0.join("dev"), now).map_err(|e| Error::Setup {
+    let dev = DevState::prepare(dir.path().join("dev"), now).map_err(|e| Error::Setup {
         reason: format!("development issuer: {e}"),
     })?;
     let bundle_pem = std::fs::read(dev.trust_anchors()).map_err(|e| Error::Setup {
@@ -398,7 +403,7 @@ pub async fn run(
         .review_latency(Duration::from_millis(args.review_latency_ms))
         .start()
         .await;
-    let kubeconfig = dir.0.join("kubeconfig");
+    let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cluster.kubeconfig("identity-service-token")).map_err(|e| {
         Error::Setup {
             reason: format!("writing the kubeconfig: {e}"),
@@ -698,31 +703,6 @@ fn validity(der: &[u8]) -> Option<(OffsetDateTime, OffsetDateTime)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let v = cert.validity();
     Some((v.not_before.to_datetime(), v.not_after.to_datetime()))
-}
-
-/// A folder removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, Error> {
-        let mut suffix = [0u8; 8];
-        SystemRandom::new()
-            .fill(&mut suffix)
-            .map_err(|_| Error::Setup {
-                reason: "the system random source failed".to_owned(),
-            })?;
-        let dir = std::env::temp_dir().join(format!("meshid-storm-{}", u64::from_le_bytes(suffix)));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Setup {
-            reason: format!("creating {}: {e}", dir.display()),
-        })?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(test)]
