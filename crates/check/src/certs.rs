@@ -4,6 +4,8 @@ use meshid_policy::{KeyAlgorithm, PublicKeyKind};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::Error;
+
 /// The fields of a certificate that the identity checks look at.
 #[derive(Clone, Debug)]
 pub(crate) struct CertInfo {
@@ -20,10 +22,12 @@ pub(crate) struct CertInfo {
 }
 
 impl CertInfo {
-    pub(crate) fn parse(der: &[u8]) -> Result<Self, String> {
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    pub(crate) fn parse(der: &[u8]) -> Result<Self, Error> {
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Error::BadCertificate {
+            reason: e.to_string(),
+        })?;
         if !rest.is_empty() {
-            return Err("trailing bytes after the certificate".to_owned());
+            return Err(Error::TrailingBytes);
         }
         let common_name = cert
             .subject()

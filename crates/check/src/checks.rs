@@ -7,6 +7,7 @@ use meshid_policy::rfc3339;
 use meshid_verify::{TrustBundle, Usage, VerifyOptions};
 use time::OffsetDateTime;
 
+use crate::Error;
 use crate::certs::{CertInfo, anchor_algorithm_problem, issuer_algorithm_problem};
 use crate::inputs::{Inputs, parse_certificates};
 use crate::report::{Category, CheckResult, ClockSource, Report, Severity};
@@ -404,7 +405,7 @@ fn load(inputs: &Inputs) -> Result<Loaded, String> {
         .pem
         .as_ref()
         .map_err(|reason| format!("failed to read the issuer certificate: {reason}"))?;
-    let invalid_crt = |reason: String| {
+    let invalid_crt = |reason: Error| {
         format!(
             "the issuer certificate in {} is invalid: {reason}",
             crt_source.origin
@@ -413,7 +414,7 @@ fn load(inputs: &Inputs) -> Result<Loaded, String> {
     let chain = parse_certificates(crt_pem).map_err(invalid_crt)?;
     let issuer = chain
         .first()
-        .ok_or_else(|| invalid_crt("it holds no certificate".to_owned()))
+        .ok_or_else(|| invalid_crt(Error::NoCertificate))
         .and_then(|der| CertInfo::parse(der).map_err(invalid_crt))?;
 
     let key_source = &inputs.issuer_key;
@@ -524,11 +525,11 @@ fn subjects(bundle: &TrustBundle) -> String {
 
 /// Verifies a proxy's chain against the current bundle now; its validity if it passes.
 fn verify_proxy(
-    chain: &Result<Vec<rustls_pki_types::CertificateDer<'static>>, String>,
+    chain: &Result<Vec<rustls_pki_types::CertificateDer<'static>>, Error>,
     bundle: &TrustBundle,
     now: OffsetDateTime,
 ) -> Result<(OffsetDateTime, OffsetDateTime), String> {
-    let chain = chain.as_ref().map_err(Clone::clone)?;
+    let chain = chain.as_ref().map_err(ToString::to_string)?;
     let (leaf, intermediates) = chain
         .split_first()
         .ok_or_else(|| "no certificate was presented".to_owned())?;

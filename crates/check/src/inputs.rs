@@ -81,7 +81,7 @@ pub struct PemSource {
     /// Where it came from (a file path), as shown in messages.
     pub origin: String,
     /// The PEM text, or why there is none.
-    pub pem: Result<String, String>,
+    pub pem: Result<String, Error>,
 }
 
 impl PemSource {
@@ -97,7 +97,9 @@ impl PemSource {
     pub fn missing(origin: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             origin: origin.into(),
-            pem: Err(reason.into()),
+            pem: Err(Error::Unavailable {
+                reason: reason.into(),
+            }),
         }
     }
 
@@ -120,13 +122,15 @@ impl PemSource {
     }
 }
 
-fn read_error(path: &Path, e: &io::Error) -> String {
+fn read_error(path: &Path, e: &io::Error) -> Error {
+    let path = path.display().to_string();
     match e.kind() {
-        io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
-        io::ErrorKind::PermissionDenied => {
-            format!("{} cannot be read: permission denied", path.display())
-        }
-        _ => format!("{} cannot be read: {e}", path.display()),
+        io::ErrorKind::NotFound => Error::NotFound { path },
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
+        _ => Error::Unreadable {
+            path,
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -139,7 +143,7 @@ pub struct ProxyChain {
     /// Where it came from (a file path or an address), as shown in messages.
     pub origin: String,
     /// The chain, leaf first, or why there is none.
-    pub chain: Result<Vec<CertificateDer<'static>>, String>,
+    pub chain: Result<Vec<CertificateDer<'static>>, Error>,
 }
 
 impl ProxyChain {
@@ -163,7 +167,9 @@ impl ProxyChain {
     pub fn missing(origin: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             origin: origin.into(),
-            chain: Err(reason.into()),
+            chain: Err(Error::Unavailable {
+                reason: reason.into(),
+            }),
         }
     }
 
@@ -172,7 +178,10 @@ impl ProxyChain {
         let source = PemSource::read(path);
         match source.pem {
             Ok(pem) => Self::from_pem(source.origin, &pem),
-            Err(reason) => Self::missing(source.origin, reason),
+            Err(reason) => Self {
+                origin: source.origin,
+                chain: Err(reason),
+            },
         }
     }
 
@@ -181,19 +190,24 @@ impl ProxyChain {
     pub fn connect(addr: &ProxyAddr, timeout: Duration) -> Self {
         match crate::danger::fetch_chain(addr, timeout) {
             Ok(chain) => Self::new(addr.to_string(), chain),
-            Err(e) => Self::missing(addr.to_string(), e.to_string()),
+            Err(e) => Self {
+                origin: addr.to_string(),
+                chain: Err(e),
+            },
         }
     }
 }
 
 /// Parses every `CERTIFICATE` block of `pem`; any other block, or none, is an error.
-pub(crate) fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let blocks = pem::parse_many(pem).map_err(|e| format!("it is not valid PEM: {e}"))?;
+pub(crate) fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let blocks = pem::parse_many(pem).map_err(|e| Error::NotPem {
+        reason: e.to_string(),
+    })?;
     if blocks.len() != pem.matches("-----BEGIN ").count() {
-        return Err("a PEM block is incomplete or corrupt".to_owned());
+        return Err(Error::CorruptPem);
     }
     if blocks.is_empty() {
-        return Err("it holds no certificate".to_owned());
+        return Err(Error::NoCertificate);
     }
     blocks
         .into_iter()
@@ -202,10 +216,10 @@ pub(crate) fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static
             if block.tag() == "CERTIFICATE" {
                 Ok(CertificateDer::from(block.into_contents()))
             } else {
-                Err(format!(
-                    "PEM block #{i} is '{}', expected 'CERTIFICATE'",
-                    block.tag()
-                ))
+                Err(Error::NotACertificate {
+                    index: i,
+                    label: block.tag().to_owned(),
+                })
             }
         })
         .collect()
@@ -416,17 +430,17 @@ fn read_issuer_file(dir: &Path, name: &str, what: &str, scheme: IdentityScheme) 
     if let Err(reason) = &mut source.pem
         && !path.exists()
     {
-        *reason = format!(
-            "{name} containing the {what} does not exist in {} (scheme {scheme})",
-            dir.display()
-        );
         let other = scheme.other();
         let (other_crt, other_key) = other.file_names();
-        if dir.join(other_crt).exists() && dir.join(other_key).exists() {
-            reason.push_str(&format!(
-                "; the folder holds {other_crt} and {other_key}: is the scheme {other}?"
-            ));
-        }
+        let looks_like =
+            (dir.join(other_crt).exists() && dir.join(other_key).exists()).then_some(other);
+        *reason = Error::IssuerFileMissing {
+            name: name.to_owned(),
+            what: what.to_owned(),
+            dir: dir.display().to_string(),
+            scheme,
+            looks_like,
+        };
     }
     source
 }
@@ -473,13 +487,20 @@ mod tests {
 
     #[test]
     fn certificate_blocks() {
-        assert_eq!(
-            parse_certificates("").unwrap_err(),
-            "it holds no certificate"
-        );
+        let empty = parse_certificates("").unwrap_err();
+        assert_eq!(empty, Error::NoCertificate);
+        assert_eq!(empty.to_string(), "it holds no certificate");
         let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let e = parse_certificates(key).unwrap_err();
         assert_eq!(
-            parse_certificates(key).unwrap_err(),
+            e,
+            Error::NotACertificate {
+                index: 0,
+                label: "PRIVATE KEY".to_owned()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
             "PEM block #0 is 'PRIVATE KEY', expected 'CERTIFICATE'"
         );
     }

@@ -246,13 +246,10 @@ fn proxy_file_read_from_disk() {
     let chain = ProxyChain::read(&path);
     assert_eq!(chain.chain.as_ref().map(Vec::len), Ok(2));
     let missing = ProxyChain::read(&dir.path().join("nope.pem"));
-    assert_eq!(
-        missing.chain,
-        Err(format!(
-            "{} does not exist",
-            dir.path().join("nope.pem").display()
-        ))
-    );
+    let path = dir.path().join("nope.pem").display().to_string();
+    let error = missing.chain.unwrap_err();
+    assert_eq!(error.to_string(), format!("{path} does not exist"));
+    assert_eq!(error, meshid_check::Error::NotFound { path });
 }
 
 #[test]
@@ -365,7 +362,12 @@ fn unreachable_proxy_is_an_error() {
     let port = socket.local_addr().unwrap().as_socket().unwrap().port();
     let addr: ProxyAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let chain = ProxyChain::connect(&addr, StdDuration::from_secs(2));
-    let reason = chain.chain.unwrap_err();
+    let error = chain.chain.unwrap_err();
+    assert!(
+        matches!(error, meshid_check::Error::Connect { .. }),
+        "{error:?}"
+    );
+    let reason = error.to_string();
     assert!(
         reason.starts_with(&format!(
             "cannot connect to 127.0.0.1:{port}: Connection refused"
