@@ -261,7 +261,7 @@ pub enum InvalidToken {
     /// The token is not a JWS in compact serialisation.
     Malformed {
         /// What is wrong.
-        reason: String,
+        reason: MalformedToken,
     },
     /// The key set has no key usable with the header's `alg` (and the header has no `kid`).
     NoKeyForAlgorithm {
@@ -401,3 +401,83 @@ impl fmt::Display for InvalidToken {
 }
 
 impl core::error::Error for InvalidToken {}
+
+/// How a token is malformed ([`InvalidToken::Malformed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MalformedToken {
+    /// A byte is not printable ASCII (tokens are base64url and dots).
+    NotPrintable {
+        /// Its position.
+        byte: usize,
+    },
+    /// It does not have the three dot-separated parts of a signed JWT.
+    Parts {
+        /// How many it has.
+        found: usize,
+    },
+    /// It is an encrypted JWT (JWE, five parts).
+    Encrypted,
+    /// A part is not unpadded base64url.
+    NotBase64 {
+        /// `header`, `payload` or `signature`.
+        part: &'static str,
+    },
+    /// The header or payload is not a JSON object.
+    NotJsonObject {
+        /// `header` or `payload`.
+        part: &'static str,
+    },
+    /// Not a JWT at all (the TokenReview pre-check, which looks no further).
+    NotJwt,
+    /// A required header member is missing.
+    HeaderMissing {
+        /// The member, e.g. `alg`.
+        member: &'static str,
+    },
+    /// A header member has the wrong form.
+    Header {
+        /// The member: `alg`, `typ` or `kid`.
+        member: &'static str,
+        /// What is wrong with it, e.g. `is not a string`.
+        problem: &'static str,
+    },
+}
+
+impl MalformedToken {
+    /// Whether the token is not a JWS at all (its structure), as opposed to a JWS whose header
+    /// is wrong: what an authenticator may hand to another that understands other tokens.
+    pub fn is_not_a_jws(&self) -> bool {
+        matches!(
+            self,
+            Self::Parts { .. }
+                | Self::Encrypted
+                | Self::NotBase64 { .. }
+                | Self::NotJsonObject { .. }
+                | Self::NotJwt
+        )
+    }
+}
+
+impl fmt::Display for MalformedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotPrintable { byte } => {
+                write!(f, "byte {byte} is not a printable ASCII character")
+            }
+            Self::Parts { found } => write!(
+                f,
+                "a signed JWT has three dot-separated parts (header.payload.signature), not \
+                 {found}"
+            ),
+            Self::Encrypted => f.write_str("encrypted tokens (JWE) are not supported"),
+            Self::NotBase64 { part } => write!(f, "the {part} is not unpadded base64url"),
+            Self::NotJsonObject { part } => write!(f, "the {part} is not a JSON object"),
+            Self::NotJwt => f.write_str(
+                "it is not a JWT (header.payload.signature); ServiceAccount tokens are JWTs",
+            ),
+            Self::HeaderMissing { member } => write!(f, "the header has no \"{member}\""),
+            Self::Header { member, problem } => write!(f, "the header's \"{member}\" {problem}"),
+        }
+    }
+}

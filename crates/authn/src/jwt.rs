@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::token::{b64_decode, json_object, numeric_date, token_str};
-use crate::{Authenticated, Authenticator, Clock, Error, InvalidToken, SystemClock};
+use crate::{
+    Authenticated, Authenticator, Clock, Error, InvalidToken, MalformedToken, SystemClock,
+};
 
 /// The audience Linkerd's proxies request for their projected token.
 pub const DEFAULT_AUDIENCE: &str = "identity.l5d.io";
@@ -179,7 +181,7 @@ impl Jwk {
                 .key_ops
                 .as_ref()
                 .is_none_or(|ops| ops.iter().any(|op| op == "verify"));
-        let member = |v: &Option<String>, m: &str| {
+        let member = |v: &Option<String>, m: &'static str| {
             let v = v
                 .as_deref()
                 .ok_or_else(|| bad(&format!("has no {m:?} member")))?;
@@ -407,16 +409,14 @@ pub(crate) fn validate(
     now: OffsetDateTime,
 ) -> Result<Authenticated, InvalidToken> {
     let token = token_str(token)?;
-    let malformed = |reason: String| InvalidToken::Malformed { reason };
+    let malformed = |reason: MalformedToken| InvalidToken::Malformed { reason };
+    let header_problem = |member, problem| malformed(MalformedToken::Header { member, problem });
     let parts: Vec<&str> = token.split('.').collect();
     let [header_b64, payload_b64, sig_b64] = parts[..] else {
         return Err(malformed(if parts.len() == 5 {
-            "encrypted tokens (JWE) are not supported".to_owned()
+            MalformedToken::Encrypted
         } else {
-            format!(
-                "a signed JWT has three dot-separated parts (header.payload.signature), not {}",
-                parts.len()
-            )
+            MalformedToken::Parts { found: parts.len() }
         }));
     };
 
@@ -424,8 +424,8 @@ pub(crate) fn validate(
     let header = json_object(header_b64, "header")?;
     let alg = match header.get("alg") {
         Some(Value::String(alg)) => alg.as_str(),
-        Some(_) => return Err(malformed("the header's \"alg\" is not a string".to_owned())),
-        None => return Err(malformed("the header has no \"alg\"".to_owned())),
+        Some(_) => return Err(header_problem("alg", "is not a string")),
+        None => return Err(malformed(MalformedToken::HeaderMissing { member: "alg" })),
     };
     let alg = match alg {
         "ES256" => Alg::Es256,
@@ -442,12 +442,12 @@ pub(crate) fn validate(
     match header.get("typ") {
         None => {}
         Some(Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
-        Some(_) => return Err(malformed("the header's \"typ\" is not \"JWT\"".to_owned())),
+        Some(_) => return Err(header_problem("typ", "is not \"JWT\"")),
     }
     let kid = match header.get("kid") {
         None => None,
         Some(Value::String(kid)) => Some(kid.as_str()),
-        Some(_) => return Err(malformed("the header's \"kid\" is not a string".to_owned())),
+        Some(_) => return Err(header_problem("kid", "is not a string")),
     };
 
     // Key selection: by kid when there is one, refusing a key of the wrong type.

@@ -381,7 +381,11 @@ impl<C: Clock> OidcAuthenticator<C> {
         match validate(&keys.jwks, &keys.config, token, self.clock.now()) {
             Ok(a) => Ok(a),
             Err(e @ InvalidToken::UnknownKey { .. }) => Err(Undecided::UnknownKey(e)),
-            Err(e @ InvalidToken::Malformed { .. }) => Err(Undecided::NotJwt(e)),
+            // A token that is not a JWS at all may be something the API server understands;
+            // a JWS with a bad header is refused here.
+            Err(InvalidToken::Malformed { reason }) if reason.is_not_a_jws() => {
+                Err(Undecided::NotJwt(InvalidToken::Malformed { reason }))
+            }
             Err(e) => Err(Undecided::Refused(e)),
         }
     }

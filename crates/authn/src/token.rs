@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::InvalidToken;
+use crate::{InvalidToken, MalformedToken};
 
 /// The longest token accepted, in bytes (16 KiB).
 ///
@@ -28,12 +28,14 @@ pub(crate) fn token_str(token: &[u8]) -> Result<&str, InvalidToken> {
     }
     if let Some(pos) = token.iter().position(|b| !b.is_ascii_graphic()) {
         return Err(InvalidToken::Malformed {
-            reason: format!("byte {pos} is not a printable ASCII character"),
+            reason: MalformedToken::NotPrintable { byte: pos },
         });
     }
-    // Printable ASCII is UTF-8.
-    core::str::from_utf8(token).map_err(|_| InvalidToken::Malformed {
-        reason: "not UTF-8".to_owned(),
+    // Printable ASCII is UTF-8: this cannot fail, but is no reason to panic either.
+    core::str::from_utf8(token).map_err(|e| InvalidToken::Malformed {
+        reason: MalformedToken::NotPrintable {
+            byte: e.valid_up_to(),
+        },
     })
 }
 
@@ -50,11 +52,11 @@ pub(crate) fn digest_bytes(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-pub(crate) fn b64_decode(part: &str, what: &str) -> Result<Vec<u8>, InvalidToken> {
+pub(crate) fn b64_decode(part: &str, what: &'static str) -> Result<Vec<u8>, InvalidToken> {
     URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| InvalidToken::Malformed {
-            reason: format!("the {what} is not unpadded base64url"),
+            reason: MalformedToken::NotBase64 { part: what },
         })
 }
 
@@ -63,12 +65,15 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
 }
 
 /// Decodes a base64url segment holding a JSON object.
-pub(crate) fn json_object(part: &str, what: &str) -> Result<Map<String, Value>, InvalidToken> {
+pub(crate) fn json_object(
+    part: &str,
+    what: &'static str,
+) -> Result<Map<String, Value>, InvalidToken> {
     let bytes = b64_decode(part, what)?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(InvalidToken::Malformed {
-            reason: format!("the {what} is not a JSON object"),
+            reason: MalformedToken::NotJsonObject { part: what },
         }),
     }
 }

@@ -212,6 +212,12 @@ async fn refuses_bad_tokens_offline_without_a_review() {
             r#"token is unsigned (alg "none"); unsigned tokens are refused"#.to_owned(),
         ),
         (
+            // A JWS with a bad header is judged offline (not handed to the review).
+            "typ not JWT",
+            resigned(&good, &json!({"alg": "ES256", "kid": kid, "typ": "JOSE"}), |_| vec![1]),
+            r#"token is malformed: the header's "typ" is not "JWT""#.to_owned(),
+        ),
+        (
             "HS256 with the public key",
             hs256,
             r#"token algorithm "HS256" is not supported; only ES256 and RS256 are accepted"#.to_owned(),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::InvalidToken;
 use crate::token::{json_object, numeric_date};
+use crate::{InvalidToken, MalformedToken};
 
 /// Why a token was refused locally (a metric label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,9 +51,7 @@ impl Precheck<'_> {
         let not_jwt = || {
             (
                 InvalidToken::Malformed {
-                    reason: "it is not a JWT (header.payload.signature); ServiceAccount tokens \
-                             are JWTs"
-                        .to_owned(),
+                    reason: MalformedToken::NotJwt,
                 },
                 LocalRefusal::NotJwt,
             )
