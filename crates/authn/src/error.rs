@@ -224,7 +224,7 @@ pub enum InvalidToken {
         /// The claim's name.
         name: &'static str,
         /// What is wrong.
-        reason: String,
+        reason: ClaimProblem,
     },
     /// The token has a `crit` header, whose extensions this validator cannot honour.
     CriticalHeader,
@@ -255,8 +255,12 @@ pub enum InvalidToken {
     },
     /// The `kubernetes.io` claims name another ServiceAccount than `sub`.
     KubernetesClaims {
-        /// What disagrees.
-        reason: String,
+        /// Which claim disagrees: `namespace` or `serviceaccount.name`.
+        claim: &'static str,
+        /// What the `kubernetes.io` claim says, if anything.
+        found: Option<String>,
+        /// What `sub` says.
+        sub: String,
     },
     /// The token is not a JWS in compact serialisation.
     Malformed {
@@ -351,10 +355,17 @@ impl fmt::Display for InvalidToken {
                  cluster's service-account issuer (its OIDC URL on EKS, GKE or AKS), accept it \
                  with the identity service's --token-issuer"
             ),
-            Self::KubernetesClaims { reason } => {
+            Self::KubernetesClaims { claim, found, sub } => {
+                // `sub` names a namespace and a name: say which.
+                let noun = if *claim == "namespace" {
+                    "namespace "
+                } else {
+                    ""
+                };
                 write!(
                     f,
-                    "token \"kubernetes.io\" claims disagree with \"sub\": {reason}"
+                    "token \"kubernetes.io\" claims disagree with \"sub\": {claim} is \
+                     {found:?}, sub names {noun}{sub:?}"
                 )
             }
             Self::Malformed { reason } => write!(f, "token is malformed: {reason}"),
@@ -401,6 +412,56 @@ impl fmt::Display for InvalidToken {
 }
 
 impl core::error::Error for InvalidToken {}
+
+/// What is wrong with a claim ([`InvalidToken::Claim`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimProblem {
+    /// It is missing.
+    Missing,
+    /// `exp` is missing: a legacy Secret token, which never expires.
+    NoExpiry,
+    /// It is not a string.
+    NotString,
+    /// `aud` is neither a string nor an array of strings.
+    NotStrings,
+    /// A time claim is not a number of seconds.
+    NotNumericDate,
+    /// A time claim is out of range.
+    OutOfRange,
+    /// `kubernetes.io` is missing or not an object: not a projected token.
+    NotProjected,
+    /// A member of `kubernetes.io` is not a string.
+    MemberNotString {
+        /// The member's path, e.g. `serviceaccount.name`.
+        path: &'static str,
+    },
+    /// A member of `kubernetes.io` is not an object.
+    MemberNotObject {
+        /// The member, e.g. `pod`.
+        member: &'static str,
+    },
+}
+
+impl fmt::Display for ClaimProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => f.write_str("is missing"),
+            Self::NoExpiry => f.write_str(
+                "is missing; tokens without an expiry (legacy Secret tokens) are refused",
+            ),
+            Self::NotString => f.write_str("must be a string"),
+            Self::NotStrings => f.write_str("must be a string or an array of strings"),
+            Self::NotNumericDate => f.write_str("must be a number of seconds since the epoch"),
+            Self::OutOfRange => f.write_str("is out of range"),
+            Self::NotProjected => f.write_str(
+                "is missing or not an object; only projected ServiceAccount tokens are accepted",
+            ),
+            Self::MemberNotString { path } => write!(f, "member {path} must be a string"),
+            Self::MemberNotObject { member } => write!(f, "member {member} must be an object"),
+        }
+    }
+}
 
 /// How a token is malformed ([`InvalidToken::Malformed`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 
 use crate::token::{b64_decode, json_object, numeric_date, token_str};
 use crate::{
-    Authenticated, Authenticator, Clock, Error, InvalidToken, MalformedToken, SystemClock,
+    Authenticated, Authenticator, ClaimProblem, Clock, Error, InvalidToken, MalformedToken,
+    SystemClock,
 };
 
 /// The audience Linkerd's proxies request for their projected token.
@@ -513,11 +514,11 @@ fn string_claim<'a>(
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(InvalidToken::Claim {
             name,
-            reason: "must be a string".to_owned(),
+            reason: ClaimProblem::NotString,
         }),
         None => Err(InvalidToken::Claim {
             name,
-            reason: "is missing".to_owned(),
+            reason: ClaimProblem::Missing,
         }),
     }
 }
@@ -537,7 +538,7 @@ fn check_issuer(claims: &Map<String, Value>, config: &JwtConfig) -> Result<(), I
 fn check_audience(claims: &Map<String, Value>, config: &JwtConfig) -> Result<(), InvalidToken> {
     let not_strings = || InvalidToken::Claim {
         name: "aud",
-        reason: "must be a string or an array of strings".to_owned(),
+        reason: ClaimProblem::NotStrings,
     };
     let found: Vec<String> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.clone()],
@@ -564,10 +565,9 @@ fn check_times(
     now: OffsetDateTime,
 ) -> Result<(), InvalidToken> {
     let skew = config.clock_skew;
-    let exp = numeric_date(claims, "exp")?.ok_or_else(|| InvalidToken::Claim {
+    let exp = numeric_date(claims, "exp")?.ok_or(InvalidToken::Claim {
         name: "exp",
-        reason: "is missing; tokens without an expiry (legacy Secret tokens) are refused"
-            .to_owned(),
+        reason: ClaimProblem::NoExpiry,
     })?;
     if now >= exp + skew {
         return Err(InvalidToken::Expired { exp, now, skew });
@@ -590,40 +590,37 @@ fn kubernetes_claims(
     claims: &Map<String, Value>,
     service_account: ServiceAccount,
 ) -> Result<Authenticated, InvalidToken> {
-    let claim_error = |reason: &str| InvalidToken::Claim {
+    let claim_error = |reason: ClaimProblem| InvalidToken::Claim {
         name: "kubernetes.io",
-        reason: reason.to_owned(),
+        reason,
     };
     let Some(Value::Object(k8s)) = claims.get("kubernetes.io") else {
-        return Err(claim_error(
-            "is missing or not an object; only projected ServiceAccount tokens are accepted",
-        ));
+        return Err(claim_error(ClaimProblem::NotProjected));
     };
     let field = |obj: &Map<String, Value>,
-                 path: &str,
+                 path: &'static str,
                  name: &str|
      -> Result<Option<String>, InvalidToken> {
         match obj.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(claim_error(&format!("member {path} must be a string"))),
+            Some(_) => Err(claim_error(ClaimProblem::MemberNotString { path })),
         }
     };
-    let object = |name: &str| -> Result<Option<&Map<String, Value>>, InvalidToken> {
-        match k8s.get(name) {
+    let object = |member: &'static str| -> Result<Option<&Map<String, Value>>, InvalidToken> {
+        match k8s.get(member) {
             None => Ok(None),
             Some(Value::Object(o)) => Ok(Some(o)),
-            Some(_) => Err(claim_error(&format!("member {name} must be an object"))),
+            Some(_) => Err(claim_error(ClaimProblem::MemberNotObject { member })),
         }
     };
 
     let namespace = field(k8s, "namespace", "namespace")?;
     if namespace.as_deref() != Some(service_account.namespace().as_str()) {
         return Err(InvalidToken::KubernetesClaims {
-            reason: format!(
-                "namespace is {namespace:?}, sub names namespace {:?}",
-                service_account.namespace().as_str()
-            ),
+            claim: "namespace",
+            found: namespace,
+            sub: service_account.namespace().as_str().to_owned(),
         });
     }
     let sa = object("serviceaccount")?;
@@ -633,10 +630,9 @@ fn kubernetes_claims(
     };
     if sa_name.as_deref() != Some(service_account.name()) {
         return Err(InvalidToken::KubernetesClaims {
-            reason: format!(
-                "serviceaccount.name is {sa_name:?}, sub names {:?}",
-                service_account.name()
-            ),
+            claim: "serviceaccount.name",
+            found: sa_name,
+            sub: service_account.name().to_owned(),
         });
     }
     let mut authenticated = Authenticated::new(service_account);

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::{InvalidToken, MalformedToken};
+use crate::{ClaimProblem, InvalidToken, MalformedToken};
 
 /// The longest token accepted, in bytes (16 KiB).
 ///
@@ -86,10 +86,7 @@ pub(crate) fn numeric_date(
     let Some(v) = claims.get(name) else {
         return Ok(None);
     };
-    let invalid = |reason: &str| InvalidToken::Claim {
-        name,
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: ClaimProblem| InvalidToken::Claim { name, reason };
     let secs = match v {
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => i,
@@ -98,13 +95,13 @@ pub(crate) fn numeric_date(
                 let i = f.floor() as i64;
                 i
             }
-            _ => return Err(invalid("is out of range")),
+            _ => return Err(invalid(ClaimProblem::OutOfRange)),
         },
-        _ => return Err(invalid("must be a number of seconds since the epoch")),
+        _ => return Err(invalid(ClaimProblem::NotNumericDate)),
     };
     OffsetDateTime::from_unix_timestamp(secs)
         .map(Some)
-        .map_err(|_| invalid("is out of range"))
+        .map_err(|_| invalid(ClaimProblem::OutOfRange))
 }
 
 /// The `exp` of a JWT, read without verifying anything: only ever used to shorten a cache
