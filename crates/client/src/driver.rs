@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::store::Installed;
 use crate::{
     Certifier, CertifyRequest, CertifyResponse, ClientConfig, Credentials, Error, Metrics,
+    ResponseProblem,
 };
 
 /// The proxy identity client: it owns the key, talks to the CA, and keeps [`Credentials`]
@@ -216,16 +217,12 @@ pub(crate) fn validate(
     now: OffsetDateTime,
     provider: &CryptoProvider,
 ) -> Result<Installed, Error> {
-    let invalid = |reason: String| Error::InvalidResponse { reason };
+    let invalid = |reason: ResponseProblem| Error::InvalidResponse { reason };
     let valid_until = response
         .valid_until
-        .ok_or_else(|| invalid("identity certification missing expiration".to_owned()))?;
+        .ok_or_else(|| invalid(ResponseProblem::MissingExpiration))?;
     if valid_until <= now {
-        return Err(invalid(format!(
-            "identity certification expired: valid_until {} is not after now {}",
-            meshid_policy::rfc3339(valid_until),
-            meshid_policy::rfc3339(now)
-        )));
+        return Err(invalid(ResponseProblem::Expired { valid_until, now }));
     }
     let installed = validate_chain(
         &response.leaf,
@@ -237,11 +234,10 @@ pub(crate) fn validate(
         provider,
     )?;
     if (valid_until - installed.not_after).abs() >= time::Duration::SECOND {
-        return Err(invalid(format!(
-            "valid_until {} does not match the certificate's NotAfter {}",
-            meshid_policy::rfc3339(valid_until),
-            meshid_policy::rfc3339(installed.not_after)
-        )));
+        return Err(invalid(ResponseProblem::ExpiryMismatch {
+            valid_until,
+            not_after: installed.not_after,
+        }));
     }
     Ok(installed)
 }
@@ -257,22 +253,22 @@ pub(crate) fn validate_chain(
     now: OffsetDateTime,
     provider: &CryptoProvider,
 ) -> Result<Installed, Error> {
-    let invalid = |reason: String| Error::InvalidResponse { reason };
+    let invalid = |reason: ResponseProblem| Error::InvalidResponse { reason };
     let peer = verify_own_chain(bundle, leaf, intermediates, now)
-        .map_err(|e| invalid(format!("the certificate chain does not verify: {e}")))?;
+        .map_err(|e| invalid(ResponseProblem::ChainDoesNotVerify(e)))?;
     if !peer.matches(identity) {
-        return Err(invalid(format!(
-            "the certificate does not name the local identity {identity}: found [{}]",
-            peer.names().join(", ")
-        )));
+        return Err(invalid(ResponseProblem::WrongIdentity {
+            expected: identity.to_owned(),
+            found: peer.names(),
+        }));
     }
     let mut chain = Vec::with_capacity(1 + intermediates.len());
     chain.push(leaf.clone());
     chain.extend(intermediates.iter().cloned());
     let certified = CertifiedKey::from_der(chain, key.to_rustls_key(), provider).map_err(|e| {
-        invalid(format!(
-            "the certificate does not match the private key: {e}"
-        ))
+        invalid(ResponseProblem::KeyMismatch {
+            reason: e.to_string(),
+        })
     })?;
     Ok(Installed {
         key: Arc::new(certified),

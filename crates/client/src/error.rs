@@ -19,7 +19,7 @@ pub enum Error {
     #[error("refused the CA's response: {reason}")]
     InvalidResponse {
         /// Why.
-        reason: String,
+        reason: ResponseProblem,
     },
     /// The key or CSR could not be made.
     #[error(transparent)]
@@ -42,6 +42,60 @@ pub enum Error {
     #[error("ServiceAccount token: {reason}")]
     Token {
         /// Why.
+        reason: String,
+    },
+}
+
+/// Why the CA's answer was refused ([`Error::InvalidResponse`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseProblem {
+    /// The answer has no `valid_until` (Linkerd's proxy refuses it too).
+    #[error("identity certification missing expiration")]
+    MissingExpiration,
+    /// The answer's `valid_until` is not after now.
+    #[error(
+        "identity certification expired: valid_until {} is not after now {}",
+        meshid_policy::rfc3339(*valid_until),
+        meshid_policy::rfc3339(*now)
+    )]
+    Expired {
+        /// The answer's `valid_until`.
+        valid_until: time::OffsetDateTime,
+        /// The time of the check.
+        now: time::OffsetDateTime,
+    },
+    /// `valid_until` and the leaf's NotAfter disagree by a second or more.
+    #[error(
+        "valid_until {} does not match the certificate's NotAfter {}",
+        meshid_policy::rfc3339(*valid_until),
+        meshid_policy::rfc3339(*not_after)
+    )]
+    ExpiryMismatch {
+        /// The answer's `valid_until`.
+        valid_until: time::OffsetDateTime,
+        /// The leaf's NotAfter.
+        not_after: time::OffsetDateTime,
+    },
+    /// No certificate at all.
+    #[error("the certificate chain is empty")]
+    EmptyChain,
+    /// The chain does not verify to the trust bundle (another CA, a rotated anchor not yet in
+    /// the bundle, a broken chain).
+    #[error("the certificate chain does not verify: {0}")]
+    ChainDoesNotVerify(meshid_verify::Error),
+    /// The leaf names other identities than this client's.
+    #[error("the certificate does not name the local identity {expected}: found [{}]", found.join(", "))]
+    WrongIdentity {
+        /// This client's identity.
+        expected: String,
+        /// The names the leaf carries.
+        found: Vec<String>,
+    },
+    /// The leaf's key is not this client's key.
+    #[error("the certificate does not match the private key: {reason}")]
+    KeyMismatch {
+        /// rustls's reason.
         reason: String,
     },
 }

@@ -230,7 +230,7 @@ impl Credentials {
         let key = meshid_csr::KeyPair::from_pkcs8_der(key_pkcs8).map_err(crate::Error::Key)?;
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(crate::Error::InvalidResponse {
-                reason: "the certificate chain is empty".to_owned(),
+                reason: crate::ResponseProblem::EmptyChain,
             });
         };
         let _turn = self.turn();

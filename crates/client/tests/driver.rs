@@ -439,6 +439,21 @@ async fn invalid_responses_are_never_installed() {
         let mut client = Client::new(config(WEB, &pki.bundle), certifier, clock).unwrap();
         let err = client.certify_once().await.unwrap_err();
         assert_eq!(err.to_string(), want, "{name}");
+        // The reason is typed, so a caller can tell an anchor problem from a CA mix-up.
+        let meshid_client::Error::InvalidResponse { reason } = &err else {
+            panic!("{name}: {err:?}");
+        };
+        let kind = match reason {
+            meshid_client::ResponseProblem::WrongIdentity { expected, .. } => {
+                assert_eq!(expected, WEB);
+                "wrong identity"
+            }
+            meshid_client::ResponseProblem::ChainDoesNotVerify(_) => "unknown anchor",
+            meshid_client::ResponseProblem::MissingExpiration => "missing valid_until",
+            meshid_client::ResponseProblem::Expired { .. } => "expired",
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(kind, name);
         assert!(
             client.credentials().certified_key().is_none(),
             "{name}: installed"
