@@ -408,17 +408,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::RootCa(args)) => {
             let options = CaOptions::root(&args.common_name, now, args.duration.into());
-            bootstrap::write_root_ca(
-                &OutputFiles::new(&args.cert, &args.key),
-                &options,
-                args.force,
-            )
-            .map_err(Error::Bootstrap)?;
-            println!(
-                "wrote {} and {} (0600)",
-                args.cert.display(),
-                args.key.display()
-            );
+            let files = OutputFiles::new(&args.cert, &args.key);
+            bootstrap::write_root_ca(&files, &options, args.force).map_err(Error::Bootstrap)?;
+            wrote(&args.cert, &args.key);
             Ok(())
         }
         Some(Command::Issuer(args)) => {
@@ -430,18 +422,10 @@ fn run(cli: Cli) -> Result<()> {
                 args.duration.into(),
                 !args.no_eku,
             );
-            bootstrap::write_issuer(
-                &anchor,
-                &OutputFiles::new(&args.cert, &args.key),
-                &options,
-                args.force,
-            )
-            .map_err(Error::Bootstrap)?;
-            println!(
-                "wrote {} and {} (0600)",
-                args.cert.display(),
-                args.key.display()
-            );
+            let files = OutputFiles::new(&args.cert, &args.key);
+            bootstrap::write_issuer(&anchor, &files, &options, args.force)
+                .map_err(Error::Bootstrap)?;
+            wrote(&args.cert, &args.key);
             Ok(())
         }
         Some(Command::CertManager(args)) => {
@@ -579,6 +563,11 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down: in-flight requests finish first");
+}
+
+/// Says which files a bootstrap subcommand wrote.
+fn wrote(cert: &std::path::Path, key: &std::path::Path) {
+    println!("wrote {} and {} (0600)", cert.display(), key.display());
 }
 
 /// `--identity-scheme`'s value.
