@@ -80,6 +80,21 @@ pub trait ReadyCheck: Send + Sync {
     fn check(&self) -> Result<(), Vec<String>>;
 }
 
+/// A workload's identity (the proxy's, the agent's) is ready while a valid certificate is
+/// installed: not before the first one, nor after it expired unrenewed.
+impl ReadyCheck for Arc<meshid_client::Credentials> {
+    fn check(&self) -> Result<(), Vec<String>> {
+        match self.current_state() {
+            meshid_client::State::Ready { .. } => Ok(()),
+            meshid_client::State::Expired { expired_at, .. } => Err(vec![format!(
+                "the certificate expired at {} and has not been renewed",
+                meshid_policy::rfc3339(expired_at)
+            )]),
+            _ => Err(vec!["no certificate yet".to_owned()]),
+        }
+    }
+}
+
 /// `/ping`: 200 `pong` while the process answers (Linkerd's liveness path).
 pub const PING_PATH: &str = "/ping";
 /// `/live`: 200 while the process runs; what a liveness probe asks.

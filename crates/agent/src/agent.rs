@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use meshid_admin::{self as admin, AdminState};
 use meshid_client::{
-    BundleWatchOptions, BundleWatcher, Client, ClientConfig, Credentials, Metrics, State,
-    TokenSource,
+    BundleWatchOptions, BundleWatcher, Client, ClientConfig, Credentials, Metrics, TokenSource,
 };
 use meshid_grpc::{GrpcCertifier, Timeouts};
 use meshid_policy::{Mesh, SanMode, ServiceAccount, SystemClock};
@@ -215,12 +214,9 @@ pub async fn start(
         watcher.run(stopped(rx)).await;
         Ok(())
     });
-    let admin_state = Arc::new(AdminState::new(registry, || {}));
-    tasks.spawn(readiness(
-        Arc::clone(&credentials),
-        Arc::clone(&admin_state),
-        stopped(stopping.clone()),
-    ));
+    // `/ready` while a valid certificate is installed.
+    let admin_state =
+        Arc::new(AdminState::new(registry, || {}).with_readiness(Arc::clone(&credentials)));
     let rx = stopping.clone();
     tasks.spawn(async move {
         admin::serve(
@@ -296,24 +292,6 @@ fn certifier(uri: &str, timeouts: Timeouts) -> Result<GrpcCertifier, Error> {
         .tcp_nodelay(true)
         .connect_lazy();
     Ok(GrpcCertifier::from_channel(channel))
-}
-
-/// `/ready` follows the identity client: 200 while a valid certificate is installed.
-async fn readiness(
-    credentials: Arc<Credentials>,
-    admin: Arc<AdminState>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
-    let mut state = credentials.state();
-    tokio::pin!(shutdown);
-    loop {
-        let ready = matches!(*state.borrow_and_update(), State::Ready { .. });
-        admin.set_ready(ready);
-        tokio::select! {
-            changed = state.changed() => if changed.is_err() { return Ok(()) },
-            () = &mut shutdown => return Ok(()),
-        }
-    }
 }
 
 async fn stopped(mut stopping: watch::Receiver<bool>) {

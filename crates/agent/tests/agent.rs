@@ -258,7 +258,10 @@ async fn with_the_identity_ca_down_at_start_the_agent_is_not_ready_backs_off_and
         .expect("the agent retries")
         .unwrap();
     assert_eq!(running.credentials.current_state(), State::Pending);
-    assert_eq!(http_get(running.admin_addr, "/ready").await.0, 503);
+    assert_eq!(
+        http_get(running.admin_addr, "/ready").await,
+        (503, "not ready: no certificate yet\n".to_owned())
+    );
     let (_, metrics) = http_get(running.admin_addr, "/metrics").await;
     assert!(
         metrics.contains("identity_cert_refreshes_total{result=\"error\"}"),

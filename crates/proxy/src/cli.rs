@@ -18,7 +18,6 @@
 //!     --inbound 127.0.0.1:4143 --app 127.0.0.1:7000
 //! ```
 
-use core::future::Future;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -259,15 +258,9 @@ async fn run(args: Args) -> Result<()> {
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let admin_state = Arc::new(AdminState::new(registry, || {}));
-    tracing::info!(admin = %admin_addr, %identity, "proxy starting");
-    let (state, rx) = (Arc::clone(&admin_state), stopping.clone());
-    tasks.spawn(async move {
-        admin::serve(admin_listener, state, &AdminLimits::default(), stopped(rx)).await;
-        Ok(())
-    });
 
-    // The identity client, then readiness and the proxies, which start once it is certified.
+    // The identity client, the admin server (ready while it holds a valid certificate), then
+    // the proxies, which start once it is certified.
     let identity_name = match &args.identity_name {
         Some(name) => name.clone(),
         None => identity_service_name(&mesh).context("invalid --controller-namespace")?,
@@ -299,6 +292,20 @@ async fn run(args: Args) -> Result<()> {
         client.run(stopped(rx)).await;
         Ok(())
     });
+    let admin_state =
+        Arc::new(AdminState::new(registry, || {}).with_readiness(Arc::clone(&credentials)));
+    tracing::info!(admin = %admin_addr, %identity, "proxy starting");
+    let rx = stopping.clone();
+    tasks.spawn(async move {
+        admin::serve(
+            admin_listener,
+            admin_state,
+            &AdminLimits::default(),
+            stopped(rx),
+        )
+        .await;
+        Ok(())
+    });
     // Anchor rotation: follow the --trust-anchors file (a mounted ConfigMap) without a restart.
     let watcher = BundleWatcher::new(
         &args.trust_anchors,
@@ -312,11 +319,6 @@ async fn run(args: Args) -> Result<()> {
         watcher.run(stopped(rx)).await;
         Ok(())
     });
-    tasks.spawn(readiness(
-        Arc::clone(&credentials),
-        admin_state,
-        stopped(stopping.clone()),
-    ));
     if let Some((listener, app)) = inbound {
         let (credentials, rx) = (Arc::clone(&credentials), stopping.clone());
         tracing::info!(inbound = %listener.local_addr()?, %app, "inbound proxy");
@@ -379,24 +381,6 @@ fn init_logging(level: &str) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     Ok(())
-}
-
-/// `/ready` follows the identity client: 200 while a valid certificate is installed.
-async fn readiness(
-    credentials: Arc<Credentials>,
-    admin: Arc<AdminState>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    let mut state = credentials.state();
-    tokio::pin!(shutdown);
-    loop {
-        let ready = matches!(*state.borrow_and_update(), State::Ready { .. });
-        admin.set_ready(ready);
-        tokio::select! {
-            changed = state.changed() => if changed.is_err() { return Ok(()) },
-            () = &mut shutdown => return Ok(()),
-        }
-    }
 }
 
 /// Resolves once the first certificate is installed.
