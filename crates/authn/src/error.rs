@@ -32,7 +32,9 @@ pub enum Error {
     Config {
         /// What is misconfigured, e.g. `JWKS` or `static token file /etc/tokens, line 3`.
         what: String,
-        /// What is wrong and how to fix it.
+        /// What is wrong and how to fix it: a diagnosis for the operator, who fixes the
+        /// setting it names (no program acts on it otherwise), at times quoting a parser's
+        /// error that can be neither cloned nor compared; so text.
         reason: String,
     },
     /// The token was refused; the reason says why (it never quotes the token).
@@ -43,21 +45,24 @@ pub enum Error {
     Kube(meshid_kube::Error),
     /// The API server's service-account issuer discovery (the OIDC discovery document or its
     /// key set) could not be fetched or read.
-    #[error("the API server's service-account issuer discovery failed: {reason}")]
+    #[error("the API server's service-account issuer discovery failed: {problem}")]
     Discovery {
         /// What failed, and how to fix it where that is known.
-        reason: String,
+        #[source]
+        problem: DiscoveryProblem,
     },
     /// The cluster's service-account token keys have not been fetched (OIDC discovery has not
     /// answered yet), and there is no TokenReview fallback to judge the token instead.
     #[error(
-        "the cluster's service-account token keys are not available ({reason}); tokens cannot \
+        "the cluster's service-account token keys are not available ({}); tokens cannot \
          be validated offline until OIDC discovery answers, and no TokenReview fallback is \
-         configured"
+         configured",
+        last_error_text(.last_error.as_deref())
     )]
     KeysUnavailable {
-        /// Why the last fetch failed.
-        reason: String,
+        /// Why the last fetch failed; `None` if none has finished yet.
+        #[source]
+        last_error: Option<Box<Self>>,
     },
     /// The token is well formed but the authority does not recognise it (a TokenReview that
     /// answered `authenticated: false`, a token missing from the static file).
@@ -83,13 +88,18 @@ pub enum Error {
         what: &'static str,
         /// Its path.
         path: PathBuf,
-        /// The I/O error.
+        /// The kind of the I/O error, e.g. `NotFound` or `PermissionDenied`.
+        kind: std::io::ErrorKind,
+        /// The I/O error's message, and what to do about it when that is known: text, as the
+        /// I/O error can be neither cloned nor compared (`kind` is its typed part).
         reason: String,
     },
     /// The API server's answer is not a TokenReview this crate understands.
     #[error("the Kubernetes API server's TokenReview answer is not understood: {reason}")]
     Response {
-        /// What is wrong with it.
+        /// What is wrong with it, e.g. where the JSON parser stopped: text, as the parser's
+        /// error can be neither cloned nor compared, and no caller acts on it but by showing
+        /// it.
         reason: String,
     },
     /// The API server did not answer within the request timeout.
@@ -107,9 +117,84 @@ pub enum Error {
     Transport {
         /// The API server URL.
         server: String,
-        /// The underlying error.
+        /// The underlying errors, outermost first (the Kubernetes API client's
+        /// [`Error::Transport`](meshid_kube::Error::Transport) text). A timeout is
+        /// [`Error::Timeout`] and an HTTP error status [`Error::ApiServer`].
         reason: String,
     },
+}
+
+fn last_error_text(last_error: Option<&Error>) -> String {
+    last_error.map_or_else(|| "not fetched yet".to_owned(), ToString::to_string)
+}
+
+/// What failed in service-account issuer discovery ([`Error::Discovery`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryProblem {
+    /// The request could not be built.
+    #[error("GET {path}: {detail}")]
+    Request {
+        /// The path asked for.
+        path: &'static str,
+        /// The HTTP library's message: text, as its error can be neither cloned nor compared
+        /// (and it fails only for a path no caller passes).
+        detail: String,
+    },
+    /// The API server could not be asked.
+    #[error("GET {path}: {error}")]
+    Send {
+        /// The path asked for.
+        path: &'static str,
+        /// The API client's error.
+        #[source]
+        error: meshid_kube::Error,
+    },
+    /// The API server answered with an HTTP error status.
+    #[error("GET {path} answered HTTP {status}: {message}{}", discovery_status_hint(*status))]
+    Status {
+        /// The path asked for.
+        path: &'static str,
+        /// The HTTP status code.
+        status: u16,
+        /// The `message` of the API server's `Status` answer, or the start of its body: the
+        /// API server's own words, so text.
+        message: String,
+    },
+    /// The discovery document has no string `issuer`.
+    #[error("the OIDC discovery document {path} has no string \"issuer\": {detail}")]
+    NoIssuer {
+        /// The document's path.
+        path: &'static str,
+        /// Where the JSON parser stopped, e.g. `Data error at line 1 column 2`: text, as its
+        /// error can be neither cloned nor compared.
+        detail: String,
+    },
+    /// The discovery document names an empty issuer.
+    #[error("the OIDC discovery document {path} names an empty issuer")]
+    EmptyIssuer {
+        /// The document's path.
+        path: &'static str,
+    },
+    /// The key set is not usable.
+    #[error("the key set {path} is not usable: {reason}")]
+    KeySet {
+        /// The key set's path.
+        path: &'static str,
+        /// What is wrong with it: the text of the JWKS's [`Error::Config`].
+        reason: String,
+    },
+}
+
+fn discovery_status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => {
+            "; grant the identity service's ServiceAccount the ClusterRole \
+             system:service-account-issuer-discovery"
+        }
+        404 => "; the API server does not serve service-account issuer discovery",
+        _ => "",
+    }
 }
 
 fn api_status_hint(status: u16) -> &'static str {
@@ -165,9 +250,17 @@ impl From<meshid_kube::Error> for Error {
             meshid_kube::Error::Api { status, message } => Self::ApiServer { status, message },
             meshid_kube::Error::Config { what, reason } => Self::Config { what, reason },
             meshid_kube::Error::Response { reason } => Self::Response { reason },
-            meshid_kube::Error::ReadFile { what, path, reason } => {
-                Self::ReadFile { what, path, reason }
-            }
+            meshid_kube::Error::ReadFile {
+                what,
+                path,
+                kind,
+                reason,
+            } => Self::ReadFile {
+                what,
+                path,
+                kind,
+                reason,
+            },
             meshid_kube::Error::Timeout { after } => Self::Timeout { after },
             meshid_kube::Error::Transport { server, reason } => Self::Transport { server, reason },
             other => Self::Kube(other),
@@ -276,8 +369,10 @@ pub enum InvalidToken {
     NotServiceAccount {
         /// The username (a `sub` claim or the TokenReview's `user.username`).
         username: String,
-        /// Why it is not `system:serviceaccount:<namespace>:<name>`.
-        reason: String,
+        /// Why it is not `system:serviceaccount:<namespace>:<name>`
+        /// ([`InvalidServiceAccountUsername`](meshid_policy::Error::InvalidServiceAccountUsername),
+        /// or the namespace or name it holds is invalid).
+        error: meshid_policy::Error,
     },
     /// The token is not valid before (`nbf`) the validation time plus the skew allowance.
     NotYetValid {
@@ -288,7 +383,8 @@ pub enum InvalidToken {
     },
     /// The Kubernetes TokenReview refused the token with this `status.error`.
     Rejected {
-        /// The API server's reason.
+        /// The TokenReview's `status.error`, with the token removed: the API server's own
+        /// words, so text.
         reason: String,
     },
     /// The signature does not verify with any candidate key.
@@ -372,8 +468,8 @@ impl fmt::Display for InvalidToken {
             Self::NoKeyForAlgorithm { alg } => {
                 write!(f, "the JWKS has no key for the token's algorithm {alg}")
             }
-            Self::NotServiceAccount { reason, .. } => {
-                write!(f, "token user is not a ServiceAccount: {reason}")
+            Self::NotServiceAccount { error, .. } => {
+                write!(f, "token user is not a ServiceAccount: {error}")
             }
             Self::NotYetValid { nbf, now } => write!(
                 f,
@@ -411,7 +507,14 @@ impl fmt::Display for InvalidToken {
     }
 }
 
-impl core::error::Error for InvalidToken {}
+impl core::error::Error for InvalidToken {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::NotServiceAccount { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// What is wrong with a claim ([`InvalidToken::Claim`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -540,5 +643,61 @@ impl fmt::Display for MalformedToken {
             Self::HeaderMissing { member } => write!(f, "the header has no \"{member}\""),
             Self::Header { member, problem } => write!(f, "the header's \"{member}\" {problem}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_problems_read_as_before() {
+        let status = |status| Error::Discovery {
+            problem: DiscoveryProblem::Status {
+                path: "/openid/v1/jwks",
+                status,
+                message: "forbidden".to_owned(),
+            },
+        };
+        assert!(matches!(
+            status(403),
+            Error::Discovery {
+                problem: DiscoveryProblem::Status { status: 403, .. }
+            }
+        ));
+        assert_eq!(
+            status(403).to_string(),
+            "the API server's service-account issuer discovery failed: GET /openid/v1/jwks \
+             answered HTTP 403: forbidden; grant the identity service's ServiceAccount the \
+             ClusterRole system:service-account-issuer-discovery"
+        );
+        assert_eq!(
+            status(404).to_string(),
+            "the API server's service-account issuer discovery failed: GET /openid/v1/jwks \
+             answered HTTP 404: forbidden; the API server does not serve service-account issuer \
+             discovery"
+        );
+        let empty = Error::Discovery {
+            problem: DiscoveryProblem::EmptyIssuer {
+                path: "/.well-known/openid-configuration",
+            },
+        };
+        assert_eq!(
+            empty.to_string(),
+            "the API server's service-account issuer discovery failed: the OIDC discovery \
+             document /.well-known/openid-configuration names an empty issuer"
+        );
+        let unavailable = Error::KeysUnavailable { last_error: None };
+        assert_eq!(
+            unavailable.to_string(),
+            "the cluster's service-account token keys are not available (not fetched yet); \
+             tokens cannot be validated offline until OIDC discovery answers, and no \
+             TokenReview fallback is configured"
+        );
+        assert!(core::error::Error::source(&unavailable).is_none());
+        let unavailable = Error::KeysUnavailable {
+            last_error: Some(Box::new(empty)),
+        };
+        assert!(core::error::Error::source(&unavailable).is_some());
     }
 }

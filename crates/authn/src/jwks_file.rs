@@ -98,6 +98,7 @@ impl JwksReloader {
                 let error = Error::ReadFile {
                     what: "JWKS file",
                     path: self.path.clone(),
+                    kind: e.kind(),
                     reason: e.to_string(),
                 };
                 if !self.unreadable {

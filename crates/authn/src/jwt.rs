@@ -108,6 +108,7 @@ impl Jwks {
         let json = std::fs::read(path).map_err(|e| Error::ReadFile {
             what: "JWKS file",
             path: path.to_owned(),
+            kind: e.kind(),
             reason: e.to_string(),
         })?;
         Self::from_json(&json).map_err(|e| match e {
@@ -499,9 +500,9 @@ pub(crate) fn validate(
     check_times(&claims, config, now)?;
     let sub = string_claim(&claims, "sub")?;
     let service_account =
-        ServiceAccount::from_username(sub).map_err(|e| InvalidToken::NotServiceAccount {
+        ServiceAccount::from_username(sub).map_err(|error| InvalidToken::NotServiceAccount {
             username: sub.to_owned(),
-            reason: e.to_string(),
+            error,
         })?;
     kubernetes_claims(&claims, service_account)
 }

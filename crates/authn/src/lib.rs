@@ -138,7 +138,7 @@ use core::future::Future;
 
 use meshid_policy::ServiceAccount;
 
-pub use error::{ClaimProblem, Error, ErrorKind, InvalidToken, MalformedToken};
+pub use error::{ClaimProblem, DiscoveryProblem, Error, ErrorKind, InvalidToken, MalformedToken};
 pub use jwks_file::{DEFAULT_JWKS_POLL_INTERVAL, JwksReload, JwksReloader};
 pub use jwt::{DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Jwks, JwksAuthenticator, JwtConfig};
 /// Where the Kubernetes API server is and how to reach it (from `meshid-kube`, shared with

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use crate::jwt::validate;
 use crate::token::{digest_bytes, token_str};
 use crate::{
-    Authenticated, Authenticator, Clock, DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, Error, InvalidToken,
-    Jwks, JwtConfig, Metrics, SystemClock, TokenReviewAuthenticator,
+    Authenticated, Authenticator, Clock, DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, DiscoveryProblem,
+    Error, InvalidToken, Jwks, JwtConfig, Metrics, SystemClock, TokenReviewAuthenticator,
 };
 
 /// The API server path of its OIDC discovery document.
@@ -311,15 +311,18 @@ impl<C: Clock> OidcAuthenticator<C> {
         let discovery = self.get(DISCOVERY_PATH).await?;
         let discovery: Discovery =
             serde_json::from_slice(&discovery).map_err(|e| Error::Discovery {
-                reason: format!(
-                    "the OIDC discovery document {DISCOVERY_PATH} has no string \"issuer\": {}",
-                    serde_error(&e)
-                ),
+                problem: DiscoveryProblem::NoIssuer {
+                    path: DISCOVERY_PATH,
+                    detail: serde_error(&e),
+                },
             })?;
         let jwks_json = self.get(JWKS_PATH).await?;
         let jwks = Jwks::from_json(&jwks_json).map_err(|e| match e {
             Error::Config { reason, .. } => Error::Discovery {
-                reason: format!("the key set {JWKS_PATH} is not usable: {reason}"),
+                problem: DiscoveryProblem::KeySet {
+                    path: JWKS_PATH,
+                    reason,
+                },
             },
             e => e,
         })?;
@@ -327,7 +330,9 @@ impl<C: Clock> OidcAuthenticator<C> {
         config.audience.clone_from(&self.config.audience);
         config.clock_skew = self.config.clock_skew;
         config.validate().map_err(|_| Error::Discovery {
-            reason: format!("the OIDC discovery document {DISCOVERY_PATH} names an empty issuer"),
+            problem: DiscoveryProblem::EmptyIssuer {
+                path: DISCOVERY_PATH,
+            },
         })?;
         let mut digested = discovery.issuer.into_bytes();
         digested.push(0);
@@ -339,35 +344,30 @@ impl<C: Clock> OidcAuthenticator<C> {
         })
     }
 
-    async fn get(&self, path: &str) -> Result<Vec<u8>, Error> {
+    async fn get(&self, path: &'static str) -> Result<Vec<u8>, Error> {
         let request = http::Request::get(path)
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
             .map_err(|e| Error::Discovery {
-                reason: format!("GET {path}: {e}"),
+                problem: DiscoveryProblem::Request {
+                    path,
+                    detail: e.to_string(),
+                },
             })?;
         let response = self
             .client
             .send(request)
             .await
-            .map_err(|e| Error::Discovery {
-                reason: format!("GET {path}: {e}"),
+            .map_err(|error| Error::Discovery {
+                problem: DiscoveryProblem::Send { path, error },
             })?;
         if !response.is_success() {
-            let hint = match response.status {
-                401 | 403 => {
-                    "; grant the identity service's ServiceAccount the ClusterRole \
-                     system:service-account-issuer-discovery"
-                }
-                404 => "; the API server does not serve service-account issuer discovery",
-                _ => "",
-            };
             return Err(Error::Discovery {
-                reason: format!(
-                    "GET {path} answered HTTP {}: {}{hint}",
-                    response.status,
-                    response.error_message()
-                ),
+                problem: DiscoveryProblem::Status {
+                    path,
+                    status: response.status,
+                    message: response.error_message(),
+                },
             });
         }
         Ok(response.body)
@@ -405,13 +405,7 @@ impl<C: Clock> OidcAuthenticator<C> {
                 Err(e.into())
             }
             (None, Undecided::NoKeys) => Err(Error::KeysUnavailable {
-                reason: self
-                    .refresh
-                    .lock()
-                    .await
-                    .last_error
-                    .as_ref()
-                    .map_or_else(|| "not fetched yet".to_owned(), ToString::to_string),
+                last_error: self.refresh.lock().await.last_error.clone().map(Box::new),
             }),
         }
     }

@@ -38,6 +38,7 @@ impl StaticAuthenticator {
         let text = std::fs::read_to_string(path).map_err(|e| Error::ReadFile {
             what: "static token file",
             path: path.to_owned(),
+            kind: e.kind(),
             reason: e.to_string(),
         })?;
         Self::parse_named(&text, &format!("static token file {}", path.display()))

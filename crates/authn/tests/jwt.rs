@@ -361,7 +361,16 @@ fn checks_issuer_audience_and_subject() {
         }
     );
     let (e, msg) = refused(&authn, &t(with(claims(), "sub", json!("alice"))));
-    assert!(matches!(e, InvalidToken::NotServiceAccount { .. }), "{e:?}");
+    assert!(
+        matches!(
+            &e,
+            InvalidToken::NotServiceAccount {
+                username,
+                error: meshid_policy::Error::InvalidServiceAccountUsername { .. },
+            } if username == "alice"
+        ),
+        "{e:?}"
+    );
     assert_eq!(
         msg,
         "token user is not a ServiceAccount: invalid ServiceAccount username 'alice': must \
@@ -666,6 +675,7 @@ fn the_jwks_file_is_followed_and_a_broken_one_keeps_the_keys_in_use() {
         reloader.reload_now(),
         JwksReload::Refused(Error::ReadFile {
             what: "JWKS file",
+            kind: std::io::ErrorKind::NotFound,
             ..
         })
     ));

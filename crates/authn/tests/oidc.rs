@@ -8,8 +8,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use meshid_authn::{
-    Authenticator, Error, ErrorKind, InvalidToken, JwtSigner, KeysRefresh, KubeApiConfig,
-    ManualClock, Metrics, OidcAuthenticator, OidcConfig, PodRef, TokenParams,
+    Authenticator, DiscoveryProblem, Error, ErrorKind, InvalidToken, JwtSigner, KeysRefresh,
+    KubeApiConfig, ManualClock, Metrics, OidcAuthenticator, OidcConfig, PodRef, TokenParams,
     TokenReviewAuthenticator, TokenReviewConfig,
 };
 use meshid_kube_testing::ClusterDouble;
@@ -386,6 +386,22 @@ async fn discovery_down_at_start_is_a_clear_error_until_it_answers() {
 
     let e = authn.authenticate(token.as_bytes()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Backend);
+    let Error::KeysUnavailable {
+        last_error: Some(last),
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(
+        **last,
+        Error::Discovery {
+            problem: DiscoveryProblem::Status {
+                path: "/.well-known/openid-configuration",
+                status: 503,
+                message: "the API server is starting".to_owned(),
+            }
+        }
+    );
     assert_eq!(
         e.to_string(),
         "the cluster's service-account token keys are not available (the API server's \

@@ -596,6 +596,7 @@ async fn configuration_and_transport_errors() {
             e,
             Error::ReadFile {
                 what: "API server CA file",
+                kind: std::io::ErrorKind::NotFound,
                 ..
             }
         ),

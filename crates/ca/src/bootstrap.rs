@@ -15,7 +15,7 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::{Error, SigningError};
+use crate::{CaCertificateProblem, Error, SigningError};
 
 /// A CA certificate with its key: a trust anchor or an issuer.
 pub struct CaCertificate {
@@ -32,32 +32,33 @@ impl CaCertificate {
     /// (PKCS#8 or SEC1) that matches it. Validity is not checked here: the caller decides
     /// what to mint with it (see [`create_intermediate`]).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, Error> {
-        let bad = |reason: String| Error::InvalidCaCertificate { reason };
-        let block = pem::parse(cert_pem).map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+        let bad = |problem: CaCertificateProblem| Error::InvalidCaCertificate { problem };
+        let block = pem::parse(cert_pem).map_err(|e| {
+            bad(CaCertificateProblem::NotPem {
+                detail: e.to_string(),
+            })
+        })?;
         if block.tag() != "CERTIFICATE" {
-            return Err(bad(format!(
-                "PEM block is '{}', expected 'CERTIFICATE'",
-                block.tag()
-            )));
+            return Err(bad(CaCertificateProblem::NotCertificate {
+                label: block.tag().to_owned(),
+            }));
         }
         let cert = CertificateDer::from(block.into_contents());
-        let key = KeyPair::from_pem(key_pem).map_err(|e| bad(format!("key: {e}")))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|e| bad(CaCertificateProblem::Key(e)))?;
         Self::new(cert, key)
     }
 
     /// `cert` and `key`, checked: a CA certificate whose public key is `key`'s.
     fn new(cert: CertificateDer<'static>, key: KeyPair) -> Result<Self, Error> {
-        let bad = |reason: String| Error::InvalidCaCertificate { reason };
+        let bad = |problem: CaCertificateProblem| Error::InvalidCaCertificate { problem };
         let (subject, not_before, not_after) = {
             let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
-                .map_err(|e| bad(format!("does not parse: {e}")))?;
+                .map_err(|e| bad(CaCertificateProblem::Malformed(e)))?;
             if !parsed.is_ca() {
-                return Err(bad(
-                    "not a CA certificate (basicConstraints CA:TRUE is missing)".to_owned(),
-                ));
+                return Err(bad(CaCertificateProblem::NotCa));
             }
             if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-                return Err(bad("the key does not match the certificate".to_owned()));
+                return Err(bad(CaCertificateProblem::KeyMismatch));
             }
             (
                 parsed.subject().to_string(),

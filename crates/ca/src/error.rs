@@ -36,10 +36,11 @@ pub enum Error {
     Signing(#[source] SigningError),
     /// A CA certificate and key given to [`CaCertificate::from_pem`](crate::bootstrap::CaCertificate::from_pem)
     /// cannot sign certificates.
-    #[error("invalid CA certificate: {reason}")]
+    #[error("invalid CA certificate: {problem}")]
     InvalidCaCertificate {
         /// What is wrong.
-        reason: String,
+        #[source]
+        problem: CaCertificateProblem,
     },
     /// A new trust bundle would orphan the current issuer.
     #[error(
@@ -111,7 +112,9 @@ pub enum IssuerProblem {
     },
     /// The certificate file is not valid PEM.
     Pem {
-        /// The PEM parser's error.
+        /// The PEM parser's message, as text: its error type can be neither cloned nor
+        /// compared, and the case a caller can act on (a half-written file) is
+        /// [`PemIncomplete`](Self::PemIncomplete).
         reason: String,
     },
     /// A PEM block of the certificate file is incomplete or corrupt: the file may be being
@@ -206,6 +209,41 @@ impl fmt::Display for IssuerProblem {
         }
     }
 }
+
+/// Why a CA certificate and key cannot sign certificates ([`Error::InvalidCaCertificate`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaCertificateProblem {
+    /// The certificate is not PEM.
+    #[error("not a PEM certificate: {detail}")]
+    NotPem {
+        /// The PEM parser's message, as text: its error type can be neither cloned nor
+        /// compared.
+        detail: String,
+    },
+    /// The PEM block is not a certificate.
+    #[error("PEM block is '{label}', expected 'CERTIFICATE'")]
+    NotCertificate {
+        /// The block's label.
+        label: String,
+    },
+    /// The key could not be loaded.
+    #[error("key: {0}")]
+    Key(#[source] meshid_csr::Error),
+    /// The certificate does not parse as X.509.
+    #[error("does not parse: {0}")]
+    Malformed(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// The certificate is not a CA (basicConstraints CA:TRUE missing).
+    #[error("not a CA certificate (basicConstraints CA:TRUE is missing)")]
+    NotCa,
+    /// The key is not the certificate's.
+    #[error("the key does not match the certificate")]
+    KeyMismatch,
+}
+
+// x509-parser's error is `PartialEq` only for want of a derive: none of its values is unequal
+// to itself.
+impl Eq for CaCertificateProblem {}
 
 /// Why a certificate could not be written or signed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

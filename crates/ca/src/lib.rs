@@ -72,7 +72,7 @@ mod leaf;
 mod signer;
 
 pub use ca::{Ca, Certified};
-pub use error::{Error, IssuerProblem, SigningError};
+pub use error::{CaCertificateProblem, Error, IssuerProblem, SigningError};
 pub use issuer::{IssuerCredentials, parse_chain_pem};
 pub use signer::{Signer, SignerError};
 

@@ -4,8 +4,8 @@
 
 mod support;
 
-use meshid_ca::IssuerCredentials;
 use meshid_ca::bootstrap::{CaCertificate, create_intermediate};
+use meshid_ca::{CaCertificateProblem, Error, IssuerCredentials};
 use support::*;
 
 #[test]
@@ -46,44 +46,61 @@ fn what_cannot_sign_is_refused_by_name() {
         (cert.pem(), key.serialize_pem())
     };
     let root_key = root.key_pem();
-    let cases: [(&str, &str, &str); 6] = [
+    type Is = fn(&CaCertificateProblem) -> bool;
+    let cases: [(&str, &str, Is, &str); 6] = [
         (
             &leaf_pem,
             &leaf_key_pem,
+            |p| *p == CaCertificateProblem::NotCa,
             "invalid CA certificate: not a CA certificate (basicConstraints CA:TRUE is missing)",
         ),
         (
             &issuer.pem(),
             &root_key,
+            |p| *p == CaCertificateProblem::KeyMismatch,
             "invalid CA certificate: the key does not match the certificate",
         ),
         (
             &root_key,
             &root_key,
+            |p| matches!(p, CaCertificateProblem::NotCertificate { label } if label == "PRIVATE KEY"),
             "invalid CA certificate: PEM block is 'PRIVATE KEY', expected 'CERTIFICATE'",
         ),
         (
             "no pem here",
             &root_key,
+            |p| matches!(p, CaCertificateProblem::NotPem { .. }),
             "invalid CA certificate: not a PEM certificate: ",
         ),
         (
             &root.pem(),
             ED25519_KEY_PEM,
+            |p| {
+                matches!(
+                    p,
+                    CaCertificateProblem::Key(meshid_csr::Error::UnsupportedKey { .. })
+                )
+            },
             "invalid CA certificate: key: unsupported private key type Ed25519 (1.3.101.112); \
              meshid keys are ECDSA P-256 or P-384",
         ),
         (
             "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
             &root_key,
+            |p| matches!(p, CaCertificateProblem::Malformed(_)),
             "invalid CA certificate: does not parse: ",
         ),
     ];
-    for (cert, key, expected) in cases {
-        let message = CaCertificate::from_pem(cert, key).unwrap_err().to_string();
+    for (cert, key, is, expected) in cases {
+        let err = CaCertificate::from_pem(cert, key).unwrap_err();
+        let message = err.to_string();
         assert!(
             message.starts_with(expected),
             "got {message}\nexpected {expected}"
         );
+        let Error::InvalidCaCertificate { problem } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(is(problem), "{problem:?}");
     }
 }

@@ -23,9 +23,8 @@ pub(crate) struct CertInfo {
 
 impl CertInfo {
     pub(crate) fn parse(der: &[u8]) -> Result<Self, Error> {
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Error::BadCertificate {
-            reason: e.to_string(),
-        })?;
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|error| Error::BadCertificate { error })?;
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
         }

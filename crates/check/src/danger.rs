@@ -6,7 +6,7 @@
 
 use core::time::Duration;
 use std::io;
-use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 
 use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
@@ -14,7 +14,7 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection};
 
-use crate::{Error, ProxyAddr};
+use crate::{ConnectProblem, Error, ProxyAddr, TlsProblem};
 
 /// Opens a TLS 1.3 connection to `addr`, completes the handshake, and returns the chain the
 /// server presented (leaf first). The handshake signature is checked against the leaf's key
@@ -26,13 +26,18 @@ pub fn fetch_chain(
     timeout: Duration,
 ) -> Result<Vec<CertificateDer<'static>>, Error> {
     let label = addr.to_string();
-    let tls = |reason: String| Error::Tls {
+    let tls = |problem: TlsProblem| Error::Tls {
         addr: label.clone(),
-        reason,
+        problem,
     };
-    let connect = |reason: String| Error::Connect {
+    let setup = |e: rustls::Error| {
+        tls(TlsProblem::Setup {
+            message: e.to_string(),
+        })
+    };
+    let connect = |problem: ConnectProblem| Error::Connect {
         addr: label.clone(),
-        reason,
+        problem,
     };
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -41,18 +46,17 @@ pub fn fetch_chain(
     });
     let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| tls(e.to_string()))?
+        .map_err(setup)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     let server_name = server_name(addr).map_err(tls)?;
-    let mut conn =
-        ClientConnection::new(Arc::new(config), server_name).map_err(|e| tls(e.to_string()))?;
+    let mut conn = ClientConnection::new(Arc::new(config), server_name).map_err(setup)?;
 
     let mut sock = open(addr, timeout).map_err(connect)?;
     while conn.is_handshaking() {
         conn.complete_io(&mut sock)
-            .map_err(|e| tls(io_reason(&e)))?;
+            .map_err(|e| tls(handshake_problem(&e)))?;
     }
     let chain: Vec<CertificateDer<'static>> = conn
         .peer_certificates()
@@ -62,53 +66,61 @@ pub fn fetch_chain(
     conn.send_close_notify();
     let _ = conn.complete_io(&mut sock);
     if chain.is_empty() {
-        return Err(tls("the server presented no certificate".to_owned()));
+        return Err(tls(TlsProblem::NoCertificate));
     }
     Ok(chain)
 }
 
 /// The SNI to send: the given server name, else the host if it is a DNS name, else none.
-fn server_name(addr: &ProxyAddr) -> Result<ServerName<'static>, String> {
+fn server_name(addr: &ProxyAddr) -> Result<ServerName<'static>, TlsProblem> {
     let name = addr.server_name().unwrap_or_else(|| addr.host());
     if let Ok(ip) = name.parse::<IpAddr>() {
         return Ok(ServerName::IpAddress(ip.into()));
     }
-    ServerName::try_from(name.to_owned())
-        .map_err(|_| format!("{name:?} is not a valid TLS server name"))
+    ServerName::try_from(name.to_owned()).map_err(|_| TlsProblem::ServerName {
+        name: name.to_owned(),
+    })
 }
 
-fn open(addr: &ProxyAddr, timeout: Duration) -> Result<TcpStream, String> {
-    let candidates = (addr.host(), addr.port())
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", addr.host()))?;
-    let mut last = "the host resolved to no address".to_owned();
+fn open(addr: &ProxyAddr, timeout: Duration) -> Result<TcpStream, ConnectProblem> {
+    let socket = |address: Option<SocketAddr>, e: &io::Error| ConnectProblem::Socket {
+        address,
+        kind: e.kind(),
+        message: e.to_string(),
+    };
+    let candidates =
+        (addr.host(), addr.port())
+            .to_socket_addrs()
+            .map_err(|e| ConnectProblem::Resolve {
+                host: addr.host().to_owned(),
+                kind: e.kind(),
+                message: e.to_string(),
+            })?;
+    let mut last = ConnectProblem::NoAddress;
     for candidate in candidates {
         match TcpStream::connect_timeout(&candidate, timeout) {
             Ok(sock) => {
                 sock.set_read_timeout(Some(timeout))
                     .and_then(|()| sock.set_write_timeout(Some(timeout)))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| socket(None, &e))?;
                 return Ok(sock);
             }
             // Name the resolved address only when it differs from the one given.
-            Err(e) if candidate.ip().to_string() == addr.host() => last = e.to_string(),
-            Err(e) => last = format!("{candidate}: {e}"),
+            Err(e) if candidate.ip().to_string() == addr.host() => last = socket(None, &e),
+            Err(e) => last = socket(Some(candidate), &e),
         }
     }
     Err(last)
 }
 
-fn io_reason(e: &io::Error) -> String {
+fn handshake_problem(e: &io::Error) -> TlsProblem {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            "timed out waiting for the server".to_owned()
-        }
-        io::ErrorKind::UnexpectedEof => {
-            "the server closed the connection (is it a TLS 1.3 server? a Linkerd proxy \
-             terminates TLS only for its own identity: pass it as SERVER-NAME@HOST:PORT)"
-                .to_owned()
-        }
-        _ => e.to_string(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TlsProblem::TimedOut,
+        io::ErrorKind::UnexpectedEof => TlsProblem::Closed,
+        kind => TlsProblem::Handshake {
+            kind,
+            message: e.to_string(),
+        },
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
 
-use crate::Error;
+use crate::{Error, ProxyAddrProblem};
 
 /// The default timeout for connecting to a live proxy and completing the TLS handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,8 +127,9 @@ fn read_error(path: &Path, e: &io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound { path },
         io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
-        _ => Error::Unreadable {
+        kind => Error::Unreadable {
             path,
+            kind,
             reason: e.to_string(),
         },
     }
@@ -258,32 +259,32 @@ impl ProxyAddr {
 impl FromStr for ProxyAddr {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::InvalidProxyAddr {
+        let bad = |problem: ProxyAddrProblem| Error::InvalidProxyAddr {
             input: s.to_owned(),
-            reason: reason.to_owned(),
+            problem,
         };
         let (server_name, addr) = match s.rsplit_once('@') {
             Some(("", _)) => {
-                return Err(bad("the server name before `@` is empty"));
+                return Err(bad(ProxyAddrProblem::EmptyServerName));
             }
             Some((name, addr)) => (Some(name.to_owned()), addr),
             None => (None, s),
         };
         let (host, port) = addr
             .rsplit_once(':')
-            .ok_or_else(|| bad("the port is missing"))?;
+            .ok_or_else(|| bad(ProxyAddrProblem::MissingPort))?;
         let host = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         if host.is_empty() {
-            return Err(bad("the host is empty"));
+            return Err(bad(ProxyAddrProblem::EmptyHost));
         }
         let port: u16 = port
             .parse()
-            .map_err(|_| bad("the port is not a number from 1 to 65535"))?;
+            .map_err(|_| bad(ProxyAddrProblem::InvalidPort))?;
         if port == 0 {
-            return Err(bad("the port is not a number from 1 to 65535"));
+            return Err(bad(ProxyAddrProblem::InvalidPort));
         }
         Ok(Self {
             server_name,
@@ -448,6 +449,50 @@ fn read_issuer_file(dir: &Path, name: &str, what: &str, scheme: IdentityScheme) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_address_refusals_are_typed() {
+        for (input, problem, reason) in [
+            (
+                "@127.0.0.1:4143",
+                ProxyAddrProblem::EmptyServerName,
+                "the server name before `@` is empty",
+            ),
+            (
+                "127.0.0.1",
+                ProxyAddrProblem::MissingPort,
+                "the port is missing",
+            ),
+            (":4143", ProxyAddrProblem::EmptyHost, "the host is empty"),
+            ("[]:4143", ProxyAddrProblem::EmptyHost, "the host is empty"),
+            (
+                "host:0",
+                ProxyAddrProblem::InvalidPort,
+                "the port is not a number from 1 to 65535",
+            ),
+            (
+                "host:http",
+                ProxyAddrProblem::InvalidPort,
+                "the port is not a number from 1 to 65535",
+            ),
+        ] {
+            let err = input.parse::<ProxyAddr>().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid proxy address {input:?}: {reason}; use HOST:PORT or \
+                     SERVER-NAME@HOST:PORT"
+                )
+            );
+            assert_eq!(
+                err,
+                Error::InvalidProxyAddr {
+                    input: input.to_owned(),
+                    problem
+                }
+            );
+        }
+    }
 
     #[test]
     fn proxy_addresses() {

@@ -103,7 +103,7 @@ mod report;
 mod window;
 
 pub use checks::{CheckOptions, names, run};
-pub use error::Error;
+pub use error::{ConnectProblem, Error, ExpiryWindowProblem, ProxyAddrProblem, TlsProblem};
 pub use inputs::{
     DEFAULT_CONNECT_TIMEOUT, IdentityScheme, InputPaths, Inputs, PemSource, ProxyAddr, ProxyChain,
 };

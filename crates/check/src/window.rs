@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::Error;
+use crate::{Error, ExpiryWindowProblem};
 
 const SECONDS_PER_DAY: u64 = 86_400;
 
@@ -23,19 +23,19 @@ pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(60 * SECONDS_PE
 /// # Ok::<(), meshid_check::Error>(())
 /// ```
 pub fn parse_expiry_window(input: &str) -> Result<Duration, Error> {
-    let bad = |reason: String| Error::InvalidExpiryWindow {
+    let bad = |problem: ExpiryWindowProblem| Error::InvalidExpiryWindow {
         input: input.to_owned(),
-        reason,
+        problem,
     };
     let trimmed = input.trim();
     let (days, rest) = match trimmed.split_once('d') {
         Some((days, rest)) => {
             if days.is_empty() || !days.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad(
-                    "days must be a whole number in front of `d`, as in 60d".to_owned(),
-                ));
+                return Err(bad(ExpiryWindowProblem::DaysNotWhole));
             }
-            let days: u64 = days.parse().map_err(|_| bad("too many days".to_owned()))?;
+            let days: u64 = days
+                .parse()
+                .map_err(|_| bad(ExpiryWindowProblem::TooManyDays))?;
             (days, rest)
         }
         None => (0, trimmed),
@@ -43,18 +43,18 @@ pub fn parse_expiry_window(input: &str) -> Result<Duration, Error> {
     let day_part = days
         .checked_mul(SECONDS_PER_DAY)
         .map(Duration::from_secs)
-        .ok_or_else(|| bad("too many days".to_owned()))?;
+        .ok_or_else(|| bad(ExpiryWindowProblem::TooManyDays))?;
     let rest_part = if rest.is_empty() {
         if days == 0 && trimmed.is_empty() {
-            return Err(bad("empty duration".to_owned()));
+            return Err(bad(ExpiryWindowProblem::Empty));
         }
         Duration::ZERO
     } else {
-        meshid_policy::parse_go_duration(rest).map_err(|e| bad(e.to_string()))?
+        meshid_policy::parse_go_duration(rest).map_err(|e| bad(ExpiryWindowProblem::Duration(e)))?
     };
     day_part
         .checked_add(rest_part)
-        .ok_or_else(|| bad("the duration is too long".to_owned()))
+        .ok_or_else(|| bad(ExpiryWindowProblem::TooLong))
 }
 
 #[cfg(test)]
@@ -89,5 +89,37 @@ mod tests {
         }
         let err = parse_expiry_window("1.5d").unwrap_err();
         assert!(err.to_string().contains("use a Go duration"), "{err}");
+    }
+
+    #[test]
+    fn each_refusal_is_typed() {
+        let problem = |input: &str| match parse_expiry_window(input) {
+            Err(Error::InvalidExpiryWindow { problem, .. }) => problem,
+            other => panic!("{input:?}: {other:?}"),
+        };
+        assert_eq!(problem("1.5d"), ExpiryWindowProblem::DaysNotWhole);
+        assert_eq!(
+            problem("99999999999999999999d"),
+            ExpiryWindowProblem::TooManyDays
+        );
+        assert_eq!(
+            problem("999999999999999d"),
+            ExpiryWindowProblem::TooManyDays
+        );
+        assert_eq!(problem(""), ExpiryWindowProblem::Empty);
+        assert!(matches!(
+            problem("1dx"),
+            ExpiryWindowProblem::Duration(meshid_policy::Error::InvalidDuration { .. })
+        ));
+        assert_eq!(
+            parse_expiry_window("").unwrap_err().to_string(),
+            "invalid expiry window \"\": empty duration; use a Go duration such as 1440h, or \
+             days such as 60d"
+        );
+        assert_eq!(
+            parse_expiry_window("1.5d").unwrap_err().to_string(),
+            "invalid expiry window \"1.5d\": days must be a whole number in front of `d`, as in \
+             60d; use a Go duration such as 1440h, or days such as 60d"
+        );
     }
 }

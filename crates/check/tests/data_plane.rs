@@ -364,7 +364,17 @@ fn unreachable_proxy_is_an_error() {
     let chain = ProxyChain::connect(&addr, StdDuration::from_secs(2));
     let error = chain.chain.unwrap_err();
     assert!(
-        matches!(error, meshid_check::Error::Connect { .. }),
+        matches!(
+            error,
+            meshid_check::Error::Connect {
+                problem: meshid_check::ConnectProblem::Socket {
+                    address: None,
+                    kind: std::io::ErrorKind::ConnectionRefused,
+                    ..
+                },
+                ..
+            }
+        ),
         "{error:?}"
     );
     let reason = error.to_string();
@@ -375,6 +385,54 @@ fn unreachable_proxy_is_an_error() {
         "{reason}"
     );
     drop(socket);
+}
+
+#[test]
+fn a_proxy_that_closes_during_the_handshake_is_a_tls_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        // Accept, read the ClientHello, and close without a word.
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = std::io::Read::read(&mut conn, &mut buf);
+    });
+    let addr: ProxyAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let error = ProxyChain::connect(&addr, StdDuration::from_secs(5))
+        .chain
+        .unwrap_err();
+    server.join().unwrap();
+    assert_eq!(
+        error,
+        meshid_check::Error::Tls {
+            addr: format!("127.0.0.1:{port}"),
+            problem: meshid_check::TlsProblem::Closed,
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "TLS handshake with 127.0.0.1:{port} failed: the server closed the connection (is \
+             it a TLS 1.3 server? a Linkerd proxy terminates TLS only for its own identity: \
+             pass it as SERVER-NAME@HOST:PORT)"
+        )
+    );
+}
+
+#[test]
+fn a_directory_given_as_a_file_keeps_the_error_kind() {
+    let dir = temp_dir("proxy-dir");
+    let chain = ProxyChain::read(dir.path());
+    let error = chain.chain.unwrap_err();
+    let meshid_check::Error::Unreadable { path, kind, reason } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*path, dir.path().display().to_string());
+    assert_eq!(*kind, std::io::ErrorKind::IsADirectory);
+    assert_eq!(
+        error.to_string(),
+        format!("{path} cannot be read: {reason}")
+    );
 }
 
 // === JSON ===

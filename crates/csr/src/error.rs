@@ -45,7 +45,8 @@ pub enum Error {
     /// ring refused the key (for example the public key does not match the private key).
     #[error("private key rejected: {reason}")]
     KeyRejected {
-        /// ring's reason.
+        /// ring's reason, e.g. `InconsistentComponents` (a public key that does not match the
+        /// private key): text, because ring's error has no typed form of its reasons.
         reason: String,
     },
     /// The input is not PEM, or has no private key block.

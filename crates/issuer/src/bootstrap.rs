@@ -11,8 +11,8 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::Error;
 use crate::write::{CERT_MODE, KEY_MODE, check_absent, write_atomic};
+use crate::{Error, MintProblem};
 
 /// The trust anchor's common name in Linkerd's docs.
 pub const ROOT_COMMON_NAME: &str = "root.linkerd.cluster.local";
@@ -61,12 +61,12 @@ impl TrustAnchorKey {
     }
 
     fn parse(cert_pem: &str, key_pem: &str, path: &Path) -> Result<Self, Error> {
-        let ca = CaCertificate::from_pem(cert_pem, key_pem).map_err(|e| Error::TrustAnchor {
-            path: path.to_owned(),
-            reason: match e {
-                meshid_ca::Error::InvalidCaCertificate { reason } => reason,
-                other => other.to_string(),
+        let ca = CaCertificate::from_pem(cert_pem, key_pem).map_err(|e| match e {
+            meshid_ca::Error::InvalidCaCertificate { problem } => Error::TrustAnchor {
+                path: path.to_owned(),
+                problem,
             },
+            other => Error::Ca(other),
         })?;
         Ok(Self { ca })
     }
@@ -149,18 +149,17 @@ pub fn issuer_options(
 /// Mints an issuer (intermediate CA) signed by `anchor`. Its NotAfter is clamped to the
 /// anchor's, since nothing it signs could outlive the anchor anyway.
 pub fn mint_issuer(anchor: &TrustAnchorKey, options: &CaOptions) -> Result<MintedIssuer, Error> {
-    let failed = |reason: String| Error::Mint { reason };
     let not_after = options.not_after.min(anchor.not_after());
     if not_after <= options.not_before {
-        return Err(failed(format!(
-            "the trust anchor {} expires at {}, before the issuer would start",
-            anchor.subject(),
-            meshid_policy::rfc3339(anchor.not_after())
-        )));
+        return Err(Error::Mint(MintProblem::AnchorExpiresFirst {
+            anchor: anchor.subject().to_owned(),
+            not_after: anchor.not_after(),
+        }));
     }
     let mut clamped = options.clone();
     clamped.not_after = not_after;
-    let issuer = create_intermediate(&anchor.ca, &clamped).map_err(|e| failed(e.to_string()))?;
+    let issuer =
+        create_intermediate(&anchor.ca, &clamped).map_err(|e| Error::Mint(MintProblem::Ca(e)))?;
     Ok(MintedIssuer {
         cert_pem: issuer.pem(),
         key_pem: issuer.key_pem(),

@@ -54,17 +54,17 @@ pub enum Error {
     #[error(transparent)]
     Kube(meshid_kube::Error),
     /// The Kubernetes API server refused an event.
-    #[error("posting a Kubernetes Event: {reason}")]
+    #[error("posting a Kubernetes Event: the API server answered HTTP {status}: {message}")]
     KubeEvents {
-        /// What went wrong.
-        reason: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The `message` of the API server's `Status` answer, or the start of its body: the
+        /// API server's own words, so text.
+        message: String,
     },
     /// A certificate could not be minted.
-    #[error("minting a certificate: {reason}")]
-    Mint {
-        /// What went wrong.
-        reason: String,
-    },
+    #[error("minting a certificate: {0}")]
+    Mint(#[source] MintProblem),
     /// A trust-anchor bundle does not parse.
     #[error("trust anchors in {path}: {source}")]
     TrustBundle {
@@ -74,13 +74,37 @@ pub enum Error {
         source: meshid_verify::Error,
     },
     /// The trust-anchor certificate and key cannot sign issuers.
-    #[error("trust anchor {path}: {reason}")]
+    #[error("trust anchor {path}: {problem}")]
     TrustAnchor {
         /// The certificate file (or `<memory>`).
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        #[source]
+        problem: meshid_ca::CaCertificateProblem,
     },
+}
+
+/// Why a certificate could not be minted ([`Error::Mint`]).
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MintProblem {
+    /// The trust anchor expires before the issuer would start.
+    #[error(
+        "the trust anchor {anchor} expires at {}, before the issuer would start",
+        meshid_policy::rfc3339(*not_after)
+    )]
+    AnchorExpiresFirst {
+        /// The trust anchor's subject.
+        anchor: String,
+        /// Its NotAfter.
+        not_after: time::OffsetDateTime,
+    },
+    /// The CA could not write or sign the certificate.
+    #[error("{0}")]
+    Ca(#[source] meshid_ca::Error),
+    /// The system random source failed.
+    #[error("the system random source failed")]
+    Random,
 }
 
 impl Error {
@@ -116,5 +140,28 @@ impl From<meshid_kube::Error> for Error {
 impl From<meshid_ca::Error> for Error {
     fn from(e: meshid_ca::Error) -> Self {
         Self::Ca(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_events_keep_the_status_and_the_api_servers_words() {
+        let err = Error::KubeEvents {
+            status: 403,
+            message: "events is forbidden".to_owned(),
+        };
+        assert!(matches!(err, Error::KubeEvents { status: 403, .. }));
+        assert_eq!(
+            err.to_string(),
+            "posting a Kubernetes Event: the API server answered HTTP 403: events is forbidden"
+        );
+        let err = Error::Mint(MintProblem::Random);
+        assert_eq!(
+            err.to_string(),
+            "minting a certificate: the system random source failed"
+        );
     }
 }

@@ -224,9 +224,9 @@ impl Poster {
             .await
         {
             Ok(_) => Ok(()),
-            Err(meshid_kube::Error::Api { status, message }) => Err(Error::KubeEvents {
-                reason: format!("the API server answered HTTP {status}: {message}"),
-            }),
+            Err(meshid_kube::Error::Api { status, message }) => {
+                Err(Error::KubeEvents { status, message })
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -106,7 +106,7 @@ mod write;
 pub use autorotate::{
     AutoRotator, BACKDATE, MAX_CHECK_INTERVAL, RETRY_INTERVAL, ROTATION_LOCK_FILE,
 };
-pub use error::Error;
+pub use error::{Error, MintProblem};
 pub use event::{CollectingSink, Event, EventKind, EventSink, TracingSink, reason};
 pub use folder::{
     BUNDLE_FILE, ContentHash, DATA_LINK, IssuerFiles, IssuerFolder, IssuerScheme, bundle_hash,

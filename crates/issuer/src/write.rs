@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use time::OffsetDateTime;
 
-use crate::Error;
 use crate::folder::DATA_LINK;
+use crate::{Error, MintProblem};
 
 /// Mode of certificate files.
 pub(crate) const CERT_MODE: u32 = 0o644;
@@ -27,9 +27,7 @@ fn random_suffix() -> Result<String, Error> {
     let mut bytes = [0u8; 4];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| Error::Mint {
-            reason: "the system random source failed".to_owned(),
-        })?;
+        .map_err(|_| Error::Mint(MintProblem::Random))?;
     Ok(hex::encode(bytes))
 }
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 use meshid_ca::bootstrap::CaOptions;
 use meshid_issuer::bootstrap::{
     CertManagerManifests, OutputFiles, ROOT_COMMON_NAME, ROOT_VALIDITY, TrustAnchorKey,
-    issuer_options, write_issuer, write_root_ca,
+    issuer_options, mint_issuer, write_issuer, write_root_ca,
 };
-use meshid_issuer::{Error, IssuerFolder, IssuerScheme};
+use meshid_issuer::{Error, IssuerFolder, IssuerScheme, MintProblem};
 use support::*;
 use x509_parser::extensions::ParsedExtension;
 
@@ -196,4 +196,74 @@ fn issuer_schemes_name_their_files() {
         IssuerScheme::KubernetesTls
     );
     assert!("opaque".parse::<IssuerScheme>().is_err());
+}
+
+#[test]
+fn a_trust_anchor_that_cannot_sign_says_why() {
+    let tmp = temp_dir();
+    let root_out = OutputFiles::new(tmp.path().join("ca.crt"), tmp.path().join("ca.key"));
+    write_root_ca(
+        &root_out,
+        &CaOptions::root(ROOT_COMMON_NAME, START, ROOT_VALIDITY),
+        false,
+    )
+    .unwrap();
+    let key_pem = std::fs::read_to_string(&root_out.key).unwrap();
+    // The key where the certificate belongs.
+    let err = TrustAnchorKey::from_pem(&key_pem, &key_pem).err().unwrap();
+    assert!(
+        matches!(
+            &err,
+            Error::TrustAnchor {
+                problem: meshid_ca::CaCertificateProblem::NotCertificate { label },
+                ..
+            } if label == "PRIVATE KEY"
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "trust anchor <memory>: PEM block is 'PRIVATE KEY', expected 'CERTIFICATE'"
+    );
+}
+
+#[test]
+fn an_issuer_that_would_start_after_its_anchor_expires_is_not_minted() {
+    let tmp = temp_dir();
+    let root_out = OutputFiles::new(tmp.path().join("ca.crt"), tmp.path().join("ca.key"));
+    write_root_ca(
+        &root_out,
+        &CaOptions::root(ROOT_COMMON_NAME, START, ROOT_VALIDITY),
+        false,
+    )
+    .unwrap();
+    let anchor = TrustAnchorKey::load(&root_out.cert, &root_out.key).unwrap();
+    let late = anchor.not_after() + Duration::from_secs(1);
+    let err = mint_issuer(
+        &anchor,
+        &issuer_options(
+            "identity.linkerd.cluster.local",
+            late,
+            Duration::from_secs(48 * 3600),
+            true,
+        ),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(
+            &err,
+            Error::Mint(MintProblem::AnchorExpiresFirst { anchor: subject, not_after })
+                if subject == "CN=root.linkerd.cluster.local" && *not_after == anchor.not_after()
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "minting a certificate: the trust anchor CN=root.linkerd.cluster.local expires at {}, \
+             before the issuer would start",
+            meshid_policy::rfc3339(anchor.not_after())
+        )
+    );
 }

@@ -14,7 +14,7 @@ use meshid_policy::{Clock, SystemClock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, KubeApiConfig, config::kubeconfig_error};
+use crate::{Error, ExecProblem, KubeApiConfig, config::kubeconfig_error};
 
 /// The longest answer accepted from the API server, in bytes (1 MiB).
 pub const MAX_RESPONSE_LEN: usize = 1024 * 1024;
@@ -292,11 +292,7 @@ async fn build(config: &KubeApiConfig, limit: Duration) -> Result<kube::Client, 
         Err(_) => Err(match exec_command(config) {
             Some(command) => Error::ExecPlugin {
                 command,
-                reason: format!(
-                    "it did not finish within {}ms; log in first if it waits for you, or check \
-                     what it waits for",
-                    limit.as_millis()
-                ),
+                problem: ExecProblem::Timeout { after: limit },
             },
             None => Error::config(
                 config.source.clone(),
@@ -317,7 +313,9 @@ fn client_error(e: kube::Error, config: &KubeApiConfig) -> Error {
         kube::Error::RustlsTls(e) => match exec_command(config) {
             Some(command) => Error::ExecPlugin {
                 command,
-                reason: format!("its client certificate is not usable: {e}"),
+                problem: ExecProblem::ClientCertificate {
+                    detail: e.to_string(),
+                },
             },
             None => Error::config(
                 config.source.clone(),
@@ -336,43 +334,40 @@ fn client_error(e: kube::Error, config: &KubeApiConfig) -> Error {
 /// kube's authentication errors: the exec plugin's, or the token file's.
 fn auth_error(e: AuthError, config: &KubeApiConfig) -> Error {
     let command = exec_command(config).unwrap_or_default();
-    let plugin = |reason: String| Error::ExecPlugin {
+    let plugin = |problem: ExecProblem| Error::ExecPlugin {
         command: command.clone(),
-        reason,
+        problem,
     };
     match e {
         AuthError::AuthExecStart(io) => {
-            let mut reason = format!("cannot run it: {io}");
-            if io.kind() == std::io::ErrorKind::NotFound
-                && let Some(hint) = config
+            let install_hint = if io.kind() == std::io::ErrorKind::NotFound {
+                config
                     .kube
                     .auth_info
                     .exec
                     .as_ref()
                     .and_then(|exec| exec.install_hint.as_deref())
-            {
-                reason.push_str("; ");
-                reason.push_str(hint.trim());
-            }
-            plugin(reason)
+                    .map(|hint| hint.trim().to_owned())
+            } else {
+                None
+            };
+            plugin(ExecProblem::Start {
+                kind: io.kind(),
+                message: io.to_string(),
+                install_hint,
+            })
         }
         // kube's message would quote the command with its environment and the plugin's
         // standard output (a credential): only the exit status and standard error are said.
-        AuthError::AuthExecRun { out, .. } => {
-            let stderr = quote(&String::from_utf8_lossy(&out.stderr));
-            plugin(if stderr.is_empty() {
-                format!("it exited with {}", out.status)
-            } else {
-                format!("it exited with {}: {stderr}", out.status)
-            })
-        }
-        AuthError::AuthExecParse(_) => {
-            plugin("its output is not an ExecCredential (JSON or YAML)".to_owned())
-        }
-        AuthError::ExecPluginFailed => plugin("its ExecCredential has no status".to_owned()),
-        AuthError::MalformedTokenExpirationDate(e) => plugin(format!(
-            "its status.expirationTimestamp is not an RFC 3339 time: {e}"
-        )),
+        AuthError::AuthExecRun { out, .. } => plugin(ExecProblem::Exited {
+            status: out.status,
+            stderr: quote(&String::from_utf8_lossy(&out.stderr)),
+        }),
+        AuthError::AuthExecParse(_) => plugin(ExecProblem::NotExecCredential),
+        AuthError::ExecPluginFailed => plugin(ExecProblem::NoStatus),
+        AuthError::MalformedTokenExpirationDate(e) => plugin(ExecProblem::Expiration {
+            detail: e.to_string(),
+        }),
         AuthError::ReadTokenFile(io, path) => {
             let mut reason = io.to_string();
             if config.source == "in-cluster configuration" {
@@ -383,6 +378,7 @@ fn auth_error(e: AuthError, config: &KubeApiConfig) -> Error {
             Error::ReadFile {
                 what: "API client token file",
                 path,
+                kind: io.kind(),
                 reason,
             }
         }
@@ -391,7 +387,9 @@ fn auth_error(e: AuthError, config: &KubeApiConfig) -> Error {
             "its token holds characters not allowed in an HTTP header, such as a line break \
              (kube does not trim token files): write the token without one",
         ),
-        other if !command.is_empty() => plugin(other.to_string()),
+        other if !command.is_empty() => plugin(ExecProblem::Other {
+            message: other.to_string(),
+        }),
         other => Error::config(config.source.clone(), other.to_string()),
     }
 }

@@ -492,11 +492,13 @@ fn in_cluster_error(e: InClusterError) -> Error {
         InClusterError::ReadDefaultNamespace(io) => Error::ReadFile {
             what: "ServiceAccount namespace file",
             path: dir.join("namespace"),
+            kind: io.kind(),
             reason: unmounted(&io),
         },
         InClusterError::ReadCertificateBundle(io) => Error::ReadFile {
             what: "API server CA file",
             path: dir.join("ca.crt"),
+            kind: io.kind(),
             reason: unmounted(&io),
         },
         InClusterError::ParseCertificates(e) => Error::config(

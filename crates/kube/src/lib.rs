@@ -110,6 +110,6 @@ pub use config::{
     ApiCredentials, DEFAULT_EXEC_TIMEOUT, DEFAULT_TIMEOUT, EXEC_API_VERSIONS,
     IN_CLUSTER_SERVICE_ACCOUNT_DIR, KubeApiConfig,
 };
-pub use error::Error;
+pub use error::{Error, ExecProblem};
 /// kube-rs and the typed Kubernetes objects, at the versions meshid uses.
 pub use {k8s_openapi, kube};

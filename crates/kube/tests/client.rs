@@ -195,7 +195,7 @@ async fn failures_are_one_line_and_say_what_is_wrong() {
     no_token.kube.auth_info.token_file = Some(dir.path().join("gone").display().to_string());
     let e = KubeClient::connect(no_token).await.unwrap_err();
     assert!(
-        matches!(&e, Error::ReadFile { what: "API client token file", path, .. } if path == &dir.path().join("gone")),
+        matches!(&e, Error::ReadFile { what: "API client token file", path, kind: std::io::ErrorKind::NotFound, .. } if path == &dir.path().join("gone")),
         "{e:?}"
     );
 

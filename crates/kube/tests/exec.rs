@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use meshid_kube::{ApiCredentials, Error, KubeApiConfig, KubeClient};
+use meshid_kube::{ApiCredentials, Error, ExecProblem, KubeApiConfig, KubeClient};
 use meshid_kube_testing::{Answer, ApiServerDouble};
 use meshid_policy::ManualClock;
 use tempfile::TempDir;
@@ -234,10 +234,21 @@ async fn a_new_token_refused_too_is_the_answer() {
 async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
     let dir = temp_dir();
     let api = ApiServerDouble::start().await;
-    let cases: [(&str, String); 4] = [
+    type Is = fn(&ExecProblem) -> bool;
+    let cases: [(&str, Is, String); 4] = [
         (
             "{apiVersion: client.authentication.k8s.io/v1, command: meshid-no-such-plugin, \
              installHint: 'Install it with: brew install meshid-no-such-plugin'}",
+            |p| {
+                matches!(
+                    p,
+                    ExecProblem::Start {
+                        kind: std::io::ErrorKind::NotFound,
+                        install_hint: Some(hint),
+                        ..
+                    } if hint == "Install it with: brew install meshid-no-such-plugin"
+                )
+            },
             "the kubeconfig exec credential plugin meshid-no-such-plugin failed: cannot run \
              it: No such file or directory (os error 2); Install it with: brew install \
              meshid-no-such-plugin"
@@ -245,6 +256,14 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
         ),
         (
             "{apiVersion: client.authentication.k8s.io/v1, command: ./fails}",
+            |p| {
+                matches!(
+                    p,
+                    ExecProblem::Exited { status, stderr }
+                        if status.code() == Some(3)
+                            && stderr == "error: SSO session expired; run aws sso login"
+                )
+            },
             format!(
                 "the kubeconfig exec credential plugin {} failed: it exited with exit status: \
                  3: error: SSO session expired; run aws sso login",
@@ -253,6 +272,7 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
         ),
         (
             "{apiVersion: client.authentication.k8s.io/v1, command: ./prints-a-certificate}",
+            |p| matches!(p, ExecProblem::ClientCertificate { .. }),
             format!(
                 "the kubeconfig exec credential plugin {} failed: its client certificate is \
                  not usable: ",
@@ -261,6 +281,7 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
         ),
         (
             "{apiVersion: client.authentication.k8s.io/v1, command: ./prints-text}",
+            |p| *p == ExecProblem::NotExecCredential,
             format!(
                 "the kubeconfig exec credential plugin {} failed: its output is not an \
                  ExecCredential (JSON or YAML)",
@@ -279,11 +300,14 @@ async fn a_plugin_that_fails_says_why_and_nothing_is_sent() {
         r#"echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"clientCertificateData":"C","clientKeyData":"K-secret"}}'"#,
     );
     script(dir.path(), "prints-text", "echo '[token-secret'");
-    for (exec, message) in cases {
+    for (exec, is, message) in cases {
         let e = client(&kubeconfig(&api, dir.path(), exec))
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::ExecPlugin { .. }), "{e:?}");
+        let Error::ExecPlugin { problem, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert!(is(problem), "{problem:?}");
         assert!(e.to_string().starts_with(&message), "{e}\n{message}");
         assert!(!e.to_string().contains("secret"), "{e}");
     }
@@ -370,6 +394,16 @@ async fn a_plugin_that_hangs_is_given_up_after_the_exec_timeout() {
     .unwrap();
     config.exec_timeout = Duration::from_millis(300);
     let e = KubeClient::connect(config).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::ExecPlugin {
+                problem: ExecProblem::Timeout { after },
+                ..
+            } if *after == Duration::from_millis(300)
+        ),
+        "{e:?}"
+    );
     assert_eq!(
         e.to_string(),
         format!(

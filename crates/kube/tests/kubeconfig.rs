@@ -204,7 +204,7 @@ fn files_are_named_when_they_cannot_be_read() {
     // A missing kubeconfig.
     let e = KubeApiConfig::from_kubeconfig(&dir.path().join("nope"), None).unwrap_err();
     assert!(
-        matches!(&e, Error::ReadFile { what: "kubeconfig", path, .. } if path == &dir.path().join("nope")),
+        matches!(&e, Error::ReadFile { what: "kubeconfig", path, kind: std::io::ErrorKind::NotFound, .. } if path == &dir.path().join("nope")),
         "{e:?}"
     );
     // A missing CA file, relative to the kubeconfig's folder, is read with the kubeconfig.

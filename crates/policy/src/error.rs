@@ -1,6 +1,7 @@
 //! The policy error type.
 
 use core::fmt;
+use core::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -90,7 +91,7 @@ pub enum Error {
         /// The text given.
         input: String,
         /// What is wrong with it.
-        reason: String,
+        problem: IdentityProblem,
     },
     /// A key algorithm name is unknown.
     InvalidKeyAlgorithm {
@@ -107,7 +108,7 @@ pub enum Error {
     /// The issuance policy's fields do not fit together.
     InvalidPolicy {
         /// What is wrong.
-        reason: String,
+        problem: PolicyProblem,
     },
     /// A SAN mode name is unknown.
     InvalidSanMode {
@@ -133,7 +134,7 @@ pub enum Error {
         /// The text given.
         input: String,
         /// What is wrong with it.
-        reason: String,
+        problem: SpiffeIdProblem,
     },
     /// A trust domain is not a DNS-1123 subdomain.
     InvalidTrustDomain {
@@ -222,8 +223,8 @@ impl fmt::Display for Error {
             Self::InvalidDuration { input, reason } => {
                 write!(f, "invalid duration '{input}': {reason}")
             }
-            Self::InvalidIdentity { input, reason } => {
-                write!(f, "invalid identity '{input}': {reason}")
+            Self::InvalidIdentity { input, problem } => {
+                write!(f, "invalid identity '{input}': {problem}")
             }
             Self::InvalidKeyAlgorithm { input } => {
                 write!(f, "unknown key algorithm '{input}' (expected p256 or p384)")
@@ -231,7 +232,7 @@ impl fmt::Display for Error {
             Self::InvalidNamespace { input, reason } => {
                 write!(f, "invalid namespace '{input}': {reason}")
             }
-            Self::InvalidPolicy { reason } => write!(f, "invalid issuance policy: {reason}"),
+            Self::InvalidPolicy { problem } => write!(f, "invalid issuance policy: {problem}"),
             Self::InvalidSanMode { input } => write!(
                 f,
                 "unknown SAN mode '{input}' (expected dns, dns+spiffe or spiffe)"
@@ -242,8 +243,8 @@ impl fmt::Display for Error {
             Self::InvalidServiceAccountUsername { input, reason } => {
                 write!(f, "invalid ServiceAccount username '{input}': {reason}")
             }
-            Self::InvalidSpiffeId { input, reason } => {
-                write!(f, "invalid SPIFFE ID '{input}': {reason}")
+            Self::InvalidSpiffeId { input, problem } => {
+                write!(f, "invalid SPIFFE ID '{input}': {problem}")
             }
             Self::InvalidTrustDomain { input, reason } => {
                 write!(f, "invalid trust domain '{input}': {reason}")
@@ -280,7 +281,139 @@ impl fmt::Display for Error {
     }
 }
 
-impl core::error::Error for Error {}
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::InvalidIdentity {
+                problem: IdentityProblem::ServiceAccount(e),
+                ..
+            }
+            | Self::InvalidSpiffeId {
+                problem: SpiffeIdProblem::ServiceAccount(e),
+                ..
+            } => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with an identity name ([`Error::InvalidIdentity`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentityProblem {
+    /// It is longer than 253 characters.
+    TooLong,
+    /// It does not end with the identity suffix of this mesh.
+    WrongSuffix {
+        /// The suffix expected, e.g. `.serviceaccount.identity.linkerd.cluster.local`.
+        suffix: String,
+    },
+    /// What precedes the suffix is not `<sa>.<ns>`.
+    Form,
+    /// The namespace or ServiceAccount name it holds is invalid
+    /// ([`Error::InvalidNamespace`] or [`Error::InvalidServiceAccount`]).
+    ServiceAccount(Box<Error>),
+}
+
+impl fmt::Display for IdentityProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLong => f.write_str("longer than 253 characters"),
+            Self::WrongSuffix { suffix } => write!(
+                f,
+                "does not end with '{suffix}' (the identity suffix of this mesh)"
+            ),
+            Self::Form => f.write_str(
+                "must have the form <sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>",
+            ),
+            Self::ServiceAccount(e) => e.fmt(f),
+        }
+    }
+}
+
+/// What is wrong with a SPIFFE ID ([`Error::InvalidSpiffeId`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpiffeIdProblem {
+    /// It does not start with `spiffe://`.
+    Scheme,
+    /// It has no path after the trust domain.
+    NoPath,
+    /// Its trust domain is another mesh's.
+    ForeignTrustDomain {
+        /// The trust domain it names.
+        found: String,
+        /// This mesh's trust domain.
+        expected: String,
+    },
+    /// Its path is not `/ns/<namespace>/sa/<name>`.
+    Path,
+    /// The namespace or ServiceAccount name it holds is invalid
+    /// ([`Error::InvalidNamespace`] or [`Error::InvalidServiceAccount`]).
+    ServiceAccount(Box<Error>),
+}
+
+impl fmt::Display for SpiffeIdProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Scheme => f.write_str("must start with 'spiffe://'"),
+            Self::NoPath => f.write_str("has no path"),
+            Self::ForeignTrustDomain { found, expected } => write!(
+                f,
+                "trust domain '{found}' is not this mesh's trust domain '{expected}'"
+            ),
+            Self::Path => f.write_str("path must be /ns/<namespace>/sa/<name>"),
+            Self::ServiceAccount(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Which fields of an [`IssuancePolicy`](crate::IssuancePolicy) do not fit together
+/// ([`Error::InvalidPolicy`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyProblem {
+    /// The lifetime is zero.
+    ZeroLifetime,
+    /// The lifetime is longer than the maximum lifetime.
+    LifetimeOverMax {
+        /// The issuance lifetime.
+        lifetime: Duration,
+        /// The maximum lifetime.
+        max: Duration,
+    },
+    /// The clock-skew allowance is longer than the most accepted.
+    ClockSkewOverMax {
+        /// The clock-skew allowance.
+        clock_skew: Duration,
+        /// The most accepted (one hour).
+        max: Duration,
+    },
+    /// No key algorithm is allowed.
+    NoKeyAlgorithms,
+}
+
+impl fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let go = crate::format_go_duration;
+        match self {
+            Self::ZeroLifetime => f.write_str("the issuance lifetime must be greater than zero"),
+            Self::LifetimeOverMax { lifetime, max } => write!(
+                f,
+                "the issuance lifetime {} is longer than the maximum lifetime {}",
+                go(*lifetime),
+                go(*max)
+            ),
+            Self::ClockSkewOverMax { clock_skew, max } => write!(
+                f,
+                "the clock-skew allowance {} is longer than the maximum of {}",
+                go(*clock_skew),
+                go(*max)
+            ),
+            Self::NoKeyAlgorithms => f.write_str("at least one key algorithm must be allowed"),
+        }
+    }
+}
 
 /// Formats a time as RFC 3339 (`2026-06-01T12:00:00Z`), the way every meshid message shows time.
 pub fn rfc3339(t: OffsetDateTime) -> String {

@@ -86,7 +86,7 @@ pub mod x509;
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{GoDuration, MAX_GO_DURATION, format_go_duration, parse_go_duration};
-pub use error::{Error, rfc3339};
+pub use error::{Error, IdentityProblem, PolicyProblem, SpiffeIdProblem, rfc3339};
 pub use key::{KeyAlgorithm, PublicKeyKind};
 pub use names::{
     Identity, Mesh, Namespace, San, SanMode, ServiceAccount, SpiffeId, TrustDomain,

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::str::FromStr;
 
-use crate::Error;
+use crate::{Error, IdentityProblem, SpiffeIdProblem};
 
 /// The longest DNS name a certificate may carry (RFC 1035 §2.3.4, without the trailing dot).
 const MAX_DNS_NAME_LEN: usize = 253;
@@ -393,25 +393,25 @@ impl Mesh {
 
     /// Parses an identity name of this mesh back into its ServiceAccount.
     pub fn parse_identity(&self, name: &str) -> Result<ServiceAccount, Error> {
-        let invalid = |reason: String| Error::InvalidIdentity {
+        let invalid = |problem: IdentityProblem| Error::InvalidIdentity {
             input: name.to_owned(),
-            reason,
+            problem,
         };
         if name.len() > MAX_DNS_NAME_LEN {
-            return Err(invalid("longer than 253 characters".to_owned()));
+            return Err(invalid(IdentityProblem::TooLong));
         }
         let head = name
             .strip_suffix(self.identity_suffix.as_str())
             .ok_or_else(|| {
-                invalid(format!(
-                    "does not end with '{}' (the identity suffix of this mesh)",
-                    self.identity_suffix
-                ))
+                invalid(IdentityProblem::WrongSuffix {
+                    suffix: self.identity_suffix.clone(),
+                })
             })?;
         let (sa, ns) = head
             .rsplit_once('.')
-            .ok_or_else(|| invalid("must have the form <sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>".to_owned()))?;
-        ServiceAccount::new(ns, sa).map_err(|e| invalid(e.to_string()))
+            .ok_or_else(|| invalid(IdentityProblem::Form))?;
+        ServiceAccount::new(ns, sa)
+            .map_err(|e| invalid(IdentityProblem::ServiceAccount(Box::new(e))))
     }
 
     /// The SPIFFE ID of `sa`: `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
@@ -424,21 +424,21 @@ impl Mesh {
 
     /// Parses a SPIFFE ID of this mesh's trust domain back into its ServiceAccount.
     pub fn parse_spiffe_id(&self, id: &str) -> Result<ServiceAccount, Error> {
-        let invalid = |reason: String| Error::InvalidSpiffeId {
+        let invalid = |problem: SpiffeIdProblem| Error::InvalidSpiffeId {
             input: id.to_owned(),
-            reason,
+            problem,
         };
         let rest = id
             .strip_prefix("spiffe://")
-            .ok_or_else(|| invalid("must start with 'spiffe://'".to_owned()))?;
+            .ok_or_else(|| invalid(SpiffeIdProblem::Scheme))?;
         let (domain, path) = rest
             .split_once('/')
-            .ok_or_else(|| invalid("has no path".to_owned()))?;
+            .ok_or_else(|| invalid(SpiffeIdProblem::NoPath))?;
         if domain != self.trust_domain.as_str() {
-            return Err(invalid(format!(
-                "trust domain '{domain}' is not this mesh's trust domain '{}'",
-                self.trust_domain
-            )));
+            return Err(invalid(SpiffeIdProblem::ForeignTrustDomain {
+                found: domain.to_owned(),
+                expected: self.trust_domain.as_str().to_owned(),
+            }));
         }
         let mut segments = path.split('/');
         match (
@@ -448,10 +448,9 @@ impl Mesh {
             segments.next(),
             segments.next(),
         ) {
-            (Some("ns"), Some(ns), Some("sa"), Some(sa), None) => {
-                ServiceAccount::new(ns, sa).map_err(|e| invalid(e.to_string()))
-            }
-            _ => Err(invalid("path must be /ns/<namespace>/sa/<name>".to_owned())),
+            (Some("ns"), Some(ns), Some("sa"), Some(sa), None) => ServiceAccount::new(ns, sa)
+                .map_err(|e| invalid(SpiffeIdProblem::ServiceAccount(Box::new(e)))),
+            _ => Err(invalid(SpiffeIdProblem::Path)),
         }
     }
 

@@ -7,7 +7,9 @@ use core::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::{Error, KeyAlgorithm, Mesh, PublicKeyKind, San, SanMode, ServiceAccount};
+use crate::{
+    Error, KeyAlgorithm, Mesh, PolicyProblem, PublicKeyKind, San, SanMode, ServiceAccount,
+};
 
 /// How certificates are issued.
 ///
@@ -51,25 +53,24 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 impl IssuancePolicy {
     /// Checks that the fields fit together.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |reason: String| Err(Error::InvalidPolicy { reason });
+        let invalid = |problem: PolicyProblem| Err(Error::InvalidPolicy { problem });
         if self.lifetime.is_zero() {
-            return invalid("the issuance lifetime must be greater than zero".to_owned());
+            return invalid(PolicyProblem::ZeroLifetime);
         }
         if self.lifetime > self.max_lifetime {
-            return invalid(format!(
-                "the issuance lifetime {} is longer than the maximum lifetime {}",
-                crate::format_go_duration(self.lifetime),
-                crate::format_go_duration(self.max_lifetime)
-            ));
+            return invalid(PolicyProblem::LifetimeOverMax {
+                lifetime: self.lifetime,
+                max: self.max_lifetime,
+            });
         }
         if self.clock_skew > MAX_CLOCK_SKEW {
-            return invalid(format!(
-                "the clock-skew allowance {} is longer than the maximum of 1h0m0s",
-                crate::format_go_duration(self.clock_skew)
-            ));
+            return invalid(PolicyProblem::ClockSkewOverMax {
+                clock_skew: self.clock_skew,
+                max: MAX_CLOCK_SKEW,
+            });
         }
         if self.key_algorithms.is_empty() {
-            return invalid("at least one key algorithm must be allowed".to_owned());
+            return invalid(PolicyProblem::NoKeyAlgorithms);
         }
         Ok(())
     }

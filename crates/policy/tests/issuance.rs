@@ -6,8 +6,8 @@
 use core::time::Duration;
 
 use meshid_policy::{
-    CredentialRole, CsrContent, Error, IssuancePolicy, KeyAlgorithm, Mesh, PublicKeyKind, San,
-    SanMode, ServiceAccount, ValidityBound,
+    CredentialRole, CsrContent, Error, IssuancePolicy, KeyAlgorithm, Mesh, PolicyProblem,
+    PublicKeyKind, San, SanMode, ServiceAccount, ValidityBound,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -400,30 +400,42 @@ fn limits_are_inclusive() {
 #[test]
 fn invalid_policies_say_why() {
     type Change = fn(&mut IssuancePolicy);
-    let cases: [(Change, &str); 4] = [
+    let cases: [(Change, PolicyProblem, &str); 4] = [
         (
             |p| p.lifetime = Duration::ZERO,
+            PolicyProblem::ZeroLifetime,
             "the issuance lifetime must be greater than zero",
         ),
         (
             |p| p.lifetime = p.max_lifetime + Duration::from_secs(1),
+            PolicyProblem::LifetimeOverMax {
+                lifetime: Duration::from_secs(168 * 3600 + 1),
+                max: Duration::from_secs(168 * 3600),
+            },
             "the issuance lifetime 168h0m1s is longer than the maximum lifetime 168h0m0s",
         ),
         (
             |p| p.clock_skew = Duration::from_secs(3601),
+            PolicyProblem::ClockSkewOverMax {
+                clock_skew: Duration::from_secs(3601),
+                max: Duration::from_secs(3600),
+            },
             "the clock-skew allowance 1h0m1s is longer than the maximum of 1h0m0s",
         ),
         (
             |p| p.key_algorithms.clear(),
+            PolicyProblem::NoKeyAlgorithms,
             "at least one key algorithm must be allowed",
         ),
     ];
-    for (change, reason) in cases {
+    for (change, problem, reason) in cases {
         let mut policy = IssuancePolicy::default();
         change(&mut policy);
+        let err = policy.validate().unwrap_err();
         assert_eq!(
-            policy.validate().unwrap_err().to_string(),
+            err.to_string(),
             format!("invalid issuance policy: {reason}")
         );
+        assert_eq!(err, Error::InvalidPolicy { problem });
     }
 }

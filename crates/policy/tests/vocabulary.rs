@@ -6,9 +6,9 @@
 use core::time::Duration;
 
 use meshid_policy::{
-    GoDuration, KeyAlgorithm, MAX_GO_DURATION, Mesh, Namespace, PublicKeyKind, San, SanMode,
-    ServiceAccount, TrustDomain, format_go_duration, is_dns1123_label, is_dns1123_subdomain,
-    parse_go_duration, rfc3339,
+    Error, GoDuration, IdentityProblem, KeyAlgorithm, MAX_GO_DURATION, Mesh, Namespace,
+    PublicKeyKind, San, SanMode, ServiceAccount, SpiffeIdProblem, TrustDomain, format_go_duration,
+    is_dns1123_label, is_dns1123_subdomain, parse_go_duration, rfc3339,
 };
 use time::macros::datetime;
 
@@ -162,8 +162,13 @@ fn identity_names_are_at_most_253_characters() {
         subdomain(198)
     );
     assert_eq!(name.len(), 254);
+    let err = mesh.parse_identity(&name).unwrap_err();
+    assert!(matches!(
+        &err,
+        Error::InvalidIdentity { problem: IdentityProblem::TooLong, input } if *input == name
+    ));
     assert_eq!(
-        mesh.parse_identity(&name).unwrap_err().to_string(),
+        err.to_string(),
         format!("invalid identity '{name}': longer than 253 characters")
     );
 }
@@ -173,6 +178,11 @@ fn identity_names_of_another_mesh_are_refused() {
     let err = Mesh::default()
         .parse_identity("web.emojivoto.serviceaccount.identity.linkerd.example.org")
         .unwrap_err();
+    assert!(matches!(
+        &err,
+        Error::InvalidIdentity { problem: IdentityProblem::WrongSuffix { suffix }, .. }
+            if suffix == ".serviceaccount.identity.linkerd.cluster.local"
+    ));
     assert_eq!(
         err.to_string(),
         "invalid identity 'web.emojivoto.serviceaccount.identity.linkerd.example.org': does \
@@ -184,26 +194,92 @@ fn identity_names_of_another_mesh_are_refused() {
 #[test]
 fn spiffe_ids_of_another_trust_domain_or_shape_are_refused() {
     let mesh = Mesh::default();
-    for (id, reason) in [
+    for (id, problem, reason) in [
         (
             "https://cluster.local/ns/a/sa/b",
+            SpiffeIdProblem::Scheme,
             "must start with 'spiffe://'",
         ),
-        ("spiffe://cluster.local", "has no path"),
+        (
+            "spiffe://cluster.local",
+            SpiffeIdProblem::NoPath,
+            "has no path",
+        ),
         (
             "spiffe://example.org/ns/a/sa/b",
+            SpiffeIdProblem::ForeignTrustDomain {
+                found: "example.org".to_owned(),
+                expected: "cluster.local".to_owned(),
+            },
             "trust domain 'example.org' is not this mesh's trust domain 'cluster.local'",
         ),
         (
             "spiffe://cluster.local/ns/a/sa/b/c",
+            SpiffeIdProblem::Path,
             "path must be /ns/<namespace>/sa/<name>",
         ),
     ] {
+        let err = mesh.parse_spiffe_id(id).unwrap_err();
         assert_eq!(
-            mesh.parse_spiffe_id(id).unwrap_err().to_string(),
+            err.to_string(),
             format!("invalid SPIFFE ID '{id}': {reason}")
         );
+        assert_eq!(
+            err,
+            Error::InvalidSpiffeId {
+                input: id.to_owned(),
+                problem
+            }
+        );
     }
+}
+
+#[test]
+fn identity_and_spiffe_id_keep_the_service_account_error() {
+    let mesh = Mesh::default();
+    let err = mesh
+        .parse_identity("web.Emoji.serviceaccount.identity.linkerd.cluster.local")
+        .unwrap_err();
+    let Error::InvalidIdentity {
+        problem: IdentityProblem::ServiceAccount(inner),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(matches!(**inner, Error::InvalidNamespace { .. }));
+    assert_eq!(
+        err.to_string(),
+        "invalid identity 'web.Emoji.serviceaccount.identity.linkerd.cluster.local': invalid \
+         namespace 'Emoji': must consist of lower case alphanumeric characters or '-'"
+    );
+    assert!(core::error::Error::source(&err).is_some());
+
+    let err = mesh.parse_identity("web.serviceaccount.identity.linkerd.cluster.local");
+    assert!(matches!(
+        err,
+        Err(Error::InvalidIdentity {
+            problem: IdentityProblem::Form,
+            ..
+        })
+    ));
+
+    let err = mesh
+        .parse_spiffe_id("spiffe://cluster.local/ns/emojivoto/sa/web?x=1")
+        .unwrap_err();
+    let Error::InvalidSpiffeId {
+        problem: SpiffeIdProblem::ServiceAccount(inner),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(matches!(**inner, Error::InvalidServiceAccount { .. }));
+    assert_eq!(
+        err.to_string(),
+        "invalid SPIFFE ID 'spiffe://cluster.local/ns/emojivoto/sa/web?x=1': invalid \
+         ServiceAccount name 'web?x=1': must consist of lower case alphanumeric characters or '-'"
+    );
 }
 
 #[test]

@@ -2,12 +2,11 @@
 
 use core::time::Duration;
 
-use meshid_policy::format_go_duration;
 use time::OffsetDateTime;
 
-use crate::Error;
 use crate::instant::{duration, nanos};
 use crate::jitter::{JitterSource, unit};
+use crate::{BackoffProblem, Error};
 
 /// The shape of the failure backoff: exponential growth, full jitter, two caps and a floor.
 ///
@@ -50,35 +49,30 @@ impl BackoffPolicy {
     /// Checks that the fields fit together: `0 < initial`, `floor ≤ initial`, and `initial` at
     /// most each cap.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |reason: String| Err(Error::InvalidBackoff { reason });
+        let invalid = |problem: BackoffProblem| Err(Error::InvalidBackoff { problem });
         let Self {
             initial,
             cap_without_cert,
             cap_with_cert,
             floor,
         } = *self;
-        let go = format_go_duration;
         if initial.is_zero() {
-            return invalid("the initial delay must be greater than zero".to_owned());
+            return invalid(BackoffProblem::ZeroInitial);
         }
         if floor > initial {
-            return invalid(format!(
-                "the floor {} is longer than the initial delay {}",
-                go(floor),
-                go(initial)
-            ));
+            return invalid(BackoffProblem::FloorAboveInitial { floor, initial });
         }
-        for (name, cap) in [
-            ("cap without a certificate", cap_without_cert),
-            ("cap with a certificate", cap_with_cert),
-        ] {
-            if cap < initial {
-                return invalid(format!(
-                    "the {name} {} is shorter than the initial delay {}",
-                    go(cap),
-                    go(initial)
-                ));
-            }
+        if cap_without_cert < initial {
+            return invalid(BackoffProblem::CapWithoutCertBelowInitial {
+                cap: cap_without_cert,
+                initial,
+            });
+        }
+        if cap_with_cert < initial {
+            return invalid(BackoffProblem::CapWithCertBelowInitial {
+                cap: cap_with_cert,
+                initial,
+            });
         }
         Ok(())
     }
@@ -304,25 +298,39 @@ mod tests {
 
     #[test]
     fn invalid_policies() {
-        let cases: [(Change<BackoffPolicy>, &str); 4] = [
+        let ms = Duration::from_millis;
+        let cases: [(Change<BackoffPolicy>, BackoffProblem, &str); 4] = [
             (
                 |p| p.initial = Duration::ZERO,
+                BackoffProblem::ZeroInitial,
                 "the initial delay must be greater than zero",
             ),
             (
                 |p| p.floor = secs(2),
+                BackoffProblem::FloorAboveInitial {
+                    floor: secs(2),
+                    initial: secs(1),
+                },
                 "the floor 2s is longer than the initial delay 1s",
             ),
             (
                 |p| p.cap_without_cert = Duration::from_millis(500),
+                BackoffProblem::CapWithoutCertBelowInitial {
+                    cap: ms(500),
+                    initial: secs(1),
+                },
                 "the cap without a certificate 500ms is shorter than the initial delay 1s",
             ),
             (
                 |p| p.cap_with_cert = Duration::from_millis(500),
+                BackoffProblem::CapWithCertBelowInitial {
+                    cap: ms(500),
+                    initial: secs(1),
+                },
                 "the cap with a certificate 500ms is shorter than the initial delay 1s",
             ),
         ];
-        for (change, message) in cases {
+        for (change, problem, message) in cases {
             let mut policy = BackoffPolicy::default();
             change(&mut policy);
             let err = Backoff::new(policy).unwrap_err();
@@ -330,6 +338,7 @@ mod tests {
                 err.to_string(),
                 format!("invalid backoff policy: {message}")
             );
+            assert_eq!(err, Error::InvalidBackoff { problem });
         }
     }
 }

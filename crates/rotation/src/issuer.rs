@@ -2,11 +2,10 @@
 
 use core::time::Duration;
 
-use meshid_policy::format_go_duration;
 use time::OffsetDateTime;
 
-use crate::Error;
 use crate::instant::{NANOS_PER_SECOND, at, nanos, span};
+use crate::{Error, IssuerScheduleProblem};
 
 /// cert-manager's smallest accepted `duration`.
 pub const MIN_DURATION: Duration = Duration::from_secs(3600);
@@ -76,38 +75,36 @@ impl IssuerSchedule {
 
     /// Checks the fields as cert-manager's admission webhook does.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |reason: String| Err(Error::InvalidIssuerSchedule { reason });
-        let go = format_go_duration;
+        let invalid =
+            |problem: IssuerScheduleProblem| Err(Error::InvalidIssuerSchedule { problem });
         let Self {
             duration,
             renew_before,
             renew_before_percentage,
         } = *self;
         if duration < MIN_DURATION {
-            return invalid(format!(
-                "duration {} is shorter than the minimum of {}",
-                go(duration),
-                go(MIN_DURATION)
-            ));
+            return invalid(IssuerScheduleProblem::DurationTooShort {
+                duration,
+                min: MIN_DURATION,
+            });
         }
         match (renew_before, renew_before_percentage) {
-            (Some(_), Some(_)) => invalid(
-                "renewBefore and renewBeforePercentage are mutually exclusive; set one of them"
-                    .to_owned(),
-            ),
-            (Some(before), None) if before < MIN_RENEW_BEFORE => invalid(format!(
-                "renewBefore {} is shorter than the minimum of {}",
-                go(before),
-                go(MIN_RENEW_BEFORE)
-            )),
-            (Some(before), None) if before >= duration => invalid(format!(
-                "duration {} must be longer than renewBefore {}",
-                go(duration),
-                go(before)
-            )),
-            (None, Some(percent)) if !(1..=99).contains(&percent) => invalid(format!(
-                "renewBeforePercentage must be between 1 and 99, got {percent}"
-            )),
+            (Some(_), Some(_)) => invalid(IssuerScheduleProblem::RenewBeforeAndPercentage),
+            (Some(before), None) if before < MIN_RENEW_BEFORE => {
+                invalid(IssuerScheduleProblem::RenewBeforeTooShort {
+                    renew_before: before,
+                    min: MIN_RENEW_BEFORE,
+                })
+            }
+            (Some(before), None) if before >= duration => {
+                invalid(IssuerScheduleProblem::RenewBeforeNotBelowDuration {
+                    duration,
+                    renew_before: before,
+                })
+            }
+            (None, Some(percent)) if !(1..=99).contains(&percent) => {
+                invalid(IssuerScheduleProblem::PercentageOutOfRange { percent })
+            }
             _ => Ok(()),
         }
     }
@@ -290,9 +287,14 @@ mod tests {
 
     #[test]
     fn invalid_schedules() {
-        let cases: [(Change<IssuerSchedule>, &str); 6] = [
+        use IssuerScheduleProblem as P;
+        let cases: [(Change<IssuerSchedule>, P, &str); 6] = [
             (
                 |s| s.duration = Duration::from_secs(1800),
+                P::DurationTooShort {
+                    duration: Duration::from_secs(1800),
+                    min: hours(1),
+                },
                 "duration 30m0s is shorter than the minimum of 1h0m0s",
             ),
             (
@@ -300,26 +302,37 @@ mod tests {
                     s.renew_before = Some(hours(1));
                     s.renew_before_percentage = Some(50);
                 },
+                P::RenewBeforeAndPercentage,
                 "renewBefore and renewBeforePercentage are mutually exclusive; set one of them",
             ),
             (
                 |s| s.renew_before = Some(Duration::from_secs(60)),
+                P::RenewBeforeTooShort {
+                    renew_before: Duration::from_secs(60),
+                    min: Duration::from_secs(300),
+                },
                 "renewBefore 1m0s is shorter than the minimum of 5m0s",
             ),
             (
                 |s| s.renew_before = Some(hours(48)),
+                P::RenewBeforeNotBelowDuration {
+                    duration: hours(48),
+                    renew_before: hours(48),
+                },
                 "duration 48h0m0s must be longer than renewBefore 48h0m0s",
             ),
             (
                 |s| s.renew_before_percentage = Some(0),
+                P::PercentageOutOfRange { percent: 0 },
                 "renewBeforePercentage must be between 1 and 99, got 0",
             ),
             (
                 |s| s.renew_before_percentage = Some(100),
+                P::PercentageOutOfRange { percent: 100 },
                 "renewBeforePercentage must be between 1 and 99, got 100",
             ),
         ];
-        for (change, message) in cases {
+        for (change, problem, message) in cases {
             let mut schedule = IssuerSchedule::default();
             change(&mut schedule);
             let err = schedule.validate().unwrap_err();
@@ -327,6 +340,7 @@ mod tests {
                 err.to_string(),
                 format!("invalid issuer schedule: {message}")
             );
+            assert_eq!(err, Error::InvalidIssuerSchedule { problem });
         }
     }
 

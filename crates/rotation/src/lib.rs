@@ -78,7 +78,7 @@ mod jitter;
 mod refresh;
 
 pub use backoff::{Backoff, BackoffPolicy};
-pub use error::Error;
+pub use error::{BackoffProblem, Error, IssuerScheduleProblem, RefreshProblem};
 pub use issuer::{IssuerSchedule, MIN_DURATION, MIN_RENEW_BEFORE};
 pub use jitter::{JitterSource, SeededJitter};
 pub use refresh::RefreshPolicy;

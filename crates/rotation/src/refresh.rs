@@ -4,9 +4,9 @@ use core::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::Error;
 use crate::instant::{NANOS_PER_SECOND, at, duration, nanos, span};
 use crate::jitter::{JitterSource, unit};
+use crate::{Error, RefreshProblem};
 
 /// When to refresh a leaf certificate: a jittered fraction of its lifetime, clamped.
 ///
@@ -66,24 +66,18 @@ impl RefreshPolicy {
     /// Checks that the fields fit together: `fraction` in (0, 1), `jitter` in [0, 1), and
     /// `fraction ± jitter` inside (0, 1).
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |reason: String| Err(Error::InvalidRefreshPolicy { reason });
+        let invalid = |problem: RefreshProblem| Err(Error::InvalidRefreshPolicy { problem });
         let Self {
             fraction, jitter, ..
         } = *self;
         if !(fraction > 0.0 && fraction < 1.0) {
-            return invalid(format!(
-                "the fraction must be a number in (0, 1), got {fraction}"
-            ));
+            return invalid(RefreshProblem::FractionOutOfRange { fraction });
         }
         if !(0.0..1.0).contains(&jitter) {
-            return invalid(format!(
-                "the jitter must be a number in [0, 1), got {jitter}"
-            ));
+            return invalid(RefreshProblem::JitterOutOfRange { jitter });
         }
         if fraction - jitter <= 0.0 || fraction + jitter >= 1.0 {
-            return invalid(format!(
-                "fraction ± jitter ({fraction} ± {jitter}) must stay inside (0, 1); lower the jitter"
-            ));
+            return invalid(RefreshProblem::WindowOutOfRange { fraction, jitter });
         }
         Ok(())
     }
@@ -416,6 +410,17 @@ mod tests {
                 err.to_string(),
                 format!("invalid refresh policy: {message}")
             );
+            let Error::InvalidRefreshPolicy { problem } = err else {
+                panic!("{err:?}");
+            };
+            let expected = if message.starts_with("the fraction") {
+                RefreshProblem::FractionOutOfRange { fraction }
+            } else if message.starts_with("the jitter") {
+                RefreshProblem::JitterOutOfRange { jitter }
+            } else {
+                RefreshProblem::WindowOutOfRange { fraction, jitter }
+            };
+            assert_eq!(problem, expected, "{message}");
             assert_eq!(
                 policy.refresh_at(NOT_BEFORE, NOT_AFTER, NOT_BEFORE, &mut || 0.5),
                 Err(err)

@@ -164,9 +164,9 @@ impl<C: Clock> TokenReviewAuthenticator<C> {
         }
         let user = status.user.unwrap_or_default();
         let username = user.username.unwrap_or_default();
-        let service_account = ServiceAccount::from_username(&username).map_err(|e| {
+        let service_account = ServiceAccount::from_username(&username).map_err(|error| {
             InvalidToken::NotServiceAccount {
-                reason: e.to_string(),
+                error,
                 username: username.clone(),
             }
         })?;
