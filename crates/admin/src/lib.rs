@@ -47,7 +47,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use meshid_grpc::AcceptBackoff;
+use meshid_grpc::{AcceptBackoff, LimitProblem};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -61,7 +61,8 @@ pub enum Error {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// The operating system's reason.
+        /// The operating system's reason (`io::Error` is neither `Clone` nor comparable; the
+        /// process stops on it either way).
         reason: String,
     },
     /// A limit is outside its allowed range.
@@ -69,9 +70,12 @@ pub enum Error {
     Limit {
         /// The limit's field name.
         name: &'static str,
-        /// What is wrong.
-        reason: String,
+        /// Its value and the allowed range.
+        reason: LimitProblem,
     },
+    /// [`AdminLimits::accept_backoff`] is refused; the gRPC crate's error says why.
+    #[error("invalid admin server limit accept_backoff: {0}")]
+    AcceptBackoff(#[source] meshid_grpc::Error),
 }
 
 /// Checks that say whether a process is ready, and if not, why.
@@ -144,32 +148,31 @@ impl AdminLimits {
 
     /// Checks every limit against its allowed range.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |name: &'static str, reason: String| Error::Limit { name, reason };
         let timeout = self.header_read_timeout;
         if !Self::HEADER_READ_TIMEOUT.contains(&timeout) {
-            return Err(invalid(
-                "header_read_timeout",
-                format!(
-                    "{timeout:?} is not between {:?} and {:?}",
-                    Self::HEADER_READ_TIMEOUT.start(),
-                    Self::HEADER_READ_TIMEOUT.end()
-                ),
-            ));
+            return Err(Error::Limit {
+                name: "header_read_timeout",
+                reason: LimitProblem::DurationOutOfRange {
+                    value: timeout,
+                    min: *Self::HEADER_READ_TIMEOUT.start(),
+                    max: *Self::HEADER_READ_TIMEOUT.end(),
+                },
+            });
         }
         let max = self.max_connections;
         if !Self::MAX_CONNECTIONS.contains(&max) {
-            return Err(invalid(
-                "max_connections",
-                format!(
-                    "{max} is not between {} and {}",
-                    Self::MAX_CONNECTIONS.start(),
-                    Self::MAX_CONNECTIONS.end()
-                ),
-            ));
+            // `usize` fits in `u64` on every supported target.
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            return Err(Error::Limit {
+                name: "max_connections",
+                reason: LimitProblem::CountOutOfRange {
+                    value: count(max),
+                    min: count(*Self::MAX_CONNECTIONS.start()),
+                    max: count(*Self::MAX_CONNECTIONS.end()),
+                },
+            });
         }
-        self.accept_backoff
-            .validate()
-            .map_err(|e| invalid("accept_backoff", e.to_string()))
+        self.accept_backoff.validate().map_err(Error::AcceptBackoff)
     }
 }
 
@@ -325,5 +328,75 @@ pub async fn serve(
             }
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_out_of_range_carries_its_value_and_range() {
+        assert!(AdminLimits::default().validate().is_ok());
+
+        let limits = AdminLimits {
+            header_read_timeout: Duration::from_secs(60),
+            ..AdminLimits::default()
+        };
+        let error = limits.validate().unwrap_err();
+        let Error::Limit { name, reason } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(*name, "header_read_timeout");
+        assert_eq!(
+            *reason,
+            LimitProblem::DurationOutOfRange {
+                value: Duration::from_secs(60),
+                min: Duration::from_millis(100),
+                max: Duration::from_secs(10),
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "invalid admin server limit header_read_timeout: 60s is not between 100ms and 10s"
+        );
+
+        let limits = AdminLimits {
+            max_connections: 0,
+            ..AdminLimits::default()
+        };
+        let error = limits.validate().unwrap_err();
+        let Error::Limit { name, reason } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(*name, "max_connections");
+        assert_eq!(
+            *reason,
+            LimitProblem::CountOutOfRange {
+                value: 0,
+                min: 1,
+                max: 100_000,
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "invalid admin server limit max_connections: 0 is not between 1 and 100000"
+        );
+
+        let limits = AdminLimits {
+            accept_backoff: AcceptBackoff::new(Duration::ZERO, Duration::from_secs(1)),
+            ..AdminLimits::default()
+        };
+        let error = limits.validate().unwrap_err();
+        let Error::AcceptBackoff(meshid_grpc::Error::InvalidLimit { name, reason }) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(*name, "accept_backoff.min");
+        assert!(matches!(reason, LimitProblem::DurationOutOfRange { .. }));
+        assert_eq!(
+            error.to_string(),
+            "invalid admin server limit accept_backoff: invalid gRPC server limit \
+             accept_backoff.min: 0ns is not between 1ms and 60s"
+        );
     }
 }

@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::Error;
+use crate::{AddrProblem, AnchorsProblem, ConfigProblem, Error};
 
 /// What the agent needs. Build it with [`AgentConfig::new`] and adjust the fields.
 #[derive(Clone, Debug)]
@@ -118,29 +118,32 @@ pub async fn start(
 ) -> Result<Running, Error> {
     if !config.san_mode.has_spiffe() {
         return Err(Error::Config {
-            reason: format!(
-                "SAN mode {} has no SPIFFE ID, which the Workload API serves: use spiffe or dns+spiffe, as the identity CA's --san-mode",
-                config.san_mode
-            ),
+            reason: ConfigProblem::NoSpiffeId {
+                san_mode: config.san_mode,
+            },
         });
     }
     if config.workload_api_socket.is_none() && config.sds_socket.is_none() {
         return Err(Error::Config {
-            reason: "nothing to serve: give a Workload API socket, an SDS socket, or both"
-                .to_owned(),
+            reason: ConfigProblem::NothingToServe,
         });
     }
     if config.workload_api_socket.is_some() && config.workload_api_socket == config.sds_socket {
         return Err(Error::Config {
-            reason: "the Workload API and SDS need two different sockets".to_owned(),
+            reason: ConfigProblem::SameSocket,
         });
     }
-    let anchors = |reason: String| Error::TrustAnchors {
+    let anchors = |reason: AnchorsProblem| Error::TrustAnchors {
         path: config.trust_anchors.clone(),
         reason,
     };
-    let pem = std::fs::read(&config.trust_anchors).map_err(|e| anchors(e.to_string()))?;
-    let bundle = TrustBundle::from_pem(&pem).map_err(|e| anchors(e.to_string()))?;
+    let pem = std::fs::read(&config.trust_anchors).map_err(|e| {
+        anchors(AnchorsProblem::Unreadable {
+            kind: e.kind(),
+            reason: e.to_string(),
+        })
+    })?;
+    let bundle = TrustBundle::from_pem(&pem).map_err(|e| anchors(AnchorsProblem::Invalid(e)))?;
     config.token.read().map_err(Error::Client)?;
     let mut client_config = ClientConfig::for_service_account(
         &config.mesh,
@@ -177,7 +180,10 @@ pub async fn start(
     };
     let admin_listener = admin::bind(config.admin_addr).await.map_err(Error::Admin)?;
     let admin_addr = admin_listener.local_addr().map_err(|e| Error::Config {
-        reason: e.to_string(),
+        reason: ConfigProblem::AdminAddr {
+            kind: e.kind(),
+            reason: e.to_string(),
+        },
     })?;
 
     let mut registry = Registry::default();
@@ -272,19 +278,18 @@ pub async fn start(
 /// A certifier for `uri` that connects on first use, and again after every failure: a CA
 /// that is down at start is retried with the client's backoff.
 fn certifier(uri: &str, timeouts: Timeouts) -> Result<GrpcCertifier, Error> {
-    let invalid = |reason: String| Error::IdentityAddr {
+    let invalid = |reason: AddrProblem| Error::IdentityAddr {
         uri: uri.to_owned(),
         reason,
     };
-    let endpoint = tonic::transport::Endpoint::from_shared(uri.to_owned())
-        .map_err(|e| invalid(e.to_string()))?;
+    let endpoint = tonic::transport::Endpoint::from_shared(uri.to_owned()).map_err(|e| {
+        invalid(AddrProblem::Invalid {
+            reason: e.to_string(),
+        })
+    })?;
     match endpoint.uri().scheme_str() {
         Some("http") => {}
-        _ => {
-            return Err(invalid(
-                "expected http://host:port (plaintext gRPC, as Linkerd's proxies use)".to_owned(),
-            ));
-        }
+        _ => return Err(invalid(AddrProblem::NotHttp)),
     }
     let channel = endpoint
         .connect_timeout(timeouts.connect)

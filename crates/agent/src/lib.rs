@@ -58,4 +58,4 @@ mod agent;
 mod error;
 
 pub use agent::{AgentConfig, Running, start};
-pub use error::Error;
+pub use error::{AddrProblem, AnchorsProblem, ConfigProblem, Error};

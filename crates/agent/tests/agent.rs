@@ -12,7 +12,9 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use hyper_util::rt::TokioIo;
-use meshid_agent::{AgentConfig, Running, start};
+use meshid_agent::{
+    AddrProblem, AgentConfig, AnchorsProblem, ConfigProblem, Error, Running, start,
+};
 use meshid_authn::StaticAuthenticator;
 use meshid_ca::Ca;
 use meshid_ca::bootstrap::{CaCertificate, CaOptions, create_intermediate, create_root};
@@ -304,6 +306,14 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
         err.to_string(),
         "invalid agent configuration: SAN mode dns has no SPIFFE ID, which the Workload API serves: use spiffe or dns+spiffe, as the identity CA's --san-mode"
     );
+    assert!(matches!(
+        err,
+        Error::Config {
+            reason: ConfigProblem::NoSpiffeId {
+                san_mode: SanMode::Dns
+            }
+        }
+    ));
 
     let mut nothing = pki.config(addr);
     nothing.workload_api_socket = None;
@@ -314,6 +324,29 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
     assert_eq!(
         err.to_string(),
         "invalid agent configuration: nothing to serve: give a Workload API socket, an SDS socket, or both"
+    );
+    assert!(matches!(
+        err,
+        Error::Config {
+            reason: ConfigProblem::NothingToServe
+        }
+    ));
+
+    let mut same = pki.config(addr);
+    same.workload_api_socket = Some(pki.path("other.sock"));
+    same.sds_socket = Some(pki.path("other.sock"));
+    let Err(err) = start(same, std::future::pending()).await else {
+        panic!("refused");
+    };
+    assert!(matches!(
+        err,
+        Error::Config {
+            reason: ConfigProblem::SameSocket
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "invalid agent configuration: the Workload API and SDS need two different sockets"
     );
 
     let mut anchors = pki.config(addr);
@@ -329,6 +362,43 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
         )),
         "{err}"
     );
+    let Error::TrustAnchors {
+        reason: AnchorsProblem::Unreadable { kind, reason },
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*kind, std::io::ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot use the trust anchors {}: {reason}",
+            pki.path("missing.crt").display()
+        )
+    );
+
+    let mut garbage = pki.config(addr);
+    garbage.workload_api_socket = Some(pki.path("other.sock"));
+    garbage.trust_anchors = pki.path("garbage.crt");
+    std::fs::write(&garbage.trust_anchors, b"not PEM").unwrap();
+    let Err(err) = start(garbage, std::future::pending()).await else {
+        panic!("refused");
+    };
+    let Error::TrustAnchors {
+        reason: AnchorsProblem::Invalid(cause),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot use the trust anchors {}: {cause}",
+            pki.path("garbage.crt").display()
+        )
+    );
 
     let mut uri = pki.config(addr);
     uri.workload_api_socket = Some(pki.path("other.sock"));
@@ -339,5 +409,30 @@ async fn a_socket_in_use_and_bad_configurations_are_refused_at_start() {
     assert_eq!(
         err.to_string(),
         "invalid identity CA address https://127.0.0.1:8080: expected http://host:port (plaintext gRPC, as Linkerd's proxies use)"
+    );
+    assert!(matches!(
+        err,
+        Error::IdentityAddr {
+            reason: AddrProblem::NotHttp,
+            ..
+        }
+    ));
+
+    let mut garbled = pki.config(addr);
+    garbled.workload_api_socket = Some(pki.path("other.sock"));
+    garbled.identity_addr = "http://[::1".to_owned();
+    let Err(err) = start(garbled, std::future::pending()).await else {
+        panic!("refused");
+    };
+    let Error::IdentityAddr {
+        reason: AddrProblem::Invalid { reason },
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        err.to_string(),
+        format!("invalid identity CA address http://[::1: {reason}")
     );
 }

@@ -19,7 +19,7 @@ use tokio::time::MissedTickBehavior;
 use crate::driver::verify_own_chain;
 use crate::error::BundleProblem;
 use crate::store::Installed;
-use crate::{Credentials, Error};
+use crate::{ConfigProblem, Credentials, Error};
 
 /// How often [`BundleWatcher`] re-reads the file by default.
 pub const DEFAULT_BUNDLE_POLL_INTERVAL: Duration = Duration::from_secs(10);
@@ -156,7 +156,7 @@ impl<K: Clock> BundleWatcher<K> {
     ) -> Result<Self, Error> {
         if options.poll_interval.is_zero() {
             return Err(Error::Config {
-                reason: "the trust-bundle poll interval must not be zero".to_owned(),
+                reason: ConfigProblem::ZeroPollInterval,
             });
         }
         Ok(Self {
@@ -248,7 +248,8 @@ impl<K: Clock> BundleWatcher<K> {
             Err(e) => {
                 let reason = e.to_string();
                 let seen = Seen::Unreadable(reason.clone());
-                return self.kept(seen, BundleProblem::Unreadable { reason });
+                let kind = e.kind();
+                return self.kept(seen, BundleProblem::Unreadable { kind, reason });
             }
         };
         let hash = digest(&SHA256, &pem);

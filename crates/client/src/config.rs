@@ -9,7 +9,7 @@ use meshid_rotation::{BackoffPolicy, RefreshPolicy};
 use meshid_verify::TrustBundle;
 use zeroize::Zeroizing;
 
-use crate::Error;
+use crate::{ConfigProblem, Error, TokenProblem};
 
 /// Where the ServiceAccount token comes from.
 #[derive(Clone)]
@@ -27,7 +27,11 @@ impl TokenSource {
     pub fn read(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
         let token = match self {
             Self::File(path) => Zeroizing::new(std::fs::read(path).map_err(|e| Error::Token {
-                reason: format!("cannot read {}: {e}", path.display()),
+                reason: TokenProblem::Unreadable {
+                    path: path.clone(),
+                    kind: e.kind(),
+                    reason: e.to_string(),
+                },
             })?),
             Self::Fixed(token) => token.clone(),
         };
@@ -38,7 +42,7 @@ impl TokenSource {
             .map_or(0, |i| i + 1);
         if len == 0 {
             return Err(Error::Token {
-                reason: "the token is empty".to_owned(),
+                reason: TokenProblem::Empty,
             });
         }
         let mut trimmed = token;
@@ -111,7 +115,7 @@ impl ClientConfig {
         } else {
             mesh.identity(sa)
                 .map_err(|e| Error::Config {
-                    reason: e.to_string(),
+                    reason: ConfigProblem::Identity(e),
                 })?
                 .to_string()
         };

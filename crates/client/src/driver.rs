@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 use crate::store::Installed;
 use crate::{
-    Certifier, CertifyRequest, CertifyResponse, ClientConfig, Credentials, Error, Metrics,
-    ResponseProblem,
+    Certifier, CertifyRequest, CertifyResponse, ClientConfig, ConfigProblem, Credentials, Error,
+    Metrics, ResponseProblem,
 };
 
 /// The proxy identity client: it owns the key, talks to the CA, and keeps [`Credentials`]
@@ -42,7 +42,7 @@ impl<C: Certifier, K: Clock> Client<C, K> {
     /// Jitter is seeded from the operating system; see [`Client::with_jitter`].
     pub fn new(config: ClientConfig, certifier: C, clock: K) -> Result<Self, Error> {
         config.refresh.validate().map_err(|e| Error::Config {
-            reason: e.to_string(),
+            reason: ConfigProblem::Refresh(e),
         })?;
         if !config
             .csr
@@ -51,24 +51,23 @@ impl<C: Certifier, K: Clock> Client<C, K> {
             .any(|san| san.as_str() == config.identity)
         {
             return Err(Error::Config {
-                reason: format!(
-                    "the CSR does not request the local identity {} among its SANs",
-                    config.identity
-                ),
+                reason: ConfigProblem::IdentityNotRequested {
+                    identity: config.identity,
+                },
             });
         }
         let mut seed = [0u8; 8];
         ring::rand::SystemRandom::new()
             .fill(&mut seed)
             .map_err(|_| Error::Config {
-                reason: "the system random source failed".to_owned(),
+                reason: ConfigProblem::Random,
             })?;
         let credentials = Arc::new(Credentials::new(
             config.identity.clone(),
             config.trust_bundle.clone(),
         ));
         let backoff = Backoff::new(config.backoff.clone()).map_err(|e| Error::Config {
-            reason: e.to_string(),
+            reason: ConfigProblem::Backoff(e),
         })?;
         Ok(Self {
             backoff,
@@ -152,7 +151,7 @@ impl<C: Certifier, K: Clock> Client<C, K> {
                     .refresh
                     .refresh_at(not_before, not_after, installed_at, &mut *self.jitter)
                     .map_err(|e| Error::Config {
-                        reason: e.to_string(),
+                        reason: ConfigProblem::Refresh(e),
                     })
             }
             Err(error) => {
@@ -181,7 +180,7 @@ impl<C: Certifier, K: Clock> Client<C, K> {
         }
         let Some(key) = self.key.as_ref() else {
             return Err(Error::Config {
-                reason: "no key".to_owned(),
+                reason: ConfigProblem::NoKey,
             });
         };
         let csr = Csr::build(key, &self.config.csr).map_err(Error::Key)?;

@@ -13,7 +13,7 @@ pub enum Error {
     #[error("invalid client configuration: {reason}")]
     Config {
         /// What is wrong.
-        reason: String,
+        reason: ConfigProblem,
     },
     /// The CA's answer failed validation and was not installed.
     #[error("refused the CA's response: {reason}")]
@@ -27,7 +27,8 @@ pub enum Error {
     /// A rustls configuration could not be built.
     #[error("TLS configuration: {reason}")]
     Tls {
-        /// rustls's reason.
+        /// rustls's text: the crypto provider does not support TLS 1.3, a build defect no
+        /// caller can act on.
         reason: String,
     },
     /// A trust-bundle file was not installed; the previous bundle keeps serving.
@@ -42,8 +43,58 @@ pub enum Error {
     #[error("ServiceAccount token: {reason}")]
     Token {
         /// Why.
+        reason: TokenProblem,
+    },
+}
+
+/// What is wrong with the client's configuration ([`Error::Config`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    /// The refresh policy is invalid, or gave no refresh point for the certificate.
+    #[error("{0}")]
+    Refresh(meshid_rotation::Error),
+    /// The backoff policy is invalid.
+    #[error("{0}")]
+    Backoff(meshid_rotation::Error),
+    /// The CSR does not ask for the local identity.
+    #[error("the CSR does not request the local identity {identity} among its SANs")]
+    IdentityNotRequested {
+        /// The local identity.
+        identity: String,
+    },
+    /// The ServiceAccount has no identity name in the mesh.
+    #[error("{0}")]
+    Identity(meshid_policy::Error),
+    /// The system random source failed (seeding the jitter).
+    #[error("the system random source failed")]
+    Random,
+    /// No key to sign the CSR with.
+    #[error("no key")]
+    NoKey,
+    /// The trust-bundle watcher's poll interval is zero.
+    #[error("the trust-bundle poll interval must not be zero")]
+    ZeroPollInterval,
+}
+
+/// Why no ServiceAccount token could be sent ([`Error::Token`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenProblem {
+    /// The token file could not be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error kind (`NotFound` while the token is not mounted
+        /// yet, `PermissionDenied`, ...).
+        kind: std::io::ErrorKind,
+        /// The operating system's text.
         reason: String,
     },
+    /// The token is empty, or only white space.
+    #[error("the token is empty")]
+    Empty,
 }
 
 /// Why the CA's answer was refused ([`Error::InvalidResponse`]).
@@ -95,7 +146,8 @@ pub enum ResponseProblem {
     /// The leaf's key is not this client's key.
     #[error("the certificate does not match the private key: {reason}")]
     KeyMismatch {
-        /// rustls's reason.
+        /// rustls's text (its error is not comparable, and the case is always the same: the
+        /// keys differ, or rustls cannot tell).
         reason: String,
     },
 }
@@ -107,7 +159,10 @@ pub enum BundleProblem {
     /// The file could not be read.
     #[error("cannot read it: {reason}")]
     Unreadable {
-        /// The operating system's reason.
+        /// The operating system's error kind (`NotFound` while the file is being replaced,
+        /// `PermissionDenied`, ...).
+        kind: std::io::ErrorKind,
+        /// The operating system's text.
         reason: String,
     },
     /// The file is not a usable PEM bundle: empty, malformed, or holding a certificate that is
@@ -121,4 +176,22 @@ pub enum BundleProblem {
          one first, then rotate the issuer, then remove the old anchor"
     )]
     OrphansCertificate(meshid_verify::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_the_code_cannot_reach_from_input_read_as_before() {
+        let config = |reason| Error::Config { reason }.to_string();
+        assert_eq!(
+            config(ConfigProblem::Random),
+            "invalid client configuration: the system random source failed"
+        );
+        assert_eq!(
+            config(ConfigProblem::NoKey),
+            "invalid client configuration: no key"
+        );
+    }
 }

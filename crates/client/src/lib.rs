@@ -80,7 +80,7 @@ pub use certifier::LocalCertifier;
 pub use certifier::{Certifier, CertifyError, CertifyRequest, CertifyResponse};
 pub use config::{ClientConfig, TokenSource};
 pub use driver::Client;
-pub use error::{BundleProblem, Error, ResponseProblem};
+pub use error::{BundleProblem, ConfigProblem, Error, ResponseProblem, TokenProblem};
 /// The time source, re-exported from `meshid-policy` where it lives (every meshid crate takes
 /// it from there).
 pub use meshid_policy::{Clock, ManualClock, SystemClock, TokioClock};

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use meshid_client::{
     BundleCheck, BundleProblem, BundleWatchOptions, BundleWatcher, CertifyError, CertifyRequest,
-    CertifyResponse, Client, Credentials, Error, LocalCertifier,
+    CertifyResponse, Client, ConfigProblem, Credentials, Error, LocalCertifier,
 };
 use meshid_policy::TokioClock;
 use meshid_verify::TrustBundle;
@@ -247,7 +247,15 @@ async fn malformed_empty_or_missing_files_keep_the_old_bundle() {
         error.to_string().contains(&path.display().to_string()),
         "{error}"
     );
-    assert!(matches!(problem(outcome), BundleProblem::Unreadable { .. }));
+    let message = error.to_string();
+    let BundleProblem::Unreadable { kind, reason } = problem(outcome) else {
+        panic!("expected an unreadable bundle");
+    };
+    assert_eq!(kind, std::io::ErrorKind::NotFound);
+    assert_eq!(
+        message,
+        format!("trust bundle {}: cannot read it: {reason}", path.display())
+    );
     assert_eq!(*creds.trust_bundle(), pki.bundle);
 
     // The watcher kept going: a valid bundle goes in.
@@ -483,5 +491,17 @@ fn a_zero_poll_interval_is_refused() {
         TokioClock::new(START),
         BundleWatchOptions::new(Duration::ZERO),
     );
-    assert!(matches!(refused, Err(Error::Config { .. })));
+    let Err(error) = refused else {
+        panic!("a zero poll interval was accepted");
+    };
+    assert!(matches!(
+        error,
+        Error::Config {
+            reason: ConfigProblem::ZeroPollInterval
+        }
+    ));
+    assert_eq!(
+        error.to_string(),
+        "invalid client configuration: the trust-bundle poll interval must not be zero"
+    );
 }

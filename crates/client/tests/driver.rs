@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use meshid_client::tls::{ClientAuth, client_config, server_config};
-use meshid_client::{CertifyResponse, Client, LocalCertifier, Metrics, State};
+use meshid_client::{
+    CertifyResponse, Client, ConfigProblem, Error, LocalCertifier, Metrics, State, TokenProblem,
+};
 use meshid_policy::{Clock, TokioClock};
 use meshid_rotation::{RefreshPolicy, SeededJitter};
 use rustls::pki_types::ServerName;
@@ -440,7 +442,7 @@ async fn invalid_responses_are_never_installed() {
         let err = client.certify_once().await.unwrap_err();
         assert_eq!(err.to_string(), want, "{name}");
         // The reason is typed, so a caller can tell an anchor problem from a CA mix-up.
-        let meshid_client::Error::InvalidResponse { reason } = &err else {
+        let Error::InvalidResponse { reason } = &err else {
             panic!("{name}: {err:?}");
         };
         let kind = match reason {
@@ -500,10 +502,139 @@ async fn an_empty_token_is_never_sent() {
     let mut client = Client::new(cfg, Arc::clone(&flaky), clock).unwrap();
     let err = client.certify_once().await.unwrap_err();
     assert_eq!(err.to_string(), "ServiceAccount token: the token is empty");
+    assert!(matches!(
+        err,
+        Error::Token {
+            reason: TokenProblem::Empty
+        }
+    ));
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 0);
     // The file is re-read on every attempt: a rotated token is picked up.
     std::fs::write(&path, b"eyJhbGciOi.rotated\n").unwrap();
     client.certify_once().await.unwrap();
+
+    // A token file that is not there (not mounted yet): the error kind says so.
+    std::fs::remove_file(&path).unwrap();
+    let err = client.certify_once().await.unwrap_err();
+    let Error::Token {
+        reason:
+            TokenProblem::Unreadable {
+                path: read,
+                kind,
+                reason,
+            },
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*read, path);
+    assert_eq!(*kind, std::io::ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "ServiceAccount token: cannot read {}: {reason}",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_csr_without_the_local_identity_is_refused() {
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let mut cfg = config(WEB, &pki.bundle);
+    cfg.csr =
+        meshid_csr::CsrParams::new("other.emojivoto.serviceaccount.identity.linkerd.cluster.local");
+    let Err(err) = Client::new(cfg, LocalCertifier::new(Arc::clone(&pki.ca), clock), clock) else {
+        panic!("a CSR without the local identity was accepted");
+    };
+    let Error::Config {
+        reason: ConfigProblem::IdentityNotRequested { identity },
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(identity, WEB);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid client configuration: the CSR does not request the local identity {WEB} \
+             among its SANs"
+        )
+    );
+
+    let mut cfg = config(WEB, &pki.bundle);
+    cfg.refresh = RefreshPolicy::new(2.0, 0.0);
+    let Err(err) = Client::new(
+        cfg.clone(),
+        LocalCertifier::new(Arc::clone(&pki.ca), clock),
+        clock,
+    ) else {
+        panic!("an invalid refresh policy was accepted");
+    };
+    let Error::Config {
+        reason: ConfigProblem::Refresh(cause),
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(Err(cause.clone()), cfg.refresh.validate());
+    assert_eq!(
+        err.to_string(),
+        format!("invalid client configuration: {cause}")
+    );
+}
+
+#[test]
+fn an_invalid_backoff_or_a_nameless_service_account_is_refused() {
+    let pki = Pki::new();
+    let clock = TokioClock::new(START);
+    let mut cfg = config(WEB, &pki.bundle);
+    cfg.backoff.initial = Duration::ZERO;
+    let Err(err) = Client::new(
+        cfg.clone(),
+        LocalCertifier::new(Arc::clone(&pki.ca), clock),
+        clock,
+    ) else {
+        panic!("an invalid backoff policy was accepted");
+    };
+    let Error::Config {
+        reason: ConfigProblem::Backoff(cause),
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(Err(cause.clone()), cfg.backoff.validate());
+    assert_eq!(
+        err.to_string(),
+        format!("invalid client configuration: {cause}")
+    );
+
+    // A ServiceAccount whose identity name would be longer than a DNS name may be.
+    let label = "a".repeat(60);
+    let long = [label.as_str(); 4].join(".");
+    let sa = meshid_policy::ServiceAccount::new(&"n".repeat(63), &long).unwrap();
+    let mesh = meshid_policy::Mesh::default();
+    let Err(err) = meshid_client::ClientConfig::for_service_account(
+        &mesh,
+        &sa,
+        meshid_policy::SanMode::Dns,
+        meshid_client::TokenSource::Fixed(zeroize::Zeroizing::new(b"t".to_vec())),
+        pki.bundle,
+    ) else {
+        panic!("an identity name longer than a DNS name was accepted");
+    };
+    let Error::Config {
+        reason: ConfigProblem::Identity(cause),
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(Err(cause.clone()), mesh.identity(&sa).map(|_| ()));
+    assert_eq!(
+        err.to_string(),
+        format!("invalid client configuration: {cause}")
+    );
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::client::{lazy_channel, status_error};
-use crate::{ClientTls, Error, Timeouts};
+use crate::{ClientTls, Error, Timeouts, UriProblem};
 
 /// How long an endpoint that failed is tried only after the others.
 pub const EJECT_AFTER_FAILURE: Duration = Duration::from_secs(5);
@@ -51,13 +51,13 @@ impl Endpoints {
     /// [`DEFAULT_DNS_REFRESH`](Self::DEFAULT_DNS_REFRESH). Several names, or names mixed
     /// with addresses, are refused.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidUri {
+        let invalid = |reason: UriProblem| Error::InvalidUri {
             uri: text.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         };
         let parts: Vec<&str> = text.split(',').map(str::trim).collect();
         if parts.iter().any(|p| p.is_empty()) {
-            return Err(invalid("expected HOST:PORT[,HOST:PORT...]"));
+            return Err(invalid(UriProblem::EmptyEntry));
         }
         if let Ok(addrs) = parts
             .iter()
@@ -67,18 +67,16 @@ impl Endpoints {
             return Ok(Self::List(addrs));
         }
         let [single] = parts.as_slice() else {
-            return Err(invalid(
-                "a list must be of IP addresses (IP:PORT,...); give one DNS name for a name",
-            ));
+            return Err(invalid(UriProblem::SeveralNames));
         };
         let (host, port) = single
             .rsplit_once(':')
-            .ok_or_else(|| invalid("expected HOST:PORT"))?;
+            .ok_or_else(|| invalid(UriProblem::NotHostPort))?;
         let port = port
             .parse::<u16>()
-            .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
+            .map_err(|_| invalid(UriProblem::InvalidPort))?;
         if host.is_empty() || host.contains(['[', ']', ':', '/']) {
-            return Err(invalid("expected HOST:PORT"));
+            return Err(invalid(UriProblem::NotHostPort));
         }
         Ok(Self::Dns {
             host: host.to_owned(),
@@ -180,7 +178,7 @@ impl Balancer {
         {
             return Err(Error::InvalidUri {
                 uri: String::new(),
-                reason: "no identity service endpoint given".to_owned(),
+                reason: UriProblem::NoEndpoint,
             });
         }
         if let Endpoints::Dns { refresh, .. } = &endpoints
@@ -188,7 +186,7 @@ impl Balancer {
         {
             return Err(Error::InvalidUri {
                 uri: endpoints.to_string(),
-                reason: "the DNS refresh interval must be longer than zero".to_owned(),
+                reason: UriProblem::ZeroDnsRefresh,
             });
         }
         let balancer = Arc::new(Self {
@@ -408,6 +406,18 @@ mod tests {
             refused("10.0.0.1:8080,"),
             "invalid identity service URI '10.0.0.1:8080,': expected HOST:PORT[,HOST:PORT...]"
         );
+        let problem = |text: &str| match Endpoints::parse(text) {
+            Err(Error::InvalidUri { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            problem("a.example:8080,b.example:8080"),
+            UriProblem::SeveralNames
+        );
+        assert_eq!(problem("identity.example"), UriProblem::NotHostPort);
+        assert_eq!(problem("[fd00::1:8080"), UriProblem::NotHostPort);
+        assert_eq!(problem("identity.example:http"), UriProblem::InvalidPort);
+        assert_eq!(problem("10.0.0.1:8080,"), UriProblem::EmptyEntry);
         assert_eq!(
             Endpoints::parse("10.0.0.1:8080").unwrap().host().as_deref(),
             Some("10.0.0.1")

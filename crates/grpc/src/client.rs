@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::balance::{Balancer, Endpoints, Resolve, SystemResolver};
-use crate::{ClientTls, Error, TlsMode};
+use crate::error::HandshakeFailed;
+use crate::{ClientTls, ConnectKind, Error, TlsMode, UriProblem};
 use meshid_policy::Clock;
 use meshid_verify::TrustBundle;
 
@@ -80,7 +81,7 @@ impl GrpcCertifier {
         if parsed.scheme_str() == Some("https") {
             return Err(Error::InvalidUri {
                 uri: uri.to_owned(),
-                reason: "an https URI needs TLS: use GrpcCertifier::connect_tls".to_owned(),
+                reason: UriProblem::NeedsTls,
             });
         }
         let channel = endpoint(parsed, timeouts)
@@ -101,7 +102,7 @@ impl GrpcCertifier {
             .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
             .ok_or_else(|| Error::InvalidUri {
                 uri: uri.to_owned(),
-                reason: "no host".to_owned(),
+                reason: UriProblem::NoHost,
             })?;
         let default_port = if parsed.scheme_str() == Some("http") {
             80
@@ -304,19 +305,19 @@ where
 }
 
 /// A failed TLS handshake, its rustls reason shown by `Display` (rustls shows a verifier's own
-/// reason through `Debug`).
+/// reason through `Debug`), and its kind kept for [`Error::Connect`].
 fn handshake_error(e: std::io::Error) -> std::io::Error {
-    let reason = match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+    let (kind, reason) = match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
-            other.to_string()
+            (ConnectKind::Certificate, other.to_string())
         }
-        Some(other) => other.to_string(),
+        Some(certificate @ rustls::Error::InvalidCertificate(_)) => {
+            (ConnectKind::Certificate, certificate.to_string())
+        }
+        Some(other) => (ConnectKind::Tls, other.to_string()),
         None => return e,
     };
-    std::io::Error::new(
-        e.kind(),
-        format!("TLS handshake with the identity service failed: {reason}"),
-    )
+    std::io::Error::new(e.kind(), HandshakeFailed { kind, reason })
 }
 
 fn parse_uri(uri: &str) -> Result<Uri, Error> {
@@ -324,12 +325,14 @@ fn parse_uri(uri: &str) -> Result<Uri, Error> {
         .parse()
         .map_err(|e: http::uri::InvalidUri| Error::InvalidUri {
             uri: uri.to_owned(),
-            reason: e.to_string(),
+            reason: UriProblem::Syntax {
+                reason: e.to_string(),
+            },
         })?;
     if parsed.authority().is_none() {
         return Err(Error::InvalidUri {
             uri: uri.to_owned(),
-            reason: "expected scheme://host:port".to_owned(),
+            reason: UriProblem::NoAuthority,
         });
     }
     Ok(parsed)
@@ -345,6 +348,7 @@ fn endpoint(uri: Uri, timeouts: Timeouts) -> Endpoint {
 fn connect_error(uri: &str, e: &tonic::transport::Error) -> Error {
     Error::Connect {
         uri: uri.to_owned(),
+        kind: crate::error::connect_kind(e),
         reason: crate::error::chain(e),
     }
 }

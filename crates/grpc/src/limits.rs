@@ -3,7 +3,7 @@
 use core::ops::RangeInclusive;
 use core::time::Duration;
 
-use crate::Error;
+use crate::{Error, LimitProblem};
 
 /// Limits of the Certify server: HTTP/2 (per connection), requests (per request and across
 /// the server) and the accept loop. [`Default`] is the strict choice; every field is checked
@@ -205,10 +205,10 @@ impl AcceptBackoff {
         if self.min > self.max {
             return Err(Error::InvalidLimit {
                 name: "accept_backoff",
-                reason: format!(
-                    "the first wait ({:?}) is longer than the longest ({:?})",
-                    self.min, self.max
-                ),
+                reason: LimitProblem::BackoffInverted {
+                    first: self.min,
+                    longest: self.max,
+                },
             });
         }
         Ok(())
@@ -217,18 +217,20 @@ impl AcceptBackoff {
 
 fn check_number<T>(name: &'static str, value: T, range: &RangeInclusive<T>) -> Result<(), Error>
 where
-    T: PartialOrd + core::fmt::Display,
+    T: PartialOrd + Copy + TryInto<u64>,
 {
     if range.contains(&value) {
         return Ok(());
     }
+    // Every count here fits: the limits are `u32` and `usize`.
+    let count = |n: T| n.try_into().unwrap_or(u64::MAX);
     Err(Error::InvalidLimit {
         name,
-        reason: format!(
-            "{value} is not between {} and {}",
-            range.start(),
-            range.end()
-        ),
+        reason: LimitProblem::CountOutOfRange {
+            value: count(value),
+            min: count(*range.start()),
+            max: count(*range.end()),
+        },
     })
 }
 
@@ -242,11 +244,11 @@ fn check_duration(
     }
     Err(Error::InvalidLimit {
         name,
-        reason: format!(
-            "{value:?} is not between {:?} and {:?}",
-            range.start(),
-            range.end()
-        ),
+        reason: LimitProblem::DurationOutOfRange {
+            value,
+            min: *range.start(),
+            max: *range.end(),
+        },
     })
 }
 
@@ -317,6 +319,66 @@ mod tests {
         assert_eq!(
             limits.validate().map_err(|e| e.to_string()),
             Err("invalid gRPC server limit accept_backoff: the first wait (2s) is longer than the longest (1s)".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_limit_out_of_range_carries_its_value_and_range() {
+        let limits = GrpcLimits {
+            max_in_flight: 0,
+            ..GrpcLimits::default()
+        };
+        let error = limits.validate().unwrap_err();
+        let Error::InvalidLimit { name, reason } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(*name, "max_in_flight");
+        assert_eq!(
+            *reason,
+            LimitProblem::CountOutOfRange {
+                value: 0,
+                min: 1,
+                max: 1_000_000
+            }
+        );
+        assert_eq!(reason.to_string(), "0 is not between 1 and 1000000");
+
+        let limits = GrpcLimits {
+            keepalive_timeout: Duration::ZERO,
+            ..GrpcLimits::default()
+        };
+        let Err(Error::InvalidLimit { name, reason }) = limits.validate() else {
+            panic!("a zero keepalive timeout passed");
+        };
+        assert_eq!(name, "keepalive_timeout");
+        assert_eq!(
+            reason,
+            LimitProblem::DurationOutOfRange {
+                value: Duration::ZERO,
+                min: *GrpcLimits::KEEPALIVE_TIMEOUT.start(),
+                max: *GrpcLimits::KEEPALIVE_TIMEOUT.end(),
+            }
+        );
+        assert!(
+            reason.to_string().starts_with("0ns is not between "),
+            "{reason}"
+        );
+
+        let backoff = AcceptBackoff::new(Duration::from_secs(2), Duration::from_secs(1));
+        let error = backoff.validate().unwrap_err();
+        assert_eq!(
+            error,
+            Error::InvalidLimit {
+                name: "accept_backoff",
+                reason: LimitProblem::BackoffInverted {
+                    first: Duration::from_secs(2),
+                    longest: Duration::from_secs(1),
+                },
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "invalid gRPC server limit accept_backoff: the first wait (2s) is longer than the longest (1s)"
         );
     }
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use meshid_client::{Certifier, CertifyError, CertifyRequest, Client, ClientConfig, TokenSource};
-use meshid_grpc::{Endpoints, GrpcCertifier, Resolve, Resolving, Timeouts};
+use meshid_grpc::{Endpoints, Error, GrpcCertifier, Resolve, Resolving, Timeouts, UriProblem};
 use support::*;
 use zeroize::Zeroizing;
 
@@ -121,6 +121,34 @@ async fn an_empty_list_is_refused() {
     assert_eq!(
         refused.to_string(),
         "invalid identity service URI '': no identity service endpoint given"
+    );
+    assert!(matches!(
+        refused,
+        Error::InvalidUri {
+            reason: UriProblem::NoEndpoint,
+            ..
+        }
+    ));
+
+    let zero = Endpoints::Dns {
+        host: "identity.example".to_owned(),
+        port: 8080,
+        refresh: Duration::ZERO,
+    };
+    let refused = GrpcCertifier::connect_endpoints(zero, None, Timeouts::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        Error::InvalidUri {
+            uri: "identity.example:8080".to_owned(),
+            reason: UriProblem::ZeroDnsRefresh,
+        }
+    );
+    assert_eq!(
+        refused.to_string(),
+        "invalid identity service URI 'identity.example:8080': the DNS refresh interval must \
+         be longer than zero"
     );
 }
 

@@ -16,7 +16,7 @@ use meshid_client::{
     Certifier, CertifyError, CertifyRequest, Client, ClientConfig, State, TokenSource,
 };
 use meshid_csr::{Csr, CsrParams};
-use meshid_grpc::{ClientTls, Error, GrpcCertifier, Timeouts};
+use meshid_grpc::{ClientTls, ConnectKind, Error, GrpcCertifier, Timeouts, UriProblem};
 use meshid_policy::{KeyAlgorithm, Mesh, SanMode};
 use support::*;
 use time::macros::datetime;
@@ -143,9 +143,10 @@ async fn tls_refuses_an_identity_service_of_another_name_or_trust() {
     // Another name.
     let other = "linkerd-identity.other.serviceaccount.identity.other.cluster.local";
     let tls = ClientTls::verify_identity(other, pki.bundle.clone(), SetClock::new(NOW)).unwrap();
-    let Err(Error::Connect { reason, .. }) = connect(tls).await else {
+    let Err(Error::Connect { reason, kind, .. }) = connect(tls).await else {
         panic!("connected to an identity service of another name");
     };
+    assert_eq!(kind, ConnectKind::Certificate);
     assert!(
         reason.contains(&format!(
             "TLS handshake with the identity service failed: identity service certificate \
@@ -162,9 +163,10 @@ async fn tls_refuses_an_identity_service_of_another_name_or_trust() {
         SetClock::new(NOW),
     )
     .unwrap();
-    let Err(Error::Connect { reason, .. }) = connect(tls).await else {
+    let Err(Error::Connect { reason, kind, .. }) = connect(tls).await else {
         panic!("connected to an identity service of another trust domain");
     };
+    assert_eq!(kind, ConnectKind::Certificate);
     assert!(
         reason.contains("identity service certificate refused"),
         "{reason}"
@@ -173,7 +175,13 @@ async fn tls_refuses_an_identity_service_of_another_name_or_trust() {
     // The right name, but after the service's certificate expired.
     let later = SetClock::new(datetime!(2026-06-03 0:00 UTC));
     let tls = ClientTls::verify_identity(IDENTITY_SERVICE_ID, pki.bundle.clone(), later).unwrap();
-    assert!(matches!(connect(tls).await, Err(Error::Connect { .. })));
+    assert!(matches!(
+        connect(tls).await,
+        Err(Error::Connect {
+            kind: ConnectKind::Certificate,
+            ..
+        })
+    ));
     server.stop().await.unwrap();
 }
 
@@ -194,9 +202,10 @@ async fn connect_and_request_timeouts_apply() {
         .await
         .expect("the connect timeout did not end a handshake that never completes")
         .unwrap_err();
-    let Error::Connect { reason, .. } = &err else {
+    let Error::Connect { reason, kind, .. } = &err else {
         panic!("{err}");
     };
+    assert_eq!(*kind, ConnectKind::TimedOut, "{err}");
     assert!(reason.contains("deadline has elapsed"), "{err}");
     drop(silent);
 
@@ -218,16 +227,119 @@ async fn connect_and_request_timeouts_apply() {
 }
 
 #[tokio::test]
+async fn a_refused_connection_is_told_apart() {
+    // A port that was just free: nothing listens there.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let err = GrpcCertifier::connect_plaintext(&uri, Timeouts::default())
+        .await
+        .unwrap_err();
+    let Error::Connect { kind, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*kind, ConnectKind::Refused, "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot connect to the identity service at {uri}: "
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_handshake_is_tls_and_a_dropped_connection_other() {
+    let pki = Pki::new();
+    let tls = || {
+        ClientTls::verify_identity(IDENTITY_SERVICE_ID, pki.bundle.clone(), SetClock::new(NOW))
+            .unwrap()
+    };
+
+    // A plaintext HTTP/2 server answers the ClientHello with bytes that are not TLS.
+    let server = Server::start(pki.ca_ready(), None).await;
+    let uri = format!("https://{}", server.addr);
+    let err = GrpcCertifier::connect_tls(&uri, tls(), Timeouts::default())
+        .await
+        .unwrap_err();
+    let Error::Connect { kind, reason, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*kind, ConnectKind::Tls, "{err}");
+    assert!(
+        reason.contains("TLS handshake with the identity service failed: "),
+        "{err}"
+    );
+    server.stop().await.unwrap();
+
+    // A listener that accepts and closes at once: no TLS error, the connection just ends.
+    let closing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("https://{}", closing.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = closing.accept().await else {
+                return;
+            };
+            drop(stream);
+        }
+    });
+    let err = GrpcCertifier::connect_tls(&uri, tls(), Timeouts::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Connect {
+                kind: ConnectKind::Other,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    task.abort();
+}
+
+#[tokio::test]
 async fn uris_are_validated() {
     let timeouts = Timeouts::default();
-    assert!(matches!(
-        GrpcCertifier::connect_plaintext("not a uri", timeouts).await,
-        Err(Error::InvalidUri { .. })
-    ));
-    assert!(matches!(
-        GrpcCertifier::connect_plaintext("https://127.0.0.1:8080", timeouts).await,
-        Err(Error::InvalidUri { .. })
-    ));
+    let Err(Error::InvalidUri { reason, .. }) =
+        GrpcCertifier::connect_plaintext("not a uri", timeouts).await
+    else {
+        panic!("accepted a URI that is not one");
+    };
+    assert!(matches!(reason, UriProblem::Syntax { .. }), "{reason:?}");
+    let Err(err) = GrpcCertifier::connect_plaintext("https://127.0.0.1:8080", timeouts).await
+    else {
+        panic!("connected over plaintext to an https URI");
+    };
+    assert_eq!(
+        err,
+        Error::InvalidUri {
+            uri: "https://127.0.0.1:8080".to_owned(),
+            reason: UriProblem::NeedsTls,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid identity service URI 'https://127.0.0.1:8080': an https URI needs TLS: use \
+         GrpcCertifier::connect_tls"
+    );
+    let tls =
+        ClientTls::verify_identity(IDENTITY_SERVICE_ID, Pki::new().bundle, SetClock::new(NOW))
+            .unwrap();
+    let Err(err) = GrpcCertifier::connect_tls("/path", tls, timeouts).await else {
+        panic!("connected to a URI without an authority");
+    };
+    assert_eq!(
+        err,
+        Error::InvalidUri {
+            uri: "/path".to_owned(),
+            reason: UriProblem::NoAuthority,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid identity service URI '/path': expected scheme://host:port"
+    );
     assert!(matches!(
         ClientTls::verify_identity("not a name!", Pki::new().bundle, SetClock::new(NOW)),
         Err(Error::InvalidServerName { .. })

@@ -44,13 +44,16 @@ pub enum Error {
     /// Preparing the run (keys, tokens, files, the API server double) failed.
     #[error("cannot prepare the run: {reason}")]
     Setup {
-        /// What failed.
+        /// What failed, with the failing step's own error text (ring, the issuer, the file
+        /// system, the API server double). The load generator prints it and stops, so it is
+        /// kept as text.
         reason: String,
     },
     /// The identity service could not be started, or did not become ready.
     #[error("identity service: {reason}")]
     Server {
-        /// What happened, with its output where there is some.
+        /// What happened, with the server's output where there is some: text to read, not to
+        /// match.
         reason: String,
     },
     /// A `/proc` file of the server could not be read (the measurements need Linux).
@@ -58,7 +61,8 @@ pub enum Error {
     Proc {
         /// The file.
         path: String,
-        /// Why.
+        /// The operating system's text, or the field that is missing from the file; the
+        /// measurement stops either way.
         reason: String,
     },
 }

@@ -71,7 +71,8 @@ pub enum Error {
         what: &'static str,
         /// The address.
         addr: SocketAddr,
-        /// The operating system's reason.
+        /// The operating system's reason (`io::Error` is neither `Clone` nor comparable; the
+        /// process stops on it either way).
         reason: String,
     },
     /// Development credentials could not be minted or written.
@@ -83,13 +84,16 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("{reason}")]
     Config {
-        /// What is wrong.
+        /// What is wrong, as the command line shows it: a flag and its value, or another
+        /// crate's text with what it was reading. Only `identity-ca` acts on it, by printing it
+        /// and exiting, so it is kept as text.
         reason: String,
     },
     /// The development state folder is unusable.
     #[error("{reason}")]
     Dev {
-        /// What is wrong.
+        /// What is wrong: the file or folder and the operating system's or issuer's text.
+        /// Only `identity-ca --dev` acts on it, by printing it and exiting.
         reason: String,
     },
     /// The gRPC server failed.

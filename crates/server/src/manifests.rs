@@ -738,7 +738,8 @@ pub enum ManifestError {
         index: usize,
         /// Its `kind`.
         kind: &'static str,
-        /// What is wrong.
+        /// serde_json's text (its error is neither `Clone` nor comparable, and says where in
+        /// the object the problem is).
         reason: String,
     },
     /// A second object of a kind there is one of.
@@ -762,7 +763,8 @@ pub enum ManifestError {
     },
     /// The YAML could not be written or parsed.
     Yaml {
-        /// The YAML library's reason.
+        /// The YAML library's text, first line only (its error is neither `Clone` nor
+        /// comparable).
         reason: String,
     },
 }

@@ -15,10 +15,10 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 use zeroize::Zeroizing;
 
-use crate::Error;
 use crate::proto::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use crate::proto::{X509svid, X509svidRequest};
 use crate::server::SECURITY_HEADER;
+use crate::{DerProblem, Error, SvidProblem};
 
 /// How long [`WorkloadApiClient::run`] waits before following the stream again after it
 /// failed or ended.
@@ -146,36 +146,153 @@ impl WorkloadApiClient {
         credentials: &Credentials,
         now: time::OffsetDateTime,
     ) -> Result<time::OffsetDateTime, Error> {
-        let refused = |reason: String| Error::Svid {
+        let refused = |reason: SvidProblem| Error::Svid {
             socket: self.socket.clone(),
             reason,
         };
         let key = Zeroizing::new(svid.x509_svid_key);
         if key.is_empty() {
-            return Err(refused("the private key is empty".to_owned()));
+            return Err(refused(SvidProblem::EmptyKey));
         }
-        let chain = split_der(&svid.x509_svid).map_err(|e| refused(format!("x509_svid: {e}")))?;
-        let anchors = split_der(&svid.bundle).map_err(|e| refused(format!("bundle: {e}")))?;
-        let bundle = TrustBundle::from_der(anchors).map_err(|e| refused(format!("bundle: {e}")))?;
+        let chain = split_der(&svid.x509_svid).map_err(|e| refused(SvidProblem::Chain(e)))?;
+        let anchors = split_der(&svid.bundle).map_err(|e| refused(SvidProblem::Bundle(e)))?;
+        let bundle =
+            TrustBundle::from_der(anchors).map_err(|e| refused(SvidProblem::InvalidBundle(e)))?;
         let (_, not_after) = credentials
             .install_external(Some(bundle), chain, &key, now)
-            .map_err(|e| refused(e.to_string()))?;
+            .map_err(|e| refused(SvidProblem::NotInstalled(e)))?;
         Ok(not_after)
     }
 }
 
 /// Splits concatenated DER certificates (the Workload API's encoding) with x509-parser.
-fn split_der(mut der: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+fn split_der(mut der: &[u8]) -> Result<Vec<CertificateDer<'static>>, DerProblem> {
     if der.is_empty() {
-        return Err("no certificate".to_owned());
+        return Err(DerProblem::Empty);
     }
     let mut certs = Vec::new();
     while !der.is_empty() {
-        let (rest, _) = x509_parser::parse_x509_certificate(der)
-            .map_err(|e| format!("certificate #{} does not parse: {e}", certs.len()))?;
+        let (rest, _) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| DerProblem::Unparsable {
+                index: certs.len(),
+                reason: e.to_string(),
+            })?;
         let len = der.len() - rest.len();
         certs.push(CertificateDer::from(der[..len].to_vec()));
         der = rest;
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use meshid_ca::bootstrap::{CaOptions, create_root};
+
+    use super::*;
+
+    const NOW: time::OffsetDateTime = time::OffsetDateTime::UNIX_EPOCH;
+
+    fn root_der() -> Vec<u8> {
+        let root = create_root(&CaOptions::root(
+            "root.test",
+            NOW,
+            Duration::from_secs(365 * 86_400),
+        ))
+        .unwrap();
+        root.der().to_vec()
+    }
+
+    #[test]
+    fn der_is_split_or_refused_with_the_position() {
+        assert_eq!(split_der(&[]), Err(DerProblem::Empty));
+        assert_eq!(DerProblem::Empty.to_string(), "no certificate");
+
+        let root = root_der();
+        let mut two = root.clone();
+        two.extend_from_slice(&root);
+        assert_eq!(split_der(&two).unwrap().len(), 2);
+
+        let mut broken = root;
+        broken.extend_from_slice(b"\x30\x03not DER");
+        let problem = split_der(&broken).unwrap_err();
+        let DerProblem::Unparsable { index, reason } = &problem else {
+            panic!("{problem:?}");
+        };
+        assert_eq!(*index, 1);
+        assert_eq!(
+            problem.to_string(),
+            format!("certificate #1 does not parse: {reason}")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_svid_says_which_part() {
+        let client = WorkloadApiClient::new("/nonexistent/agent.sock");
+        let root = root_der();
+        let bundle = TrustBundle::from_der(vec![CertificateDer::from(root.clone())]).unwrap();
+        let credentials = Credentials::new("spiffe://cluster.local/ns/a/sa/b".to_owned(), bundle);
+        let svid = |x509_svid: &[u8], key: &[u8], bundle: &[u8]| X509svid {
+            spiffe_id: credentials.identity().to_owned(),
+            x509_svid: x509_svid.to_vec(),
+            x509_svid_key: key.to_vec(),
+            bundle: bundle.to_vec(),
+            ..X509svid::default()
+        };
+        let refused = |svid: X509svid| match client.install(svid, &credentials, NOW) {
+            Err(error @ Error::Svid { .. }) => error,
+            other => panic!("{other:?}"),
+        };
+        let reason = |error: &Error| match error {
+            Error::Svid { reason, .. } => reason.clone(),
+            other => panic!("{other:?}"),
+        };
+
+        let error = refused(svid(&root, b"", &root));
+        assert!(matches!(reason(&error), SvidProblem::EmptyKey));
+        assert_eq!(
+            error.to_string(),
+            "refused the X.509-SVID from the Workload API at /nonexistent/agent.sock: the \
+             private key is empty"
+        );
+
+        let error = refused(svid(b"", b"key", &root));
+        assert!(matches!(
+            reason(&error),
+            SvidProblem::Chain(DerProblem::Empty)
+        ));
+        assert!(
+            error.to_string().ends_with(": x509_svid: no certificate"),
+            "{error}"
+        );
+
+        let error = refused(svid(&root, b"key", b"\x30\x03not DER"));
+        assert!(matches!(
+            reason(&error),
+            SvidProblem::Bundle(DerProblem::Unparsable { index: 0, .. })
+        ));
+        assert!(
+            error
+                .to_string()
+                .contains(": bundle: certificate #0 does not parse: "),
+            "{error}"
+        );
+
+        // The root as its own SVID, with a key that is none: not installed.
+        let error = refused(svid(&root, b"key", &root));
+        let SvidProblem::NotInstalled(cause) = reason(&error) else {
+            panic!("{error:?}");
+        };
+        assert!(
+            error.to_string().ends_with(&format!(": {cause}")),
+            "{error}"
+        );
+
+        let invalid = SvidProblem::InvalidBundle(meshid_verify::Error::BundleEmpty);
+        assert_eq!(
+            invalid.to_string(),
+            format!("bundle: {}", meshid_verify::Error::BundleEmpty)
+        );
+    }
 }

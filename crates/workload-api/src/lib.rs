@@ -95,6 +95,6 @@ mod server;
 mod socket;
 
 pub use client::{RETRY, WorkloadApiClient};
-pub use error::Error;
+pub use error::{DerProblem, Error, SocketProblem, SvidProblem};
 pub use server::{JWT_UNIMPLEMENTED, SECURITY_HEADER, SECURITY_HEADER_MISSING, WorkloadApiService};
 pub use socket::{DEFAULT_SOCKET_MODE, UnixSocket, remove_socket};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::Error;
+use crate::{Error, SocketProblem};
 
 /// The default permissions of a socket: owner and group may connect (read and write), others
 /// may not. See [`UnixSocket::bind`].
@@ -42,7 +42,7 @@ impl UnixSocket {
     /// renamed into place, so no client ever connects while it has other permissions.
     pub async fn bind(path: impl Into<PathBuf>, mode: u32) -> Result<Self, Error> {
         let path = path.into();
-        let setup = |reason: String| Error::SocketSetup {
+        let setup = |reason: SocketProblem| Error::SocketSetup {
             path: path.clone(),
             reason,
         };
@@ -52,26 +52,31 @@ impl UnixSocket {
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                     tracing::info!(path = %path.display(), "Replacing a stale socket");
                 }
-                Err(e) => return Err(setup(format!("cannot check the existing socket: {e}"))),
+                Err(e) => {
+                    return Err(setup(SocketProblem::CannotCheck {
+                        kind: e.kind(),
+                        reason: e.to_string(),
+                    }));
+                }
             },
             Ok(_) => return Err(Error::SocketPathTaken { path }),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(setup(e.to_string())),
+            Err(e) => return Err(setup(SocketProblem::io(&e))),
         }
         let file_name = path
             .file_name()
-            .ok_or_else(|| setup("the path has no file name".to_owned()))?;
+            .ok_or_else(|| setup(SocketProblem::NoFileName))?;
         let mut temporary_name = file_name.to_owned();
         temporary_name.push(format!(".{}.tmp", std::process::id()));
         let temporary = path.with_file_name(temporary_name);
         // A leftover of this process id, from an earlier run: it is ours to remove.
         let _ = std::fs::remove_file(&temporary);
-        let listener = UnixListener::bind(&temporary).map_err(|e| setup(e.to_string()))?;
+        let listener = UnixListener::bind(&temporary).map_err(|e| setup(SocketProblem::io(&e)))?;
         let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
             .and_then(|()| std::fs::rename(&temporary, &path));
         if let Err(e) = placed {
             let _ = std::fs::remove_file(&temporary);
-            return Err(setup(e.to_string()));
+            return Err(setup(SocketProblem::io(&e)));
         }
         if mode & 0o006 != 0 {
             tracing::warn!(

@@ -16,7 +16,8 @@ use meshid_workload_api::proto::{
     JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest, X509BundlesRequest, X509svidRequest,
 };
 use meshid_workload_api::{
-    DEFAULT_SOCKET_MODE, JWT_UNIMPLEMENTED, SECURITY_HEADER_MISSING, UnixSocket, WorkloadApiService,
+    DEFAULT_SOCKET_MODE, Error, JWT_UNIMPLEMENTED, SECURITY_HEADER_MISSING, SocketProblem,
+    UnixSocket, WorkloadApiService,
 };
 use support::*;
 use tonic::Code;
@@ -256,6 +257,40 @@ async fn a_path_that_is_not_a_socket_is_refused_and_left_alone() {
         err.to_string()
             .starts_with(&format!("cannot serve on {}: ", missing.display())),
         "{err}"
+    );
+    let Error::SocketSetup {
+        reason: SocketProblem::Io { kind, reason },
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*kind, std::io::ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        format!("cannot serve on {}: {reason}", missing.display())
+    );
+
+    let nameless = dir.path().join("no-such-folder").join("..");
+    let err = UnixSocket::bind(&nameless, DEFAULT_SOCKET_MODE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SocketSetup {
+                reason: SocketProblem::NoFileName,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot serve on {}: the path has no file name",
+            nameless.display()
+        )
     );
 }
 
