@@ -349,7 +349,7 @@ fn connect_error(uri: &str, e: &tonic::transport::Error) -> Error {
     Error::Connect {
         uri: uri.to_owned(),
         kind: crate::error::connect_kind(e),
-        reason: crate::error::chain(e),
+        reason: crate::error::error_chain(e),
     }
 }
 

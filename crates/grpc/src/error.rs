@@ -177,8 +177,14 @@ pub enum LimitProblem {
     },
 }
 
-/// `error: cause: cause's cause`, skipping a cause whose text repeats its parent's.
-pub(crate) fn chain(error: &(dyn core::error::Error + 'static)) -> String {
+/// An error and its causes on one line, `error: cause: cause's cause`, skipping a cause whose
+/// text repeats its parent's: how meshid's command lines report a failure.
+///
+/// ```
+/// let io = std::io::Error::other("connection reset");
+/// assert_eq!(meshid_grpc::error_chain(&io), "connection reset");
+/// ```
+pub fn error_chain(error: &(dyn core::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut last = text.clone();
     let mut source = error.source();

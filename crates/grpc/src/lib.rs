@@ -134,7 +134,7 @@ mod tls;
 pub use accept::Incoming;
 pub use balance::{EJECT_AFTER_FAILURE, Endpoints, Resolve, Resolving, SystemResolver};
 pub use client::{GrpcCertifier, Timeouts};
-pub use error::{ConnectKind, Error, LimitProblem, UriProblem};
+pub use error::{ConnectKind, Error, LimitProblem, UriProblem, error_chain};
 pub use limits::{AcceptBackoff, GrpcLimits};
 pub use metrics::Metrics;
 pub use server::IdentityService;

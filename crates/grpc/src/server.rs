@@ -184,7 +184,7 @@ where
             .serve_with_incoming_shutdown(self.into_server(), incoming, shutdown)
             .await
             .map_err(|e| Error::Serve {
-                reason: crate::error::chain(&e),
+                reason: crate::error::error_chain(&e),
             })
     }
 

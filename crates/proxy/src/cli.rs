@@ -174,22 +174,10 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("proxy: {}", chain(&error));
+            eprintln!("proxy: {}", meshid_grpc::error_chain(&error));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its sources, outermost first, joined by `: `.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 async fn run(args: Args) -> Result<()> {

@@ -375,22 +375,10 @@ pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("identity-ca: {}", chain(&e));
+            eprintln!("identity-ca: {}", meshid_grpc::error_chain(&e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its sources, outermost first, joined by `: `.
-fn chain(e: &(dyn core::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn run(cli: Cli) -> Result<()> {
